@@ -1,0 +1,33 @@
+# Quick start on a machine with only python3: `make demo`, then `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint format bench clean
+
+$(BIN)/connect-bot: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+demo: $(BIN)/connect-bot
+	$(BIN)/connect-bot demo
+
+test: $(BIN)/connect-bot
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/connect-bot
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/connect-bot
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(BIN)/connect-bot
+	$(BIN)/python bench/ack_latency.py
+	$(BIN)/python bench/rebuild.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist build

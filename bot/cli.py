@@ -1,0 +1,124 @@
+"""`connect-bot` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bot import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="connect-bot")
+def main() -> None:
+    """Slack chat-ops for Posit Connect administrators.
+
+    Configuration comes from environment variables (or a .env file, or NAME_FILE secret files):
+    CONNECT_SERVER, CONNECT_API_KEY, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, ...
+    Run `connect-bot check` to see what is set and what is missing.
+    """
+
+
+@main.command()
+def serve() -> None:
+    """Run the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT (/slack/events)."""
+    from bot.runtime import serve as run
+
+    sys.exit(run())
+
+
+@main.command()
+def check() -> None:
+    """Check the configuration line by line: Connect, Slack, database. Exit 0 when all is well."""
+    from bot.check import run_check
+    from bot.config import Settings
+
+    sys.exit(run_check(Settings(), out=click.echo))
+
+
+@main.command("fake-connect")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=3939, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    default=("admin-key",),
+    show_default=True,
+    help="Administrator API key to accept (repeatable).",
+)
+@click.option("--publisher-key", multiple=True, help="A key that belongs to a publisher.")
+@click.option(
+    "--items",
+    type=int,
+    default=0,
+    help="Generate this many published items instead of the demo seed.",
+)
+@click.option("--build-seconds", type=float, default=2.0, show_default=True)
+@click.option("--build-limit", type=int, default=4, show_default=True, help="Concurrent builds.")
+@click.option("--sticky-sessions", is_flag=True, help="Behave like a multi-node Connect.")
+def fake_connect(
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    publisher_key: tuple[str, ...],
+    items: int,
+    build_seconds: float,
+    build_limit: int,
+    sticky_sessions: bool,
+) -> None:
+    """Run the Posit Connect simulator (runtime caches, tasks, content, builds)."""
+    from bot.sim.connect_seed import demo_seed, generated_seed
+    from bot.sim.connect_server import FakeConnect
+
+    keys = {key: "administrator" for key in api_keys}
+    keys.update({key: "publisher" for key in publisher_key})
+    server = FakeConnect(
+        api_keys=keys,
+        seed=generated_seed(items) if items else demo_seed(),
+        build_seconds=build_seconds,
+        build_limit=build_limit,
+        host=host,
+        port=port,
+        sticky_sessions=sticky_sessions,
+    )
+    server.start()
+    click.echo(f"Fake Posit Connect on {server.url} (API keys: {len(keys)}); Ctrl-C to stop")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@main.command("fake-slack")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3940, show_default=True, type=int)
+def fake_slack(host: str, port: int) -> None:
+    """Run the fake Slack Web API (for trying the bot without a workspace)."""
+    from bot.sim.slack_server import FakeSlack
+
+    server = FakeSlack(host=host, port=port)
+    server.start()
+    click.echo(f"Fake Slack Web API on {server.api_url}; Ctrl-C to stop")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@main.command()
+@click.option("--fast", is_flag=True, help="Shorter build times.")
+def demo(fast: bool) -> None:
+    """Play the main job end to end on simulators: no credentials needed."""
+    from bot.demo import run_demo
+
+    sys.exit(run_demo(fast=fast))
+
+
+if __name__ == "__main__":
+    main()

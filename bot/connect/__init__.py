@@ -1,0 +1,67 @@
+"""Connect service layer over httpx. Knows nothing of Slack."""
+
+from __future__ import annotations
+
+from bot.connect.caches import RuntimeCaches
+from bot.connect.client import HttpCore, NotSent
+from bot.connect.content import Content, ContentFilter
+from bot.connect.errors import ConnectError
+from bot.connect.models import (
+    CacheDeletion,
+    ContentItem,
+    RuntimeCache,
+    ServerSettings,
+    Task,
+    User,
+)
+from bot.connect.tasks import Tasks
+from bot.connect.versions import VersionFilter
+
+__all__ = [
+    "CacheDeletion",
+    "ConnectClient",
+    "ConnectError",
+    "Content",
+    "ContentFilter",
+    "ContentItem",
+    "NotSent",
+    "RuntimeCache",
+    "RuntimeCaches",
+    "ServerSettings",
+    "Task",
+    "Tasks",
+    "User",
+    "VersionFilter",
+]
+
+
+class ConnectClient:
+    """Entry point: `ConnectClient(server, api_key).caches.list()` and friends."""
+
+    def __init__(self, server: str, api_key: str, **options: object) -> None:
+        self.http = HttpCore(server, api_key, **options)  # type: ignore[arg-type]
+        self.caches = RuntimeCaches(self.http)
+        self.tasks = Tasks(self.http)
+        self.content = Content(self.http)
+
+    @property
+    def server(self) -> str:
+        return self.http.server
+
+    def __repr__(self) -> str:
+        return f"ConnectClient(server={self.server!r})"
+
+    def server_settings(self) -> ServerSettings:
+        return ServerSettings.from_json(self.http.get("server_settings"))
+
+    def current_user(self) -> User:
+        return User.from_json(self.http.get("v1/user"))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> ConnectClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

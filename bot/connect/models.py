@@ -1,0 +1,201 @@
+"""Typed views of Connect JSON, keeping only the fields the bot uses (memory matters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# From posit-sdk-py's ContentItem.is_interactive / is_rendered.
+INTERACTIVE_MODES = frozenset(
+    {
+        "api",
+        "jupyter-voila",
+        "python-api",
+        "python-bokeh",
+        "python-dash",
+        "python-fastapi",
+        "python-gradio",
+        "python-panel",
+        "python-shiny",
+        "python-streamlit",
+        "quarto-shiny",
+        "rmd-shiny",
+        "shiny",
+        "tensorflow-saved-model",
+    }
+)
+RENDERED_MODES = frozenset({"rmd-static", "jupyter-static", "quarto-static"})
+LOCAL_IMAGE = "Local"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeCache:
+    language: str
+    version: str
+    image_name: str = LOCAL_IMAGE
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RuntimeCache:
+        return cls(
+            language=str(data["language"]),
+            version=str(data["version"]),
+            image_name=str(data.get("image_name") or LOCAL_IMAGE),
+        )
+
+    def matches(self, language: str, version: str, image_name: str = LOCAL_IMAGE) -> bool:
+        return (
+            self.language.lower() == language.lower()
+            and self.version == version
+            and self.image_name == image_name
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.language} {self.version} ({self.image_name})"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheDeletion:
+    """Connect's answer to DELETE /v1/system/caches/runtime; `task_id` is None for a dry run."""
+
+    cache: RuntimeCache
+    task_id: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CacheDeletion:
+        return cls(cache=RuntimeCache.from_json(data), task_id=data.get("task_id") or None)
+
+
+@dataclass(slots=True)
+class Task:
+    id: str
+    finished: bool
+    code: int
+    error: str
+    last: int
+    output: list[str] = field(default_factory=list)
+    result: Any = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Task:
+        return cls(
+            id=str(data["id"]),
+            finished=bool(data.get("finished")),
+            code=int(data.get("code") or 0),
+            error=str(data.get("error") or ""),
+            last=int(data.get("last") or 0),
+            output=list(data.get("output") or []),
+            result=data.get("result"),
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        # A finished task with a non-zero code failed, whatever else it says (rsconnect-python#746).
+        return self.finished and self.code == 0
+
+    @property
+    def failure_reason(self) -> str:
+        if self.succeeded:
+            return ""
+        if not self.finished:
+            return "the task has not finished"
+        if self.error:
+            return self.error
+        result = self.result if isinstance(self.result, dict) else {}
+        return str(result.get("data") or f"the task exited with status {self.code}")
+
+
+@dataclass(frozen=True, slots=True)
+class ContentItem:
+    guid: str
+    name: str
+    title: str
+    app_mode: str
+    bundle_id: str | None
+    r_version: str | None
+    py_version: str | None
+    image_name: str | None
+    created_time: str | None
+    last_deployed_time: str | None
+    dashboard_url: str | None
+    content_url: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContentItem:
+        bundle_id = data.get("bundle_id")
+        return cls(
+            guid=str(data["guid"]),
+            name=str(data.get("name") or ""),
+            title=str(data.get("title") or data.get("name") or ""),
+            app_mode=str(data.get("app_mode") or "unknown"),
+            bundle_id=None if bundle_id is None else str(bundle_id),
+            r_version=data.get("r_version") or None,
+            py_version=data.get("py_version") or None,
+            image_name=data.get("image_name") or None,
+            created_time=data.get("created_time"),
+            last_deployed_time=data.get("last_deployed_time"),
+            dashboard_url=data.get("dashboard_url"),
+            content_url=data.get("content_url"),
+        )
+
+    @property
+    def published(self) -> bool:
+        # rsconnect's rule: published means an active bundle exists.
+        return self.bundle_id is not None
+
+    @property
+    def interactive(self) -> bool:
+        return self.app_mode in INTERACTIVE_MODES
+
+    @property
+    def image(self) -> str:
+        """Execution environment, in the runtime-cache vocabulary (`Local` for native)."""
+        return self.image_name or LOCAL_IMAGE
+
+    @property
+    def runtimes(self) -> tuple[RuntimeCache, ...]:
+        """The runtime caches this item depends on."""
+        found: list[RuntimeCache] = []
+        if self.r_version:
+            found.append(RuntimeCache("R", self.r_version, self.image))
+        if self.py_version:
+            found.append(RuntimeCache("Python", self.py_version, self.image))
+        return tuple(found)
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.name or self.guid
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    version: str
+    execution_type: str
+    runtime_cache_management: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ServerSettings:
+        return cls(
+            version=str(data.get("version") or "unknown"),
+            execution_type=str(data.get("execution_type") or "native"),
+            runtime_cache_management=bool(data.get("enable_runtime_cache_management", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    guid: str
+    username: str
+    user_role: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> User:
+        return cls(
+            guid=str(data.get("guid") or ""),
+            username=str(data.get("username") or ""),
+            user_role=str(data.get("user_role") or ""),
+        )
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user_role == "administrator"

@@ -1,0 +1,162 @@
+"""List caches, plan a deletion (dry runs), and carry it out once confirmed."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from bot.connect import ConnectClient, ConnectError, ContentItem, RuntimeCache
+from bot.connect.models import LOCAL_IMAGE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheTarget:
+    """What the user asked for; Connect decides whether it exists."""
+
+    language: str
+    version: str
+    image_name: str = LOCAL_IMAGE
+
+    def as_cache(self) -> RuntimeCache:
+        return RuntimeCache(self.language, self.version, self.image_name)
+
+    @property
+    def label(self) -> str:
+        return f"{self.language} {self.version} ({self.image_name})"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDeletion:
+    cache: RuntimeCache  # as Connect names it (its capitalisation)
+    published_items: int  # published content using this runtime
+    interactive_items: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    target: CacheTarget
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionPlan:
+    deletions: tuple[PlannedDeletion, ...]
+    rejected: tuple[Rejection, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.deletions)
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionResult:
+    cache: RuntimeCache
+    succeeded: bool
+    task_id: str | None
+    detail: str  # Connect's last output line on success, its error otherwise
+
+
+@dataclass(slots=True)
+class RuntimeUsage:
+    published: Counter[RuntimeCache] = field(default_factory=Counter)
+    interactive: Counter[RuntimeCache] = field(default_factory=Counter)
+
+
+def runtime_usage(items: Iterable[ContentItem]) -> RuntimeUsage:
+    usage = RuntimeUsage()
+    for item in items:
+        if not item.published:
+            continue
+        for runtime in item.runtimes:
+            usage.published[runtime] += 1
+            if item.interactive:
+                usage.interactive[runtime] += 1
+    return usage
+
+
+class CacheService:
+    def __init__(self, connect: ConnectClient) -> None:
+        self.connect = connect
+
+    def list(self) -> list[RuntimeCache]:
+        return sorted(
+            self.connect.caches.list(),
+            key=lambda c: (
+                c.language.lower(),
+                c.image_name != LOCAL_IMAGE,
+                c.image_name,
+                c.version,
+            ),
+        )
+
+    def plan(self, targets: Iterable[CacheTarget]) -> DeletionPlan:
+        """Dry-run every target with Connect; count the published content each one serves."""
+        planned: list[RuntimeCache] = []
+        rejected: list[Rejection] = []
+        seen: set[tuple[str, str, str]] = set()
+        for target in targets:
+            key = (target.language.lower(), target.version, target.image_name)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                answer = self.connect.caches.delete(target.as_cache(), dry_run=True)
+            except ConnectError as exc:
+                rejected.append(Rejection(target, _rejection_reason(exc)))
+                continue
+            planned.append(answer.cache)
+        if not planned:
+            return DeletionPlan((), tuple(rejected))
+        usage = runtime_usage(self.connect.content.iter())
+        deletions = tuple(
+            PlannedDeletion(
+                cache=cache,
+                published_items=usage.published[_normal(cache)],
+                interactive_items=usage.interactive[_normal(cache)],
+            )
+            for cache in planned
+        )
+        return DeletionPlan(deletions, tuple(rejected))
+
+    def delete(self, cache: RuntimeCache, *, task_timeout: float = 600.0) -> DeletionResult:
+        """Really delete, then follow Connect's task to its end. A failed task is a failure."""
+        try:
+            answer = self.connect.caches.delete(cache, dry_run=False)
+        except ConnectError as exc:
+            return DeletionResult(cache, False, None, _rejection_reason(exc))
+        if answer.task_id is None:
+            return DeletionResult(cache, False, None, "Connect started no deletion task")
+        try:
+            task = self.connect.tasks.follow(answer.task_id, timeout=task_timeout)
+        except ConnectError as exc:
+            return DeletionResult(
+                cache, False, answer.task_id, f"lost track of the task: {exc.reason}"
+            )
+        if not task.finished:
+            return DeletionResult(
+                cache, False, task.id, f"the task did not finish within {task_timeout:.0f} s"
+            )
+        if not task.succeeded:
+            return DeletionResult(cache, False, task.id, task.failure_reason)
+        detail = task.output[-1] if task.output else "deleted"
+        return DeletionResult(cache, True, task.id, detail)
+
+
+def _normal(cache: RuntimeCache) -> RuntimeCache:
+    # Content reports "R"/"Python"; caches are matched the same way whatever the case.
+    language = "Python" if cache.language.lower() == "python" else "R"
+    return RuntimeCache(language, cache.version, cache.image_name)
+
+
+def _rejection_reason(exc: ConnectError) -> str:
+    if exc.status == 404:
+        return "Connect has no such cache"
+    if exc.status == 403:
+        return "Connect refused: the bot's API key is not an administrator's"
+    if exc.code == 194:
+        return "runtime cache management is disabled on this Connect server"
+    return exc.reason

@@ -1,0 +1,166 @@
+"""Single-use, expiring confirmations for destructive acts, stored server-side."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+
+from bot.store import Database, PendingAction, utcnow
+
+
+class Claim(StrEnum):
+    """Why a click on Confirm/Cancel did or did not take the pending action."""
+
+    OK = "ok"
+    MISSING = "missing"
+    EXPIRED = "expired"
+    USED = "used"
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    id: str
+    kind: str
+    state: str
+    requested_by: str
+    channel: str
+    message_ts: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None
+    result: dict[str, Any] | None = None
+
+    @property
+    def expired(self) -> bool:
+        return utcnow() >= self.expires_at
+
+
+class PendingStore:
+    def __init__(self, db: Database, ttl_seconds: int) -> None:
+        self._db = db
+        self.ttl = timedelta(seconds=ttl_seconds)
+
+    def create(
+        self, *, kind: str, requested_by: str, channel: str, payload: dict[str, Any]
+    ) -> Pending:
+        now = utcnow()
+        row = PendingAction(
+            id=secrets.token_urlsafe(12),
+            kind=kind,
+            state="pending",
+            requested_by=requested_by,
+            channel=channel,
+            payload=payload,
+            created_at=now,
+            expires_at=now + self.ttl,
+        )
+        with self._db.session() as session:
+            session.add(row)
+        return _to_pending(row)
+
+    def get(self, pending_id: str) -> Pending | None:
+        with self._db.session() as session:
+            row = session.get(PendingAction, pending_id)
+            return _to_pending(row) if row else None
+
+    def attach_message(self, pending_id: str, message_ts: str) -> None:
+        with self._db.session() as session:
+            session.execute(
+                update(PendingAction)
+                .where(PendingAction.id == pending_id)
+                .values(message_ts=message_ts)
+            )
+
+    def claim(
+        self, pending_id: str, *, user_id: str, new_state: str
+    ) -> tuple[Claim, Pending | None]:
+        """Atomically move pending -> new_state. Exactly one of many concurrent clicks wins.
+
+        The conditional UPDATE is the lock: the database serialises it on every backend.
+        """
+        now = utcnow()
+        with self._db.session() as session:
+            result = session.execute(
+                update(PendingAction)
+                .where(
+                    PendingAction.id == pending_id,
+                    PendingAction.state == "pending",
+                    PendingAction.expires_at > now,
+                )
+                .values(state=new_state, decided_by=user_id, decided_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            won = result.rowcount == 1
+        current = self.get(pending_id)
+        if won:
+            return Claim.OK, current
+        if current is None:
+            return Claim.MISSING, None
+        if current.state == "pending":
+            self._expire(pending_id)
+            return Claim.EXPIRED, current
+        if current.state == "expired":
+            return Claim.EXPIRED, current
+        return Claim.USED, current
+
+    def finish(self, pending_id: str, *, state: str, result: dict[str, Any]) -> None:
+        with self._db.session() as session:
+            session.execute(
+                update(PendingAction)
+                .where(PendingAction.id == pending_id)
+                .values(state=state, result=result)
+            )
+
+    def expire_overdue(self, kind: str) -> list[Pending]:
+        """Mark every overdue pending action of `kind` expired; returns those this call expired."""
+        now = utcnow()
+        with self._db.session() as session:
+            ids = session.scalars(
+                select(PendingAction.id).where(
+                    PendingAction.kind == kind,
+                    PendingAction.state == "pending",
+                    PendingAction.expires_at <= now,
+                )
+            ).all()
+        expired: list[Pending] = []
+        for pending_id in ids:
+            with self._db.session() as session:
+                won = session.execute(
+                    update(PendingAction)
+                    .where(PendingAction.id == pending_id, PendingAction.state == "pending")
+                    .values(state="expired")
+                ).rowcount
+            row = self.get(pending_id) if won else None
+            if row is not None:
+                expired.append(row)
+        return expired
+
+    def _expire(self, pending_id: str) -> None:
+        with self._db.session() as session:
+            session.execute(
+                update(PendingAction)
+                .where(PendingAction.id == pending_id, PendingAction.state == "pending")
+                .values(state="expired")
+            )
+
+
+def _to_pending(row: PendingAction) -> Pending:
+    return Pending(
+        id=row.id,
+        kind=row.kind,
+        state=row.state,
+        requested_by=row.requested_by,
+        channel=row.channel,
+        message_ts=row.message_ts,
+        payload=dict(row.payload or {}),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        decided_by=row.decided_by,
+        result=dict(row.result) if row.result else None,
+    )

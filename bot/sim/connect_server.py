@@ -1,0 +1,1131 @@
+"""A fake Posit Connect server speaking the real HTTP API over loopback.
+
+Covers what connect-bot and `rsconnect` need: server settings, current user, runtime caches,
+tasks (with long polling), content listing/search and content builds, plus knobs for tests and
+benchmarks (build durations, failures, build slots, sticky sessions, fault injection).
+Endpoint shapes and error bodies follow /work/shared/reference/connect-api.md.
+
+Behaviour chosen where the reference is silent:
+* `GET /__api__/server_settings` answers without a valid key, as Connect does for its login page;
+  so a bad key is reported by `GET /v1/user` (code 30), which is what rsconnect expects.
+* Task parameters: `wait` must be an integer in 0..20 and `first` an integer in 0..last, otherwise
+  400 code 25 "The parameter is invalid.".
+* A second real delete of a cache whose deletion is still running is accepted (its own task, which
+  also succeeds); once the first task has removed the cache, deletes get 404 "Cache does not exist".
+* A build of content that was never deployed gets 404 code 28; a `bundle_id` newer than the active
+  bundle (or any bundle for never-deployed content) gets 404 code 4. Viewers get 403 code 22.
+* A successful build recreates the runtime cache of the content's runtime if it had been deleted
+  (Connect rebuilds the environment, which repopulates the cache).
+* Injected faults happen "in front of" Connect (like a proxy): a faulted request never reaches the
+  API, so e.g. a faulted build POST does not start a build.
+* Every role sees every content item (no per-user ACLs); viewers get the runtime fields nulled.
+* With `sticky_sessions`, every response sets `rscid=node-1`; a task poll without that cookie gets
+  404 code 141, as if a load balancer had sent it to a node not running the task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import json
+import logging
+import random
+import re
+import secrets
+import socket
+import string
+import struct
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from bot.sim.connect_seed import APP_MODE_LANGUAGE, Seed, demo_seed, make_content_item, rfc3339
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/__api__"
+STICKY_COOKIE = "rscid"
+JSON_TYPE = "application/json; charset=utf-8"
+MAX_TASK_WAIT = 20
+ROLES = ("administrator", "publisher", "viewer")
+INCLUDE_OPTIONS = frozenset({"owner", "tags", "vanity_url"})
+# Fields describing the target environment, which Connect hides from viewers.
+ENVIRONMENT_FIELDS = ("cluster_name", "image_name", "r_version", "py_version", "quarto_version")
+
+_TASK_ID_ALPHABET = string.ascii_letters + string.digits
+_NAMESPACE = uuid.UUID("0b7f9d56-7a39-4c1e-8f3d-2a6b4c8e1d90")
+
+# Connect error codes used here: (HTTP status, message) from the swagger error table.
+ERRORS: dict[int, tuple[int, str]] = {
+    1: (500, "An internal failure occurred."),
+    2: (404, "The requested method or endpoint is not supported."),
+    4: (404, "The requested object does not exist."),
+    12: (400, "A required parameter is missing."),
+    22: (403, "You don't have permission to perform this operation."),
+    24: (401, "The requested operation requires authentication."),
+    25: (400, "The parameter is invalid."),
+    28: (404, "No application bundle to deploy."),
+    30: (
+        401,
+        "We couldn't log you in with the provided credentials. "
+        "Please ask your administrator for assistance.",
+    ),
+    121: (400, "The request JSON is invalid."),
+    141: (
+        404,
+        "Task lookup failures can indicate that a load balancer is not using sticky sessions or "
+        "a client is not including the session cookie. "
+        "Details: https://docs.posit.co/connect/admin/load-balancing/",
+    ),
+    161: (400, "The include option specified is not valid"),
+    179: (400, "Unsupported runtime language identifier"),
+    194: (400, "Runtime cache management is disabled."),
+}
+
+BUILD_FAILED_RESULT = {
+    "type": "build-failed-error",
+    "data": "An error occurred while building the content",
+}
+
+# What the first build output line calls each kind of content.
+_BUILD_KIND: dict[str, str] = {
+    "shiny": "Shiny application",
+    "rmd-shiny": "Shiny R Markdown document",
+    "rmd-static": "R Markdown document",
+    "api": "Plumber API",
+    "quarto-shiny": "Shiny Quarto document",
+    "quarto-static": "Quarto document",
+    "python-dash": "Dash application",
+    "python-streamlit": "Streamlit application",
+    "python-fastapi": "FastAPI application",
+    "python-api": "Python API",
+    "python-shiny": "Shiny application",
+    "python-bokeh": "Bokeh application",
+    "jupyter-static": "Jupyter notebook",
+    "static": "static content",
+}
+
+
+class ApiError(Exception):
+    """A Connect API error response `{"code", "error", "payload"}`."""
+
+    def __init__(self, code: int, message: str | None = None, status: int | None = None) -> None:
+        default_status, default_message = ERRORS[code]
+        self.code = code
+        self.message = message or default_message
+        self.status = status or default_status
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server received it. `status` is 0 when the connection was reset."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any
+    status: int
+    time: float
+    duration: float = 0.0
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    content_type: str = JSON_TYPE
+
+
+@dataclass
+class _Task:
+    id: str
+    kind: str  # "build" or "cache-delete"
+    cond: threading.Condition
+    guid: str | None = None
+    output: list[str] = field(default_factory=list)
+    finished: bool = False
+    code: int = 0
+    error: str = ""
+    result: dict[str, Any] | None = None
+    created: float = field(default_factory=time.time)
+
+    def to_json(self, first: int = 0) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "output": self.output[first:],
+            "result": self.result,
+            "finished": self.finished,
+            "code": self.code,
+            "error": self.error,
+            "last": len(self.output),
+        }
+
+
+@dataclass
+class _Faults:
+    latency: float
+    error_rate: float
+    status: int
+    paths: re.Pattern[str] | None
+    reset_rate: float
+    rng: random.Random
+
+
+class _Scheduler:
+    """Runs callbacks at given times on one daemon thread (build steps, cache deletions)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._run, name="fake-connect-scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        with self._cond:
+            entry = (time.monotonic() + max(0.0, delay), next(self._seq), callback)
+            heapq.heappush(self._heap, entry)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                if self._stopped:
+                    return
+                _, _, callback = heapq.heappop(self._heap)
+            try:
+                callback()
+            except Exception:  # a broken callback must not kill the scheduler
+                logger.exception("fake Connect scheduler callback failed")
+
+
+def _json(status: int, payload: Any) -> _Response:
+    return _Response(status, json.dumps(payload).encode())
+
+
+def _error_response(error: ApiError) -> _Response:
+    return _json(error.status, {"code": error.code, "error": error.message, "payload": None})
+
+
+def _proxy_error_page(status: int) -> bytes:
+    """What nginx in front of Connect answers when the upstream is unavailable."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    return (
+        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode()
+
+
+def _cache_key(language: str, version: str, image_name: str) -> tuple[str, str, str]:
+    return (language.lower(), version, _sanitize_image(image_name))
+
+
+def _sanitize_image(image_name: str) -> str:
+    # Connect lists sanitized image names and accepts either spelling on delete.
+    return re.sub(r"[^A-Za-z0-9._-]", "_", image_name)
+
+
+def _canonical_language(language: str) -> str:
+    return {"r": "R", "python": "Python"}.get(language.lower(), language)
+
+
+def _int_param(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(25) from None
+    if not low <= value <= high:
+        raise ApiError(25)
+    return value
+
+
+class FakeConnect:
+    """A Posit Connect simulator served over HTTP on 127.0.0.1 (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: dict[str, str] | None = None,
+        seed: Seed | None = None,
+        build_seconds: float = 0.5,
+        build_limit: int = 4,
+        cache_delete_seconds: float = 0.2,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sticky_sessions: bool = False,
+        version: str = "2024.08.0",
+        runtime_cache_management: bool = True,
+        log_requests: bool = False,
+        record_requests: bool = True,
+    ) -> None:
+        keys = api_keys if api_keys is not None else {"admin-key": "administrator"}
+        for role in keys.values():
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
+        if build_limit < 1:
+            raise ValueError("build_limit must be at least 1")
+        seed = seed if seed is not None else demo_seed()
+
+        self.build_seconds = build_seconds
+        self.build_limit = build_limit
+        self.cache_delete_seconds = cache_delete_seconds
+        self.sticky_sessions = sticky_sessions
+        self.version = version
+        self.runtime_cache_management = runtime_cache_management
+        self.node_id = "node-1"
+        self.log_requests = log_requests
+        self.record_requests = record_requests
+        self.requests: list[RequestRecord] = []
+
+        # One lock guards all mutable state; each task has a Condition on it for long polls.
+        self._lock = threading.Lock()
+        self._fault_lock = threading.Lock()
+        self._faults: _Faults | None = None
+        self._stopping = False
+        self._users = self._make_users(keys)
+        self._owners = {owner["guid"]: owner for owner in seed.owners}
+        self._caches: dict[tuple[str, str, str], dict[str, str]] = {}
+        for cache in seed.caches:
+            self._store_cache(cache["language"], cache["version"], cache.get("image_name", "Local"))
+        self._installations = self._runtime_installations(seed)
+        self._content: dict[str, dict[str, Any]] = {}
+        self._ordered: list[dict[str, Any]] | None = None  # content sorted by deploy time, lazily
+        self._list_body: bytes | None = None  # cached body of the plain content list
+        self._next_id = 1
+        self._tasks: dict[str, _Task] = {}
+        self._build_queue: deque[tuple[_Task, dict[str, Any]]] = deque()
+        self._running_builds = 0
+        self._max_running_builds = 0
+        self._builds_started: list[str] = []
+        self._build_durations: dict[str, float] = {}
+        self._build_failures: dict[str, str | None] = {}
+        self._task_rng = random.Random(secrets.randbits(64))
+
+        # Binding here (not in start) makes `url` known before any content is created.
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.fake = self
+        bound_host, bound_port = self._httpd.server_address[:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        self._serve_thread: threading.Thread | None = None
+        self._lifecycle_lock = threading.Lock()
+        self._closed = False
+        self._scheduler = _Scheduler()
+
+        for item in seed.content:
+            self._insert_content(dict(item))
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeConnect:
+        """Serve in a daemon thread; returns immediately. Idempotent."""
+        with self._lifecycle_lock:
+            if self._closed:
+                raise RuntimeError("this FakeConnect was stopped; create a new one")
+            if self._serve_thread is None:
+                self._serve_thread = threading.Thread(
+                    target=self._httpd.serve_forever,
+                    kwargs={"poll_interval": 0.02},  # quick stop() for tests
+                    name="fake-connect-http",
+                    daemon=True,
+                )
+                self._serve_thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve until Ctrl-C or `stop()` from another thread (for the CLI); then stop.
+
+        Works whether or not `start()` was called first.
+        """
+        thread = self.start()._serve_thread
+        try:
+            while thread is not None and thread.is_alive():
+                thread.join(0.5)  # short joins keep Ctrl-C responsive
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop serving and release the port. Idempotent."""
+        with self._lifecycle_lock:
+            thread, self._serve_thread = self._serve_thread, None
+            if thread is not None:
+                self._httpd.shutdown()
+                thread.join(timeout=5)
+            if not self._closed:
+                self._closed = True
+                self._shutdown_state()
+                self._httpd.server_close()
+
+    def _shutdown_state(self) -> None:
+        self._scheduler.stop()
+        with self._lock:
+            self._stopping = True
+            for task in self._tasks.values():
+                task.cond.notify_all()  # release long polls
+
+    def __enter__(self) -> FakeConnect:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- state and knobs
+
+    def caches(self) -> list[dict[str, str]]:
+        with self._lock:
+            return [dict(cache) for cache in self._caches.values()]
+
+    def add_cache(self, language: str, version: str, image_name: str = "Local") -> dict[str, str]:
+        with self._lock:
+            return dict(self._store_cache(language, version, image_name))
+
+    def add_content(self, **fields: Any) -> dict[str, Any]:
+        """Create a content item (all v1 fields; defaults for anything not given) and return it."""
+        fields.setdefault("last_deployed_time", rfc3339(datetime.now(UTC)))
+        with self._lock:
+            if "id" not in fields:
+                fields["id"] = str(self._next_id)
+            item = make_content_item(**fields)
+            self._insert_content(item)
+            return dict(item)
+
+    def content(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(item) for item in self._sorted_content()]
+
+    def set_build_duration(self, guid: str, seconds: float) -> None:
+        with self._lock:
+            self._build_durations[guid] = seconds
+
+    def fail_builds(self, guids: Iterable[str], error: str | None = None) -> None:
+        """Make future builds of these items fail (code 1, result build-failed-error).
+
+        Without `error`, a realistic message for the item's runtime is used.
+        """
+        with self._lock:
+            for guid in guids:
+                self._build_failures[guid] = error
+
+    def clear_build_failures(self) -> None:
+        with self._lock:
+            self._build_failures.clear()
+
+    def inject_faults(
+        self,
+        *,
+        latency: float = 0.0,
+        error_rate: float = 0.0,
+        status: int = 503,
+        paths: str | None = None,
+        seed: int | None = None,
+        reset_rate: float = 0.0,
+    ) -> None:
+        """Add latency / proxy errors / connection resets to matching requests.
+
+        `paths` is a regex searched in the request path (None: every /__api__ path). One random
+        draw per matching request decides: reset (reset_rate), error (error_rate) or normal.
+        """
+        if not 0.0 <= error_rate + reset_rate <= 1.0:
+            raise ValueError("error_rate + reset_rate must be within 0..1")
+        with self._fault_lock:
+            self._faults = _Faults(
+                latency=latency,
+                error_rate=error_rate,
+                status=status,
+                paths=re.compile(paths) if paths is not None else None,
+                reset_rate=reset_rate,
+                rng=random.Random(seed),
+            )
+
+    def clear_faults(self) -> None:
+        with self._fault_lock:
+            self._faults = None
+
+    def count(self, method: str | None = None, path_regex: str | None = None) -> int:
+        pattern = re.compile(path_regex) if path_regex is not None else None
+        return sum(
+            1
+            for record in list(self.requests)
+            if (method is None or record.method == method.upper())
+            and (pattern is None or pattern.search(record.path))
+        )
+
+    def clear_requests(self) -> None:
+        self.requests.clear()
+
+    def builds_started(self) -> list[str]:
+        with self._lock:
+            return list(self._builds_started)
+
+    def max_concurrent_builds_seen(self) -> int:
+        with self._lock:
+            return self._max_running_builds
+
+    def running_builds(self) -> int:
+        with self._lock:
+            return self._running_builds
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        """The task's full JSON (all output lines); KeyError if unknown."""
+        with self._lock:
+            return self._tasks[task_id].to_json()
+
+    def tasks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [task.to_json() for task in self._tasks.values()]
+
+    # ---------------------------------------------------------------- internal state helpers
+
+    @staticmethod
+    def _make_users(keys: dict[str, str]) -> dict[str, dict[str, Any]]:
+        users: dict[str, dict[str, Any]] = {}
+        counts: dict[str, int] = {}
+        for key, role in keys.items():
+            counts[role] = counts.get(role, 0) + 1
+            base = {"administrator": "admin", "publisher": "publisher", "viewer": "viewer"}[role]
+            username = base if counts[role] == 1 else f"{base}{counts[role]}"
+            user: dict[str, Any] = {
+                "email": f"{username}@example.com",
+                "username": username,
+                "first_name": username.capitalize(),
+                "last_name": "User",
+                "password": "",
+                "user_role": role,
+                "created_time": "2023-07-24T18:49:28.584906476Z",
+                "updated_time": "2023-10-17T19:24:03.386371574Z",
+                "active_time": rfc3339(datetime.now(UTC)),
+                "confirmed": True,
+                "locked": False,
+                "guid": str(uuid.uuid5(_NAMESPACE, f"user:{key}")),
+            }
+            if role == "administrator":
+                user["privileges"] = [
+                    "add_users",
+                    "add_vanities",
+                    "build_bundles",
+                    "change_app_permissions",
+                    "change_apps",
+                    "publish_apps",
+                    "remove_apps",
+                    "view_app_settings",
+                    "view_apps",
+                ]
+            users[key] = user
+        return users
+
+    @staticmethod
+    def _runtime_installations(seed: Seed) -> dict[str, list[dict[str, str]]]:
+        """Interpreters the server has, derived from the seed's caches and content."""
+        found: dict[str, set[tuple[str, str]]] = {"R": set(), "Python": set(), "Quarto": set()}
+        for cache in seed.caches:
+            language = _canonical_language(cache["language"])
+            if language in found:
+                found[language].add((cache["version"], cache.get("image_name", "Local")))
+        for item in seed.content:
+            image = item.get("image_name") or "Local"
+            for language, key in (("R", "r_version"), ("Python", "py_version")):
+                if item.get(key):
+                    found[language].add((item[key], image))
+            if item.get("quarto_version"):
+                found["Quarto"].add((item["quarto_version"], image))
+        return {
+            language: [
+                {
+                    "version": version,
+                    "cluster_name": "Local" if image == "Local" else "Kubernetes",
+                    "image_name": image,
+                }
+                for version, image in sorted(entries)
+            ]
+            for language, entries in found.items()
+        }
+
+    def _store_cache(self, language: str, version: str, image_name: str) -> dict[str, str]:
+        """Insert a cache (lock held or during init); returns the stored record."""
+        key = _cache_key(language, version, image_name)
+        if key not in self._caches:
+            self._caches[key] = {
+                "language": _canonical_language(language),
+                "version": version,
+                "image_name": image_name,
+            }
+        return self._caches[key]
+
+    def _insert_content(self, item: dict[str, Any]) -> None:
+        """Add/replace an item (lock held or during init); fills the URL fields."""
+        guid = item["guid"]
+        item["content_url"] = f"{self.url}/content/{guid}/"
+        item["dashboard_url"] = f"{self.url}/connect/#/apps/{guid}"
+        self._content[guid] = item
+        if item["id"].isdigit():
+            self._next_id = max(self._next_id, int(item["id"]) + 1)
+        self._ordered = None
+        self._list_body = None
+
+    def _sorted_content(self) -> list[dict[str, Any]]:
+        if self._ordered is None:
+            self._ordered = sorted(
+                self._content.values(),
+                key=lambda item: (item["last_deployed_time"], item["created_time"]),
+                reverse=True,
+            )
+        return self._ordered
+
+    def _new_task(self, kind: str, guid: str | None = None) -> _Task:
+        while True:
+            task_id = "".join(self._task_rng.choices(_TASK_ID_ALPHABET, k=16))
+            if task_id not in self._tasks:
+                break
+        task = _Task(id=task_id, kind=kind, cond=threading.Condition(self._lock), guid=guid)
+        self._tasks[task_id] = task
+        return task
+
+    def _finish_task(
+        self, task: _Task, *, code: int = 0, error: str = "", result: dict[str, Any] | None = None
+    ) -> None:
+        task.finished = True
+        task.code = code
+        task.error = error
+        task.result = result
+        task.cond.notify_all()
+
+    # ---------------------------------------------------------------- HTTP dispatch
+
+    def _draw_fault(self, path: str) -> tuple[float, str | None, int]:
+        """(latency, action, status) for this request; action is None, "error" or "reset"."""
+        with self._fault_lock:
+            faults = self._faults
+            if faults is None:
+                return 0.0, None, 0
+            if faults.paths is None:
+                if not path.startswith(API_PREFIX + "/"):
+                    return 0.0, None, 0
+            elif not faults.paths.search(path):
+                return 0.0, None, 0
+            draw = faults.rng.random()
+        if draw < faults.reset_rate:
+            return faults.latency, "reset", 0
+        if draw < faults.reset_rate + faults.error_rate:
+            return faults.latency, "error", faults.status
+        return faults.latency, None, 0
+
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> _Response:
+        if path == "/__ping__":
+            return _json(200, {})
+        if not path.startswith(API_PREFIX + "/"):
+            return _Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
+        try:
+            return self._route(method, path[len(API_PREFIX) :].rstrip("/"), query, headers, body)
+        except ApiError as error:
+            return _error_response(error)
+        except Exception:
+            logger.exception("fake Connect failed on %s %s", method, path)
+            return _error_response(ApiError(1))
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> _Response:
+        if path == "/server_settings" and method == "GET":
+            return _json(200, self._server_settings())
+        user = self._authenticate(headers)
+        parts = path.strip("/").split("/")
+        if parts[0] != "v1":
+            raise ApiError(2)
+        route = parts[1:]
+        match (method, route):
+            case ("GET", ["user"]):
+                return _json(200, user)
+            case ("GET", ["server_settings", "r" | "python" | "quarto" as language]):
+                return _json(200, self._installation_settings(language))
+            case ("GET", ["system", "caches", "runtime"]):
+                self._require_cache_admin(user)
+                return _json(200, {"caches": self.caches()})
+            case ("DELETE", ["system", "caches", "runtime"]):
+                self._require_cache_admin(user)
+                return _json(200, self._delete_cache(body))
+            case ("GET", ["tasks", task_id]):
+                return _json(200, self._get_task(task_id, query, headers))
+            case ("GET", ["content"]):
+                return self._list_content(user, query)
+            case ("GET", ["content", guid]):
+                return _json(200, self._content_json(self._lookup_content(guid), user, set()))
+            case ("POST", ["content", guid, "build"]):
+                return _json(200, self._start_build_request(guid, user, body))
+            case ("GET", ["search", "content"]):
+                return _json(200, self._search_content(user, query))
+        raise ApiError(2)
+
+    def _authenticate(self, headers: dict[str, str]) -> dict[str, Any]:
+        authorization = headers.get("authorization", "").strip()
+        if not authorization:
+            raise ApiError(24)
+        scheme, _, key = authorization.partition(" ")
+        user = self._users.get(key.strip()) if scheme.lower() == "key" else None
+        if user is None:
+            raise ApiError(30)
+        return user
+
+    def _require_cache_admin(self, user: dict[str, Any]) -> None:
+        if user["user_role"] != "administrator":
+            raise ApiError(22)
+        if not self.runtime_cache_management:
+            raise ApiError(194)
+
+    # ---------------------------------------------------------------- endpoints
+
+    def _server_settings(self) -> dict[str, Any]:
+        return {
+            "hostname": "connect-sim",
+            "version": self.version,
+            "build": f"v{self.version}",
+            "about": f"Posit Connect v{self.version}",
+            "authentication": {
+                "handles_credentials": True,
+                "handles_login": True,
+                "name": "Password",
+                "notice": "",
+                "api_enabled": True,
+                "unique_usernames": True,
+            },
+            "license": {"tier": "enterprise", "allow-apis": True, "remote-execution": True},
+            "runtimes": ["R", "Python", "Quarto"],
+            "execution_type": "native",
+            "enable_runtime_constraints": True,
+            "enable_image_management": False,
+            "enable_runtime_cache_management": self.runtime_cache_management,
+            "git_enabled": True,
+            "dashboard_path": "/connect",
+            "viewer_kiosk": False,
+            "mail_configured": False,
+            "public_warning": "",
+            "logout_warning": "",
+        }
+
+    def _installation_settings(self, language: str) -> dict[str, Any]:
+        name = {"r": "R", "python": "Python", "quarto": "Quarto"}[language]
+        payload: dict[str, Any] = {"installations": self._installations[name]}
+        if name == "Python":
+            payload["api_enabled"] = True
+        return payload
+
+    def _delete_cache(self, body: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(body) if body else None
+        except ValueError:
+            raise ApiError(121) from None
+        if not isinstance(request, dict):
+            raise ApiError(121)
+        for name in ("language", "version", "image_name"):
+            value = request.get(name)
+            if value is None or value == "":
+                raise ApiError(12)
+            if not isinstance(value, str):
+                raise ApiError(121)
+        dry_run = request.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise ApiError(121)
+        if request["language"].lower() not in ("r", "python"):
+            raise ApiError(179)
+        key = _cache_key(request["language"], request["version"], request["image_name"])
+        with self._lock:
+            cache = self._caches.get(key)
+            if cache is None:
+                raise ApiError(4, "Cache does not exist")
+            response: dict[str, Any] = {**cache, "task_id": None}
+            if dry_run:
+                return response
+            task = self._new_task("cache-delete")
+            task.output.append("Deleting runtime cache...")
+            response["task_id"] = task.id
+        self._scheduler.call_later(
+            self.cache_delete_seconds, lambda: self._finish_delete(task, key)
+        )
+        return response
+
+    def _finish_delete(self, task: _Task, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._caches.pop(key, None)
+            task.output.append("Successfully deleted runtime cache")
+            self._finish_task(task)
+
+    def _get_task(
+        self, task_id: str, query: dict[str, str], headers: dict[str, str]
+    ) -> dict[str, Any]:
+        if self.sticky_sessions and not self._has_sticky_cookie(headers):
+            raise ApiError(141)  # the request landed on a node that is not running the task
+        wait = _int_param(query, "wait", 0, 0, MAX_TASK_WAIT)
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                raise ApiError(4)
+            first = _int_param(query, "first", 0, 0, len(task.output))
+            if wait and not task.finished:
+                task.cond.wait_for(lambda: task.finished or self._stopping, timeout=wait)
+            return task.to_json(first)
+
+    def _has_sticky_cookie(self, headers: dict[str, str]) -> bool:
+        for pair in headers.get("cookie", "").split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name == STICKY_COOKIE and value == self.node_id:
+                return True
+        return False
+
+    def _lookup_content(self, guid: str) -> dict[str, Any]:
+        with self._lock:
+            item = self._content.get(guid)
+            if item is None:
+                raise ApiError(4)
+            return item
+
+    @staticmethod
+    def _parse_include(query: dict[str, str]) -> set[str]:
+        include = {part.strip() for part in query.get("include", "").split(",") if part.strip()}
+        if not include <= INCLUDE_OPTIONS:
+            raise ApiError(161)
+        return include
+
+    def _content_json(
+        self, item: dict[str, Any], user: dict[str, Any], include: set[str]
+    ) -> dict[str, Any]:
+        if user["user_role"] != "viewer" and not include:
+            return item  # items are replaced, never mutated, so sharing is safe
+        result = dict(item)
+        if user["user_role"] == "viewer":
+            for name in ENVIRONMENT_FIELDS:
+                result[name] = None
+        if "owner" in include:
+            owner = self._owners.get(item["owner_guid"], {"guid": item["owner_guid"]})
+            result["owner"] = {
+                "guid": owner["guid"],
+                "username": owner.get("username", ""),
+                "first_name": owner.get("first_name", ""),
+                "last_name": owner.get("last_name", ""),
+            }
+        if "tags" in include:
+            result["tags"] = []
+        if "vanity_url" in include:
+            result["vanity_url"] = None
+        return result
+
+    def _list_content(self, user: dict[str, Any], query: dict[str, str]) -> _Response:
+        include = self._parse_include(query)
+        owner_guid = query.get("owner_guid") or None
+        name = query.get("name") or None
+        plain = user["user_role"] != "viewer" and not include and not owner_guid and not name
+        with self._lock:
+            if plain and self._list_body is not None:
+                return _Response(200, self._list_body)
+            items = [
+                item
+                for item in self._sorted_content()
+                if (owner_guid is None or item["owner_guid"] == owner_guid)
+                and (name is None or item["name"] == name)
+            ]
+            body = json.dumps([self._content_json(item, user, include) for item in items]).encode()
+            if plain:
+                self._list_body = body  # the hot path for big servers: serialize once
+        return _Response(200, body)
+
+    def _search_content(self, user: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        include = self._parse_include(query)
+        page_number = _int_param(query, "page_number", 1, 1, 1_000_000)
+        page_size = _int_param(query, "page_size", 500, 1, 500)
+        terms = query.get("q", "").lower().split()
+        with self._lock:
+            matches = [
+                item
+                for item in self._sorted_content()
+                if all(
+                    term in f"{item['name']}\n{item['title']}\n{item['description']}".lower()
+                    for term in terms
+                )
+            ]
+            start = (page_number - 1) * page_size
+            page = [
+                self._content_json(item, user, include)
+                for item in matches[start : start + page_size]
+            ]
+        return {"total": len(matches), "current_page": page_number, "results": page}
+
+    # ---------------------------------------------------------------- builds
+
+    def _start_build_request(self, guid: str, user: dict[str, Any], body: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(body) if body.strip() else {}
+        except ValueError:
+            raise ApiError(121) from None
+        if not isinstance(request, dict):
+            raise ApiError(121)
+        bundle_id = request.get("bundle_id")
+        if bundle_id is not None and not isinstance(bundle_id, str | int):
+            raise ApiError(121)
+        with self._lock:
+            item = self._content.get(guid)
+            if item is None:
+                raise ApiError(4)
+            if user["user_role"] == "viewer":
+                raise ApiError(22)
+            active = item["bundle_id"]
+            if bundle_id is None:
+                if active is None:
+                    raise ApiError(28)
+            elif active is None or not str(bundle_id).isdigit() or int(bundle_id) > int(active):
+                raise ApiError(4)
+            task = self._new_task("build", guid)
+            self._builds_started.append(guid)
+            if self._running_builds < self.build_limit:
+                self._run_build(task, item)
+            else:
+                task.output.append("Waiting for an available build slot...")
+                self._build_queue.append((task, item))
+            return {"task_id": task.id}
+
+    def _run_build(self, task: _Task, item: dict[str, Any]) -> None:
+        """Start a build now (lock held): first output lines, then timed steps."""
+        self._running_builds += 1
+        self._max_running_builds = max(self._max_running_builds, self._running_builds)
+        language, version = _runtime_of(item)
+        image = item.get("image_name") or "Local"
+        cached = language is not None and _cache_key(language, version or "", image) in self._caches
+        task.output.append(f"Building {_BUILD_KIND.get(item['app_mode'], 'content')}...")
+        if language == "R":
+            task.output.append(
+                f"Bundle requested R version {version}; using /opt/R/{version}/bin/R "
+                f"which has version {version}"
+            )
+            task.output.append("Performing manifest.json to packrat transformation.")
+        elif language == "Python":
+            task.output.append(
+                f"Bundle requested Python version {version}; using "
+                f"/opt/python/{version}/bin/python3 which has version {version}"
+            )
+        duration = self._build_durations.get(item["guid"], self.build_seconds)
+        self._scheduler.call_later(duration / 2, lambda: self._build_progress(task, item, cached))
+        self._scheduler.call_later(duration, lambda: self._finish_build(task, item))
+
+    def _build_progress(self, task: _Task, item: dict[str, Any], cached: bool) -> None:
+        language, version = _runtime_of(item)
+        env = hashlib.sha1(f"{language}{version}{item.get('image_name')}".encode()).hexdigest()
+        with self._lock:
+            if language == "Python":
+                verb = "Using cached" if cached else "Creating"
+                task.output.append(f"{verb} environment: {env[:22]}")
+                if not cached:
+                    task.output.append("Installing packages from requirements.txt ...")
+            elif language == "R":
+                if cached:
+                    task.output.append("Found all required R packages in the runtime cache.")
+                else:
+                    task.output.append("Installing R packages into the runtime cache ...")
+
+    def _finish_build(self, task: _Task, item: dict[str, Any]) -> None:
+        language, version = _runtime_of(item)
+        with self._lock:
+            guid = item["guid"]
+            if guid in self._build_failures:
+                error = self._build_failures[guid] or _default_build_error(item)
+                task.output.append(error)
+                self._finish_task(task, code=1, error=error, result=dict(BUILD_FAILED_RESULT))
+            else:
+                if language == "R":
+                    task.output.append(f"Completed packrat build against R version: '{version}'")
+                elif language == "Python":
+                    task.output.append("Packages in the environment are up to date.")
+                if language is not None and version:
+                    # Rebuilding repopulates the runtime cache Connect uses for this runtime.
+                    self._store_cache(language, version, item.get("image_name") or "Local")
+                self._finish_task(task)
+            self._running_builds -= 1
+            if self._build_queue:
+                next_task, next_item = self._build_queue.popleft()
+                self._run_build(next_task, next_item)
+
+
+def _runtime_of(item: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The language (and version) whose runtime cache a content item uses."""
+    language = APP_MODE_LANGUAGE.get(item["app_mode"])
+    if language == "R" or (language is None and item.get("r_version")):
+        return "R", item.get("r_version")
+    if language == "Python" or (language is None and item.get("py_version")):
+        return "Python", item.get("py_version")
+    return None, None
+
+
+def _default_build_error(item: dict[str, Any]) -> str:
+    language, version = _runtime_of(item)
+    location = "Local" if not item.get("image_name") else item["image_name"]
+    if language == "Python":
+        return (
+            "Cannot find compatible environment: no compatible "
+            f"{location} environment with Python version {version}"
+        )
+    if language == "R":
+        return (
+            "Unable to restore R packages: packrat::restore() failed "
+            f"for R version {version}: exit status 1"
+        )
+    return "Unable to render: Rendering exited abnormally: exit status 1"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # bursts of hundreds of concurrent clients
+    fake: FakeConnect
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._resets: set[socket.socket] = set()
+        self._resets_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def mark_reset(self, connection: socket.socket) -> None:
+        # SO_LINGER 0 turns close() into a TCP RST, like a crashed proxy.
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._resets_lock:
+            self._resets.add(connection)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._resets_lock:
+            reset = request in self._resets
+            self._resets.discard(request)
+        if reset:
+            self.close_request(request)  # no FIN first: the peer sees a reset
+        else:
+            super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("fake Connect connection error from %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as rsconnect and httpx expect
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def version_string(self) -> str:
+        return "connect-sim"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.fake.log_requests:
+            logger.info("%s - %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        fake = self.server.fake
+        received = time.time()
+        split = urlsplit(self.path)
+        path = split.path
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        length = int(headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+
+        latency, action, fault_status = fake._draw_fault(path)
+        if latency:
+            time.sleep(latency)
+        if action == "reset":
+            self._record(fake, path, query, headers, body, 0, received)
+            self.close_connection = True
+            self.server.mark_reset(self.connection)
+            return
+        if action == "error":
+            response = _Response(fault_status, _proxy_error_page(fault_status), "text/html")
+        else:
+            response = fake._dispatch(self.command, path, query, headers, body)
+        self._record(fake, path, query, headers, body, response.status, received)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            if fake.sticky_sessions and action is None:
+                self.send_header("Set-Cookie", f"{STICKY_COOKIE}={fake.node_id}; Path=/; HttpOnly")
+            self.end_headers()
+            self.wfile.write(response.body)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client went away (e.g. gave up on a long poll)
+
+    def _record(
+        self,
+        fake: FakeConnect,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        status: int,
+        received: float,
+    ) -> None:
+        if not fake.record_requests:
+            return
+        parsed: Any = None
+        if body:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+        fake.requests.append(
+            RequestRecord(
+                method=self.command,
+                path=path,
+                query=query,
+                headers=headers,
+                json=parsed,
+                status=status,
+                time=received,
+                duration=time.time() - received,
+            )
+        )

@@ -1,0 +1,125 @@
+"""The whole thing on loopback: Connect simulator + fake Slack + the bot over real HTTP.
+
+Used by `connect-bot demo`, the tests and the benchmarks. No credentials: every secret here is
+a throwaway value known to the simulators.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+from bot.runtime import Runtime, build_runtime
+from bot.sim.connect_seed import Seed, demo_seed
+from bot.sim.connect_server import FakeConnect
+from bot.sim.slack_client import SlackRequests
+from bot.sim.slack_server import FakeSlack
+
+CONNECT_KEY = "sim-connect-admin-key"
+BOT_TOKEN = "xoxb-sim-bot-token"
+APP_TOKEN = "xapp-sim-app-token"
+SIGNING_SECRET = "sim-signing-secret"
+OPS_CHANNEL = "C0OPS"
+AUDIT_CHANNEL = "C0AUDIT"
+ADMIN = "U0ADMIN"
+SECOND_ADMIN = "U0ADMIN2"
+VIEWER = "U0VIEWER"
+
+
+@dataclass
+class Stack:
+    connect: FakeConnect
+    slack: FakeSlack
+    runtime: Runtime
+    requests: SlackRequests
+    workdir: Path
+    _tmp: Any = field(default=None, repr=False)
+
+    @property
+    def bot_url(self) -> str:
+        assert self.runtime.http is not None
+        return f"{self.runtime.http.url}/slack/events"
+
+    def stop(self) -> None:
+        self.runtime.close()
+        self.slack.stop()
+        self.connect.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def sim_settings(
+    connect: FakeConnect, slack: FakeSlack, workdir: Path, **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "connect_server": connect.url,
+        "connect_api_key": CONNECT_KEY,
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "bot_database_url": f"sqlite:///{workdir / 'connect-bot.db'}",
+        "bot_admin_users": [ADMIN, SECOND_ADMIN],
+        "port": 0,
+    }
+    values.update(overrides)
+    # _env_file=None: the simulators' settings must not pick up a developer's .env.
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def start_workspace(slack: FakeSlack) -> None:
+    slack.add_user(ADMIN, "ada", real_name="Ada Admin")
+    slack.add_user(SECOND_ADMIN, "grace", real_name="Grace Admin")
+    slack.add_user(VIEWER, "victor", real_name="Victor Viewer")
+    slack.add_channel(OPS_CHANNEL, "connect-ops", bot_member=True)
+    slack.add_channel(AUDIT_CHANNEL, "connect-audit", bot_member=True)
+    slack.add_channel("C0LOBBY", "lobby", bot_member=False)
+
+
+def start_stack(
+    *,
+    seed: Seed | None = None,
+    build_seconds: float = 0.3,
+    build_limit: int = 4,
+    cache_delete_seconds: float = 0.2,
+    workdir: Path | None = None,
+    connect_options: dict[str, Any] | None = None,
+    **settings_overrides: Any,
+) -> Stack:
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="connect-bot-")
+        workdir = Path(tmp.name)
+    connect = FakeConnect(
+        api_keys={CONNECT_KEY: "administrator"},
+        seed=seed or demo_seed(),
+        build_seconds=build_seconds,
+        build_limit=build_limit,
+        cache_delete_seconds=cache_delete_seconds,
+        **(connect_options or {}),
+    ).start()
+    slack = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING_SECRET)
+    slack.start()
+    start_workspace(slack)
+    try:
+        runtime = build_runtime(sim_settings(connect, slack, workdir, **settings_overrides))
+    except Exception:
+        slack.stop()
+        connect.stop()
+        raise
+    if not runtime.settings.socket_mode:
+        runtime.start_http(host="127.0.0.1", port=0)
+    else:
+        runtime.start_http(host="127.0.0.1", port=0)
+        runtime.start_socket_mode()
+    stack = Stack(connect, slack, runtime, None, workdir, tmp)  # type: ignore[arg-type]
+    stack.requests = SlackRequests(stack.bot_url, SIGNING_SECRET, slack)
+    return stack

@@ -1,0 +1,71 @@
+"""What the Slack layer needs from the rest of the bot, and the request shapes it passes around."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.services.audit import AuditLog
+from bot.services.authz import Authorizer
+from bot.services.caches import CacheService
+from bot.services.pending import PendingStore
+from bot.slack.poster import SlackPoster
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """Who asked, where, and how to answer them privately."""
+
+    user: str
+    channel: str
+    response_url: str | None
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Click(Invocation):
+    action_id: str = ""
+    value: str = ""
+    message_ts: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def selected_values(self, action_id: str) -> list[str]:
+        """Values chosen in a select menu of the same message (Slack sends them with the click)."""
+        chosen: list[str] = []
+        for block in self.state.values():
+            element = block.get(action_id) if isinstance(block, dict) else None
+            if isinstance(element, dict):
+                for option in element.get("selected_options") or []:
+                    if isinstance(option, dict) and isinstance(option.get("value"), str):
+                        chosen.append(option["value"])
+        return chosen
+
+
+@dataclass
+class Deps:
+    caches: CacheService
+    pending: PendingStore
+    audit: AuditLog
+    authz: Authorizer
+    poster: SlackPoster
+    executor: Executor
+    connect_server: str
+    two_person_rule: bool = False
+    bot_user_id: str | None = None
+    rebuilds: Any = None  # bot.services.rebuilds.RebuildService, when the engine is wired
+
+    def submit(self, function: Callable[..., None], *args: Any) -> Future[None]:
+        """Run work after the ack. Errors are logged, never raised into Bolt."""
+
+        def guarded() -> None:
+            try:
+                function(*args)
+            except Exception:
+                log.exception("background work %s failed", getattr(function, "__name__", "?"))
+
+        return self.executor.submit(guarded)

@@ -1,0 +1,1 @@
+"""What happens after the ack: orchestration of services and Slack replies, one module per area."""

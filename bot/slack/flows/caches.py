@@ -1,0 +1,327 @@
+"""Listing caches, and the deletion flow: dry run, card, confirm/cancel, deletion, audit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from bot.connect import ConnectError, RuntimeCache
+from bot.services.caches import CacheTarget, DeletionResult, PlannedDeletion
+from bot.services.pending import Claim, Pending
+from bot.slack.deps import Click, Deps, Invocation
+from bot.slack.poster import SlackUnavailable
+from bot.slack.views import (
+    DeletionCard,
+    caches_list_view,
+    deletion_card_view,
+    denied_view,
+    error_view,
+    not_in_channel_view,
+    notice_view,
+    rejections_view,
+)
+
+log = logging.getLogger(__name__)
+KIND = "cache_delete"
+
+
+def list_caches(deps: Deps, req: Invocation) -> None:
+    try:
+        caches = deps.caches.list()
+    except ConnectError as exc:
+        deps.poster.respond(req.response_url, error_view("Listing caches", exc.reason))
+        return
+    post_or_explain(deps, req, caches_list_view(caches, deps.connect_server))
+
+
+def post_or_explain(deps: Deps, req: Invocation, message: Any) -> str | None:
+    """Post in the channel; if the bot can't, tell the user how to invite it."""
+    try:
+        return deps.poster.post(req.channel, message)
+    except SlackUnavailable as exc:
+        if exc.cannot_post_here:
+            deps.poster.respond(req.response_url, not_in_channel_view(deps.bot_user_id))
+        else:
+            deps.poster.respond(req.response_url, error_view("Posting to Slack", exc.error))
+        return None
+
+
+def start_deletion(deps: Deps, req: Invocation, targets: Sequence[CacheTarget]) -> None:
+    labels = ", ".join(t.label for t in targets)
+    decision = deps.authz.destroy(req.user, req.channel)
+    if not decision.allowed:
+        deps.poster.respond(req.response_url, denied_view(decision.reason))
+        deps.audit.record(
+            actor=req.user,
+            action="cache_delete_request",
+            outcome="denied",
+            target=labels,
+            channel=req.channel,
+            detail=decision.reason,
+        )
+        return
+    try:
+        plan = deps.caches.plan(targets)
+    except ConnectError as exc:
+        deps.poster.respond(req.response_url, error_view("The dry run", exc.reason))
+        return
+    if plan.rejected:
+        deps.poster.respond(req.response_url, rejections_view(plan.rejected, plan.ok))
+    if not plan.ok:
+        return
+    pending = deps.pending.create(
+        kind=KIND,
+        requested_by=req.user,
+        channel=req.channel,
+        payload={"deletions": [_planned_json(p) for p in plan.deletions]},
+    )
+    ts = post_or_explain(deps, req, deletion_card_view(_card(deps, pending)))
+    if ts is None:
+        deps.pending.finish(pending.id, state="failed", result={"reason": "could not post card"})
+        return
+    deps.pending.attach_message(pending.id, ts)
+    deps.audit.record(
+        actor=req.user,
+        action="cache_delete_request",
+        outcome="requested",
+        target=", ".join(p.cache.label for p in plan.deletions),
+        channel=req.channel,
+        reference=pending.id,
+    )
+
+
+def confirm_deletion(deps: Deps, click: Click) -> None:
+    pending = deps.pending.get(click.value)
+    if pending is None or pending.kind != KIND:
+        deps.poster.respond(click.response_url, notice_view("That request no longer exists."))
+        return
+    target = _labels(pending)
+    refusal = _confirm_refusal(deps, click, pending)
+    if refusal:
+        deps.poster.respond(click.response_url, denied_view(refusal))
+        deps.audit.record(
+            actor=click.user,
+            action="cache_delete_confirm",
+            outcome="denied",
+            target=target,
+            channel=click.channel,
+            reference=pending.id,
+            detail=refusal,
+        )
+        return
+    claim, current = deps.pending.claim(pending.id, user_id=click.user, new_state="confirmed")
+    if claim is not Claim.OK:
+        _answer_lost_claim(deps, click, claim, current or pending)
+        return
+    pending = _with_message(pending, click)
+    deps.audit.record(
+        actor=click.user,
+        action="cache_delete_confirm",
+        outcome="confirmed",
+        target=target,
+        channel=pending.channel,
+        reference=pending.id,
+    )
+    _update_card(deps, pending, _card(deps, pending, state="running", decided_by=click.user))
+    results: list[DeletionResult] = []
+    for planned in _planned(pending):
+        result = deps.caches.delete(planned.cache)
+        results.append(result)
+        deps.audit.record(
+            actor=click.user,
+            action="cache_delete",
+            outcome="succeeded" if result.succeeded else "failed",
+            target=planned.cache.label,
+            channel=pending.channel,
+            reference=pending.id,
+            detail=result.detail if not result.succeeded else (result.task_id or ""),
+        )
+        if len(results) < len(_planned(pending)):
+            _update_card(
+                deps, pending, _card(deps, pending, "running", click.user, results=results)
+            )
+    failed = [r for r in results if not r.succeeded]
+    deps.pending.finish(
+        pending.id,
+        state="failed" if failed else "done",
+        result={"results": [_result_json(r) for r in results]},
+    )
+    candidates = sum(
+        p.published_items for p, r in zip(_planned(pending), results, strict=True) if r.succeeded
+    )
+    final = _card(deps, pending, "done", click.user, results=results)
+    final_card = DeletionCard(**{**final.__dict__, "rebuild_candidates": candidates})
+    _update_card(deps, pending, final_card)
+
+
+def cancel_deletion(deps: Deps, click: Click) -> None:
+    pending = deps.pending.get(click.value)
+    if pending is None or pending.kind != KIND:
+        deps.poster.respond(click.response_url, notice_view("That request no longer exists."))
+        return
+    target = _labels(pending)
+    if click.user != pending.requested_by:
+        decision = deps.authz.destroy(click.user, click.channel)
+        if not decision.allowed:
+            reason = "Only the requester or a connect-bot administrator can cancel this."
+            deps.poster.respond(click.response_url, denied_view(reason))
+            deps.audit.record(
+                actor=click.user,
+                action="cache_delete_cancel",
+                outcome="denied",
+                target=target,
+                channel=click.channel,
+                reference=pending.id,
+                detail=reason,
+            )
+            return
+    claim, current = deps.pending.claim(pending.id, user_id=click.user, new_state="cancelled")
+    if claim is not Claim.OK:
+        _answer_lost_claim(deps, click, claim, current or pending)
+        return
+    pending = _with_message(pending, click)
+    deps.audit.record(
+        actor=click.user,
+        action="cache_delete_cancel",
+        outcome="cancelled",
+        target=target,
+        channel=pending.channel,
+        reference=pending.id,
+    )
+    _update_card(deps, pending, _card(deps, pending, "cancelled", click.user))
+
+
+def expire_overdue(deps: Deps) -> int:
+    """Scheduler job: mark unconfirmed requests past their TTL expired and say so on the card."""
+    expired = deps.pending.expire_overdue(KIND)
+    for pending in expired:
+        _update_card(deps, pending, _card(deps, pending, "expired"))
+        deps.audit.record(
+            actor=pending.requested_by,
+            action="cache_delete_request",
+            outcome="expired",
+            target=_labels(pending),
+            channel=pending.channel,
+            reference=pending.id,
+        )
+    return len(expired)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _confirm_refusal(deps: Deps, click: Click, pending: Pending) -> str | None:
+    decision = deps.authz.destroy(click.user, click.channel)
+    if not decision.allowed:
+        return decision.reason
+    if deps.two_person_rule and click.user == pending.requested_by:
+        return (
+            "Two-person rule: someone other than the requester must confirm "
+            "(BOT_TWO_PERSON_RULE is on). Ask another connect-bot administrator."
+        )
+    return None
+
+
+def _with_message(pending: Pending, click: Click) -> Pending:
+    """A click can beat the card's ts being stored; the click itself names the message."""
+    if pending.message_ts or not click.message_ts:
+        return pending
+    return replace(pending, message_ts=click.message_ts)
+
+
+def _answer_lost_claim(deps: Deps, click: Click, claim: Claim, pending: Pending) -> None:
+    pending = _with_message(pending, click)
+    if claim is Claim.EXPIRED:
+        if pending.state == "pending":  # this click is the one that noticed the expiry
+            _update_card(deps, pending, _card(deps, pending, "expired"))
+            deps.audit.record(
+                actor=click.user,
+                action="cache_delete_confirm",
+                outcome="expired",
+                target=_labels(pending),
+                channel=pending.channel,
+                reference=pending.id,
+            )
+        text = "This request expired, so nothing was deleted. Run the command again."
+    elif claim is Claim.USED:
+        text = f"This request was already handled ({pending.state}); nothing more was done."
+    else:
+        text = "That request no longer exists."
+    deps.poster.respond(click.response_url, notice_view(text))
+
+
+def _card(
+    deps: Deps,
+    pending: Pending,
+    state: str = "pending",
+    decided_by: str | None = None,
+    *,
+    results: Sequence[DeletionResult] = (),
+) -> DeletionCard:
+    return DeletionCard(
+        pending_id=pending.id,
+        requested_by=pending.requested_by,
+        deletions=_planned(pending),
+        state=state,
+        decided_by=decided_by,
+        results=tuple(results),
+        expires_at=pending.expires_at,
+        two_person=deps.two_person_rule,
+    )
+
+
+def _update_card(deps: Deps, pending: Pending, card: DeletionCard) -> None:
+    if not pending.message_ts:
+        return
+    try:
+        deps.poster.update(pending.channel, pending.message_ts, deletion_card_view(card))
+    except SlackUnavailable as exc:
+        log.warning("could not update the deletion card: %s", exc.error)
+
+
+def _planned(pending: Pending) -> list[PlannedDeletion]:
+    return [
+        PlannedDeletion(
+            cache=RuntimeCache(d["language"], d["version"], d["image_name"]),
+            published_items=int(d.get("published_items", 0)),
+            interactive_items=int(d.get("interactive_items", 0)),
+        )
+        for d in pending.payload.get("deletions", [])
+    ]
+
+
+def _labels(pending: Pending) -> str:
+    return ", ".join(p.cache.label for p in _planned(pending))
+
+
+def _planned_json(planned: PlannedDeletion) -> dict[str, Any]:
+    return {
+        "language": planned.cache.language,
+        "version": planned.cache.version,
+        "image_name": planned.cache.image_name,
+        "published_items": planned.published_items,
+        "interactive_items": planned.interactive_items,
+    }
+
+
+def _result_json(result: DeletionResult) -> dict[str, Any]:
+    return {
+        "language": result.cache.language,
+        "version": result.cache.version,
+        "image_name": result.cache.image_name,
+        "succeeded": result.succeeded,
+        "task_id": result.task_id,
+        "detail": result.detail,
+    }
+
+
+def deleted_caches(pending: Pending) -> list[RuntimeCache]:
+    """Caches whose deletion succeeded, for 'Rebuild affected content'."""
+    results = (pending.result or {}).get("results") or []
+    return [
+        RuntimeCache(r["language"], r["version"], r["image_name"])
+        for r in results
+        if r.get("succeeded")
+    ]

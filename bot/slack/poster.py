@@ -1,0 +1,148 @@
+"""Talking to Slack from background work: post, update, respond, with logging and 429 handling."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.webhook import WebhookClient
+
+from bot.slack.views import Message
+
+log = logging.getLogger("bot.slack")
+
+CHANNEL_ACCESS_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+
+
+class SlackUnavailable(Exception):
+    """A Slack call failed; `error` is Slack's error code (e.g. `not_in_channel`)."""
+
+    def __init__(self, method: str, error: str, status: int | None = None) -> None:
+        super().__init__(f"Slack {method} failed: {error}")
+        self.method = method
+        self.error = error
+        self.status = status
+
+    @property
+    def cannot_post_here(self) -> bool:
+        return self.error in CHANNEL_ACCESS_ERRORS
+
+
+def make_web_client(token: str, base_url: str, *, rate_limit_retries: int = 3) -> WebClient:
+    # Retries sleep in the calling thread: fine here, this client is never used before an ack.
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=15,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+        ],
+    )
+
+
+class SlackPoster:
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def post(
+        self,
+        channel: str,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
+    ) -> str:
+        args: dict[str, Any] = {"channel": channel, **message.to_dict()}
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+            if reply_broadcast:
+                args["reply_broadcast"] = True
+        response = self._call("chat.postMessage", self.client.chat_postMessage, **args)
+        return str(response["ts"])
+
+    def update(self, channel: str, ts: str, message: Message) -> None:
+        # chat.update defaults to parse=client, which would turn "@channel" into a ping.
+        self._call(
+            "chat.update",
+            self.client.chat_update,
+            channel=channel,
+            ts=ts,
+            parse="none",
+            **message.to_dict(),
+        )
+
+    def ephemeral(self, channel: str, user: str, message: Message) -> None:
+        self._call(
+            "chat.postEphemeral",
+            self.client.chat_postEphemeral,
+            channel=channel,
+            user=user,
+            **message.to_dict(),
+        )
+
+    def respond(
+        self,
+        response_url: str | None,
+        message: Message,
+        *,
+        replace_original: bool = False,
+        in_channel: bool = False,
+    ) -> bool:
+        """Reply through an interaction's response_url (works even where the bot isn't a member)."""
+        if not response_url:
+            return False
+        started = time.perf_counter()
+        body: dict[str, Any] = {
+            **message.to_dict(),
+            "response_type": "in_channel" if in_channel else "ephemeral",
+            "replace_original": replace_original,
+        }
+        try:
+            response = WebhookClient(response_url, timeout=10).send_dict(body)
+            status: int | None = response.status_code
+        except Exception as exc:  # network trouble: the caller falls back or gives up
+            log.warning("response_url post failed: %s", type(exc).__name__)
+            status = None
+        _log("response_url", status, started)
+        return status is not None and 200 <= status < 300
+
+    def _call(self, method: str, function: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            response = function(**kwargs)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error") or f"HTTP {status}")
+            _log(method, status, started, error=error, channel=kwargs.get("channel"))
+            raise SlackUnavailable(method, error, status) from None
+        except Exception as exc:
+            _log(method, None, started, error=type(exc).__name__, channel=kwargs.get("channel"))
+            raise SlackUnavailable(method, type(exc).__name__) from None
+        _log(method, response.status_code, started, channel=kwargs.get("channel"))
+        return response
+
+
+def _log(
+    method: str,
+    status: int | None,
+    started: float,
+    *,
+    error: str | None = None,
+    channel: str | None = None,
+) -> None:
+    log.info(
+        "slack call",
+        extra={
+            "event": "slack_call",
+            "method": method,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "error": error,
+            "channel": channel,
+        },
+    )

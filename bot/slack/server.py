@@ -1,0 +1,133 @@
+"""HTTP front: `/slack/events` for Bolt, `/healthz` and `/readyz`, served by waitress (threaded)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from slack_bolt import App, BoltRequest
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.context.context import BoltContext
+from slack_bolt.request.internals import build_context
+from waitress.server import create_server
+
+log = logging.getLogger("bot.http")
+
+EVENTS_PATH = "/slack/events"
+Readiness = Callable[[], dict[str, Any]]
+StartResponse = Callable[..., Any]
+
+
+def fix_payload_word(request: BoltRequest) -> BoltRequest:
+    """Bolt parses any form body containing "payload" as an interaction and finds nothing.
+
+    A slash command whose text (or channel name) contains that word then 404s. Re-parse the
+    raw form as the command it is; the signature still covers the untouched raw body.
+    """
+    if request.body or "payload" not in request.raw_body:
+        return request
+    params = dict(parse_qsl(request.raw_body, keep_blank_values=True))
+    if "command" in params and "payload" not in params:
+        request.body = params
+        request.context = build_context(BoltContext({}), request.body)
+    return request
+
+
+class BotWsgi:
+    def __init__(self, app: App | None, readiness: Readiness) -> None:
+        self.app = app  # None in Socket Mode: only the health endpoints are served
+        self.readiness = readiness
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/")
+        if method == "POST" and path == EVENTS_PATH and self.app is not None:
+            status, headers, body = self._dispatch(environ)
+        elif method in ("GET", "HEAD") and path == "/healthz":
+            status, headers, body = _json(200, {"status": "ok"})
+        elif method in ("GET", "HEAD") and path == "/readyz":
+            report = self.readiness()
+            status, headers, body = _json(200 if report.get("ready") else 503, report)
+        else:
+            status, headers, body = _json(404, {"error": "not found"})
+        start_response(f"{status} {_REASONS.get(status, '')}".strip(), headers)
+        if path != "/healthz":
+            log.info(
+                "request",
+                extra={
+                    "event": "request",
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+        return [body]
+
+    def _dispatch(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        assert self.app is not None
+        request = WsgiHttpRequest(environ)
+        bolt_request = BoltRequest(
+            body=request.get_body(), query=request.query_string, headers=request.get_headers()
+        )
+        response = self.app.dispatch(fix_payload_word(bolt_request))
+        headers = [(name, value) for name, values in response.headers.items() for value in values]
+        return response.status, headers, (response.body or "").encode("utf-8")
+
+
+_REASONS = {
+    200: "OK",
+    401: "Unauthorized",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def _json(status: int, data: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, [("Content-Type", "application/json")], json.dumps(data).encode()
+
+
+class HttpServer:
+    """waitress in a background thread; `port=0` picks a free port (tests)."""
+
+    def __init__(self, wsgi: BotWsgi, *, host: str, port: int, threads: int = 16) -> None:
+        self._server = create_server(
+            wsgi,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="connect-bot",
+            expose_tracebacks=False,
+        )
+        self.host = host
+        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> HttpServer:
+        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def stop(self) -> None:
+        server: Any = self._server
+        # Close every channel from inside the loop thread: keep-alive connections would
+        # otherwise keep waitress's loop (and this thread) alive for its channel timeout.
+        server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        server.task_dispatcher.shutdown(timeout=5)

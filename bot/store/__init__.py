@@ -1,0 +1,6 @@
+"""Persistence through SQLAlchemy: pending confirmations, audit log, rebuilds."""
+
+from bot.store.db import Database
+from bot.store.models import AuditEntry, PendingAction, Rebuild, RebuildItem, utcnow
+
+__all__ = ["AuditEntry", "Database", "PendingAction", "Rebuild", "RebuildItem", "utcnow"]

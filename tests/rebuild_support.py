@@ -1,0 +1,178 @@
+"""Helpers for the rebuild tests: drive a stack through signed requests, read what happened."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.sim.connect_server import FakeConnect
+from bot.sim.slack_server import FakeSlack, Message
+from bot.sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, OPS_CHANNEL, SIGNING_SECRET, Stack
+from bot.store import Database, Rebuild, RebuildItem
+
+PLAN_TITLE = "Rebuild plan #"
+
+
+def plan_cards(slack: FakeSlack, channel: str = OPS_CHANNEL) -> list[Message]:
+    """Plan cards; once started, each card is the rebuild's progress message."""
+    return [
+        m
+        for m in slack.messages(channel, include_broadcasts=False)
+        if m.text.startswith((PLAN_TITLE, "Rebuild #"))
+    ]
+
+
+def wait_card(slack: FakeSlack, count: int = 1, timeout: float = 10) -> Message:
+    """The `count`-th plan card in the ops channel, once posted."""
+    assert slack.wait_for(lambda s: len(plan_cards(s)) >= count, timeout), "no plan card"
+    return plan_cards(slack)[count - 1]
+
+
+def rebuild_id_of(card: Message) -> int:
+    return int(card.text.split("#")[1].split(":")[0])
+
+
+def wait_final(slack: FakeSlack, ts: str, timeout: float = 30) -> Message:
+    """The broadcast final summary in the rebuild's thread."""
+
+    def done(s: FakeSlack) -> bool:
+        return any(r.reply_broadcast for r in s.thread(OPS_CHANNEL, ts))
+
+    assert slack.wait_for(done, timeout, interval=0.02), "no final summary"
+    return next(r for r in slack.thread(OPS_CHANNEL, ts) if r.reply_broadcast)
+
+
+def plan(stack: Stack, text: str = "rebuild", *, count: int = 1, user: str = ADMIN) -> Message:
+    response = stack.requests.command(text, user_id=user)
+    assert response.status_code == 200
+    return wait_card(stack.slack, count)
+
+
+def run_rebuild(stack: Stack, text: str = "rebuild", timeout: float = 30) -> tuple[Message, int]:
+    card = plan(stack, text)
+    stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+    wait_final(stack.slack, card.ts, timeout)
+    return card, rebuild_id_of(card)
+
+
+def items(db: Database, rebuild_id: int) -> list[RebuildItem]:
+    with db.session() as session:
+        rows = session.query(RebuildItem).filter_by(rebuild_id=rebuild_id).all()
+        return sorted(rows, key=lambda r: (r.wave, r.position))
+
+
+def rebuild_row(db: Database, rebuild_id: int) -> Rebuild:
+    with db.session() as session:
+        row = session.get(Rebuild, rebuild_id)
+        assert row is not None
+        return row
+
+
+def published(connect: FakeConnect) -> list[dict[str, Any]]:
+    return [item for item in connect.content() if item["bundle_id"] is not None]
+
+
+def ephemeral_texts(slack: FakeSlack, user: str = ADMIN) -> list[str]:
+    return [e.all_text() for e in slack.ephemerals(OPS_CHANNEL, user)]
+
+
+def wait_ephemeral(slack: FakeSlack, fragment: str, user: str = ADMIN, timeout: float = 5) -> str:
+    def found(s: FakeSlack) -> bool:
+        return any(fragment in text for text in ephemeral_texts(s, user))
+
+    assert slack.wait_for(found, timeout), (
+        f"no ephemeral with {fragment!r}: {ephemeral_texts(slack, user)}"
+    )
+    return next(text for text in ephemeral_texts(slack, user) if fragment in text)
+
+
+def close_requests(stack: Stack) -> None:
+    # Closing the client's keep-alive connection first lets the bot's HTTP server stop at once.
+    stack.requests.close()
+
+
+@contextmanager
+def stack_closing(stack: Stack) -> Iterator[Stack]:
+    try:
+        yield stack
+    finally:
+        close_requests(stack)
+        stack.stop()
+
+
+# --- the bot as a real process ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BotProcess:
+    """`python -m bot serve` against the simulators of the test process."""
+
+    def __init__(
+        self, connect: FakeConnect, slack: FakeSlack, database_url: str, workdir: Path
+    ) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECT_", "BOT_"))}
+        env.update(
+            CONNECT_SERVER=connect.url,
+            CONNECT_API_KEY=CONNECT_KEY,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_API_URL=slack.api_url,
+            BOT_DATABASE_URL=database_url,
+            BOT_ADMIN_USERS=ADMIN,
+            PORT=str(self.port),
+        )
+        self.log_path = workdir / f"bot-{self.port}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"],
+            cwd=workdir,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1, trust_env=False).is_success:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the bot did not start:\n{self.log_path.read_text()}")
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.url}/slack/events"
+
+    def kill(self) -> None:
+        """SIGKILL, and reap it (a zombie would still look alive to the lease check)."""
+        self.proc.kill()
+        self.proc.wait(10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()

@@ -1,0 +1,109 @@
+"""Helpers for tests that drive the bot through the fake Slack."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.sim.slack_server import Message
+from bot.sim.stack import ADMIN, OPS_CHANNEL, Stack
+from bot.store import AuditEntry, PendingAction
+
+
+def wait_message(
+    stack: Stack, predicate, channel: str = OPS_CHANNEL, timeout: float = 10
+) -> Message:
+    found: list[Message] = []
+
+    def check(fake) -> bool:
+        for message in fake.messages(channel):
+            if predicate(message):
+                found.append(message)
+                return True
+        return False
+
+    assert stack.slack.wait_for(check, timeout=timeout), f"no matching message in {channel}"
+    return found[0]
+
+
+def wait_ephemeral(stack: Stack, needle: str, user: str | None = None, timeout: float = 10):
+    found = []
+
+    def check(fake) -> bool:
+        for eph in fake.ephemerals(user=user):
+            if needle in eph.all_text():
+                found.append(eph)
+                return True
+        return False
+
+    assert stack.slack.wait_for(check, timeout=timeout), f"no ephemeral containing {needle!r}"
+    return found[0]
+
+
+def card(stack: Stack) -> Message:
+    return wait_message(stack, lambda m: "Confirm" in m.button_labels())
+
+
+def audit_rows(stack: Stack) -> list[AuditEntry]:
+    with stack.runtime.db.session() as session:
+        return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all())
+
+
+def pending_rows(stack: Stack) -> list[PendingAction]:
+    with stack.runtime.db.session() as session:
+        return list(session.scalars(select(PendingAction)).all())
+
+
+def real_deletes(stack: Stack) -> list[dict]:
+    return [
+        r.json
+        for r in stack.connect.requests
+        if r.method == "DELETE" and r.json and r.json.get("dry_run") is False
+    ]
+
+
+def dry_runs(stack: Stack) -> list[dict]:
+    return [
+        r.json
+        for r in stack.connect.requests
+        if r.method == "DELETE" and r.json and r.json.get("dry_run") is True
+    ]
+
+
+def has_cache(stack: Stack, language: str, version: str, image: str = "Local") -> bool:
+    return any(
+        c["language"].lower() == language.lower()
+        and c["version"] == version
+        and c["image_name"] == image
+        for c in stack.connect.caches()
+    )
+
+
+def stale_click(stack: Stack, message_ts: str, action_id: str, value: str, user: str = ADMIN):
+    """A click from a Slack client that still shows buttons the bot has since removed."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "api_app_id": "A0001",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": OPS_CHANNEL,
+            "is_ephemeral": False,
+        },
+        "trigger_id": "1.2.stale",
+        "channel": {"id": OPS_CHANNEL},
+        "state": {"values": {}},
+        "response_url": stack.slack.new_response_url(
+            channel=OPS_CHANNEL, user=user, message_ts=message_ts
+        ),
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "b",
+                "value": value,
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Confirm"},
+            }
+        ],
+    }
+    return stack.requests.send_action(payload)

@@ -1,0 +1,403 @@
+"""`connect-bot check` against the Connect and Slack simulators over loopback."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from slack_sdk import WebClient
+
+from bot.check import MARKS, run_check
+from bot.cli import main
+from bot.config import Settings
+from bot.sim.connect_server import FakeConnect
+from bot.sim.slack_server import FakeSlack
+from bot.store import Database
+
+ADMIN_KEY = "Adm1nKeyForCheckTests0000000000A"
+PUBLISHER_KEY = "Publ1sherKeyForCheckTests000000B"
+BOT_TOKEN = "xoxb-check-bot-token-3f9a1c"
+APP_TOKEN = "xapp-check-app-token-8e2d4b"
+SIGNING_SECRET = "check-signing-secret-71c0"
+DB_PASSWORD = "check-db-password-9931"
+SECRETS = (ADMIN_KEY, PUBLISHER_KEY, BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, DB_PASSWORD)
+ALL_SCOPES = ("commands", "chat:write", "users:read", "usergroups:read")
+OK, WARN, FAIL = MARKS["ok"], MARKS["warn"], MARKS["fail"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Only what a test passes counts: no stray variables, no .env from the working directory."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.delenv(f"{name.upper()}_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def connect() -> Iterator[FakeConnect]:
+    with FakeConnect(api_keys={ADMIN_KEY: "administrator", PUBLISHER_KEY: "publisher"}) as fake:
+        yield fake.start()
+
+
+def fake_slack(scopes: tuple[str, ...] = ALL_SCOPES) -> FakeSlack:
+    return FakeSlack(
+        bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING_SECRET, scopes=scopes
+    )
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[FakeSlack]:
+    with fake_slack() as fake:
+        yield fake.start()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings(connect: FakeConnect, slack: FakeSlack, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "connect_server": connect.url,
+        "connect_api_key": ADMIN_KEY,
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "bot_admin_users": ["U0ADMIN1"],
+        "bot_database_url": f"sqlite:///{tmp_path}/connect-bot.db",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def check(config: Settings, **kwargs: Any) -> tuple[int, list[str]]:
+    """Run the check; every run also proves that no secret reached the output."""
+    lines: list[str] = []
+    code = run_check(config, out=lines.append, **kwargs)
+    text = "\n".join(lines)
+    for secret in SECRETS:
+        assert secret not in text
+    assert "Traceback" not in text
+    return code, lines
+
+
+def marked(lines: list[str], mark: str) -> list[str]:
+    return [line for line in lines if line.startswith(f"{mark} ")]
+
+
+def only_failure(lines: list[str]) -> str:
+    failures = marked(lines, FAIL)
+    assert len(failures) == 1, lines
+    return failures[0]
+
+
+# ---------------------------------------------------------------- all good
+
+
+def test_good_http_mode_configuration_passes_every_line(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    database = Database(f"sqlite:///{tmp_path}/connect-bot.db")
+    database.migrate()
+    database.dispose()
+    code, lines = check(settings(connect, slack, tmp_path))
+    assert code == 0
+    *checks, summary = lines
+    assert all(line.startswith(f"{OK} ") for line in checks), lines
+    assert summary.startswith("Everything is in place")
+    text = "\n".join(lines)
+    assert f"Posit Connect {connect.version}" in text
+    assert "runtime cache management is enabled" in text
+    assert "belongs to admin, an administrator" in text
+    assert "bot @connect-bot in workspace" in text
+    assert "scopes the bot needs: commands, chat:write" in text
+    assert "HTTP mode" in text
+    assert "schema is current" in text
+
+
+def test_good_socket_mode_with_groups(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    config = settings(
+        connect,
+        slack,
+        tmp_path,
+        slack_signing_secret=None,
+        slack_app_token=APP_TOKEN,
+        bot_admin_users=[],
+        bot_admin_groups=["S0ADMINS"],
+    )
+    code, lines = check(config)
+    assert code == 0, lines
+    assert not marked(lines, FAIL) and not marked(lines, WARN)
+    text = "\n".join(lines)
+    assert "Socket Mode: SLACK_APP_TOKEN is valid" in text
+    assert "commands, chat:write, usergroups:read" in text
+    assert "does not exist yet: `connect-bot serve` creates it" in text
+    assert not (tmp_path / "connect-bot.db").exists()  # the check is read-only
+
+
+def test_web_client_factory_is_used_for_slack_calls(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    made: list[tuple[str, str]] = []
+
+    def factory(token: str, base_url: str) -> WebClient:
+        made.append((token, base_url))
+        return WebClient(token=token, base_url=base_url, timeout=5)
+
+    config = settings(connect, slack, tmp_path, slack_app_token=APP_TOKEN)
+    code, _ = check(config, web_client_factory=factory)
+    assert code == 0
+    assert made == [(BOT_TOKEN, slack.api_url), (APP_TOKEN, slack.api_url)]
+
+
+# ---------------------------------------------------------------- Connect
+
+
+def test_bad_connect_key(connect: FakeConnect, slack: FakeSlack, tmp_path: Path) -> None:
+    code, lines = check(settings(connect, slack, tmp_path, connect_api_key="WrongKey0000"))
+    assert code == 1
+    line = only_failure(lines)
+    assert "CONNECT_API_KEY: the key is not valid" in line
+    assert "API Keys" in line  # says how to fix it
+
+
+def test_publisher_key_is_not_an_administrators(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    connect.clear_requests()
+    code, lines = check(settings(connect, slack, tmp_path, connect_api_key=PUBLISHER_KEY))
+    assert code == 1
+    line = only_failure(lines)
+    assert "a publisher, not an administrator" in line
+    assert connect.count("GET", r"caches/runtime") == 0  # no point asking once the role is known
+
+
+def test_connect_unreachable_is_one_friendly_line(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    address = f"http://127.0.0.1:{closed_port()}"
+    code, lines = check(settings(connect, slack, tmp_path, connect_server=address))
+    assert code == 1
+    line = only_failure(lines)
+    assert line.startswith(f"{FAIL} cannot reach Connect at http://127.0.0.1:")
+    assert "Connection refused" in line and "check CONNECT_SERVER" in line
+
+
+def test_address_that_is_not_connect(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    code, lines = check(settings(connect, slack, tmp_path, connect_server=slack.url))
+    assert code == 1
+    assert "does not look like Posit Connect" in only_failure(lines)
+
+
+def test_runtime_cache_management_disabled(slack: FakeSlack, tmp_path: Path) -> None:
+    with FakeConnect(
+        api_keys={ADMIN_KEY: "administrator"}, runtime_cache_management=False
+    ) as disabled:
+        code, lines = check(settings(disabled.start(), slack, tmp_path))
+    assert code == 1
+    assert "runtime cache management is disabled" in only_failure(lines)
+
+
+def test_connect_too_old_for_the_caches_api(slack: FakeSlack, tmp_path: Path) -> None:
+    with FakeConnect(api_keys={ADMIN_KEY: "administrator"}, version="2023.03.0") as old:
+        code, lines = check(settings(old.start(), slack, tmp_path))
+    assert code == 1
+    assert "predates the runtime caches API (2023.05): upgrade Connect" in only_failure(lines)
+
+
+# ---------------------------------------------------------------- Slack
+
+
+def test_bad_slack_token(connect: FakeConnect, slack: FakeSlack, tmp_path: Path) -> None:
+    code, lines = check(settings(connect, slack, tmp_path, slack_bot_token="xoxb-revoked-000"))
+    assert code == 1
+    line = only_failure(lines)
+    assert "SLACK_BOT_TOKEN was refused by Slack (invalid_auth)" in line
+    assert "OAuth & Permissions" in line
+
+
+def test_user_token_instead_of_bot_token(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    code, lines = check(settings(connect, slack, tmp_path, slack_bot_token="xoxp-1-2-3"))
+    assert code == 1
+    assert "not a bot token" in only_failure(lines)
+
+
+def test_missing_scopes_say_which_and_to_reinstall(connect: FakeConnect, tmp_path: Path) -> None:
+    with fake_slack(scopes=("commands",)) as narrow:
+        config = settings(connect, narrow.start(), tmp_path, bot_admin_groups=["S0ADMINS"])
+        code, lines = check(config)
+    assert code == 1
+    line = only_failure(lines)
+    assert "lacks the scope(s) chat:write, usergroups:read" in line
+    assert "manifest.yml" in line and "reinstall the app" in line
+
+
+def test_group_scope_is_needed_only_with_admin_groups(connect: FakeConnect, tmp_path: Path) -> None:
+    with fake_slack(scopes=("commands", "chat:write")) as basic:
+        code, lines = check(settings(connect, basic.start(), tmp_path))
+    assert code == 0, lines
+
+
+def test_slack_unreachable(connect: FakeConnect, slack: FakeSlack, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/api/"
+    code, lines = check(settings(connect, slack, tmp_path, slack_api_url=url))
+    assert code == 1
+    line = only_failure(lines)
+    assert f"cannot reach the Slack Web API at {url}" in line
+    assert "check SLACK_API_URL" in line
+
+
+def test_http_mode_without_signing_secret(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    code, lines = check(settings(connect, slack, tmp_path, slack_signing_secret=None))
+    assert code == 1
+    line = only_failure(lines)
+    assert "HTTP mode needs SLACK_SIGNING_SECRET" in line
+    assert "SLACK_APP_TOKEN (xapp-…)" in line
+
+
+@pytest.mark.parametrize(
+    ("app_token", "expected"),
+    [
+        ("not-an-app-token", "SLACK_APP_TOKEN does not start with xapp-"),
+        ("xapp-revoked-1234", "SLACK_APP_TOKEN was refused by Slack (invalid_auth)"),
+    ],
+)
+def test_bad_app_token(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path, app_token: str, expected: str
+) -> None:
+    code, lines = check(settings(connect, slack, tmp_path, slack_app_token=app_token))
+    assert code == 1
+    line = only_failure(lines)
+    assert expected in line and "connections:write" in line
+
+
+# ---------------------------------------------------------------- authorisation
+
+
+def test_no_admins_is_a_warning_not_a_failure(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    code, lines = check(settings(connect, slack, tmp_path, bot_admin_users=[]))
+    assert code == 0
+    (warning,) = marked(lines, WARN)
+    assert "will be refused to everyone" in warning
+    assert lines[-1].startswith("Ready to run")
+
+
+def test_names_instead_of_ids_and_lonely_two_person_rule(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    config = settings(
+        connect, slack, tmp_path, bot_admin_users=["@alice"], bot_two_person_rule=True
+    )
+    code, lines = check(config)
+    assert code == 0
+    first, second = marked(lines, WARN)
+    assert "not Slack IDs (@alice)" in first
+    assert "add a second admin" in second
+
+
+# ---------------------------------------------------------------- database
+
+
+def test_empty_database_is_fine_because_serve_migrates(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    Database(f"sqlite:///{tmp_path}/connect-bot.db").ping()
+    code, lines = check(settings(connect, slack, tmp_path))
+    assert code == 0
+    assert any("reachable and empty: `connect-bot serve` creates" in line for line in lines)
+
+
+def test_database_from_a_newer_version(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    database = Database(f"sqlite:///{tmp_path}/connect-bot.db")
+    database.migrate()
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    database.dispose()
+    code, lines = check(settings(connect, slack, tmp_path))
+    assert code == 1
+    assert "schema 9999_future, which this connect-bot does not know" in only_failure(lines)
+
+
+def test_database_unreachable_hides_its_password(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    url = f"postgresql://bot:{DB_PASSWORD}@127.0.0.1:{closed_port()}/connect_bot"
+    code, lines = check(settings(connect, slack, tmp_path, bot_database_url=url))
+    assert code == 1
+    line = only_failure(lines)
+    assert line.startswith(
+        f"{FAIL} cannot open the database postgresql://bot:[REDACTED]@127.0.0.1:"
+    )
+    assert "check BOT_DATABASE_URL" in line
+
+
+# ---------------------------------------------------------------- whole program
+
+
+def test_nothing_configured(tmp_path: Path) -> None:
+    config = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_database_url=f"sqlite:///{tmp_path}/x.db",
+    )
+    code, lines = check(config)
+    assert code == 1
+    failures = "\n".join(marked(lines, FAIL))
+    for name in ("CONNECT_SERVER", "CONNECT_API_KEY", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
+        assert f"{name} is not set" in failures or f"needs {name}" in failures
+    assert lines[-1] == f"4 problems to fix (marked {FAIL}), then run the check again."
+
+
+def test_an_unexpected_error_is_a_line_and_is_redacted(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    def broken(token: str, base_url: str) -> WebClient:
+        raise RuntimeError(f"bug while using {token}")
+
+    code, lines = check(settings(connect, slack, tmp_path), web_client_factory=broken)
+    assert code == 1
+    line = only_failure(lines)
+    assert (
+        line
+        == f"{FAIL} the Slack check failed unexpectedly: RuntimeError: bug while using [REDACTED]"
+    )
+
+
+def test_cli_check_exit_codes(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "CONNECT_SERVER": connect.url,
+        "CONNECT_API_KEY": ADMIN_KEY,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "BOT_ADMIN_USERS": "U0ADMIN1",
+        "BOT_DATABASE_URL": f"sqlite:///{tmp_path}/connect-bot.db",
+    }
+    runner = CliRunner()
+    good = runner.invoke(main, ["check"], env=env)
+    assert good.exit_code == 0, good.output
+    assert "Everything is in place" in good.output
+    bad = runner.invoke(main, ["check"], env={**env, "CONNECT_API_KEY": "WrongKey0000"})
+    assert bad.exit_code == 1
+    assert "the key is not valid" in bad.output
+    for secret in SECRETS:
+        assert secret not in good.output + bad.output
