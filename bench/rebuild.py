@@ -307,7 +307,7 @@ def run_rsconnect(items: int, k: int, durations: dict[str, float], workdir: Path
         posts = [r for r in connect.requests if r.method == "POST"]
         order_guids = [r.path.split("/")[-2] for r in sorted(posts, key=lambda r: r.time)]
         order = [(durations[guid], 1) for guid in order_guids]
-        ideal, no_warm, bound = ideals(order, k)
+        _, no_warm, bound = ideals(order, k)
         return Result(
             tool="rsconnect",
             items=items,
@@ -404,7 +404,8 @@ def main() -> int:
     guids = [item["guid"] for item in generated_seed(items).content]
     durations = durations_for(guids)
     results: list[Result] = []
-    print(f"{items} items, K = {args.k}, builds 0.8-1.2 s (mean {sum(durations.values()) / items:.2f} s)")
+    mean = sum(durations.values()) / items
+    print(f"{items} items, K = {args.k}, builds 0.8-1.2 s (mean {mean:.2f} s)")
     with tempfile.TemporaryDirectory(prefix="bench-rebuild-") as tmp:
         workdir = Path(tmp)
         (workdir / "bot").mkdir()
@@ -428,7 +429,9 @@ def main() -> int:
     ]
     if len(results) > 1:
         rsc = results[1]
-        bars.append(("ahead of rsconnect on wall/ideal", bot.wall / bot.ideal < rsc.wall / rsc.ideal))
+        bars.append(
+            ("ahead of rsconnect on wall/ideal", bot.wall / bot.ideal < rsc.wall / rsc.ideal)
+        )
         bars.append(("ahead of rsconnect on requests per item", bot.per_item < rsc.per_item))
     for name, ok in bars:
         print(f"{'PASS' if ok else 'FAIL'}  {name}")

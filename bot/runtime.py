@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -81,7 +82,7 @@ class Runtime:
     def start_http(self, host: str = "0.0.0.0", port: int | None = None) -> HttpServer:
         app = None if self.settings.socket_mode else self.app
         self.http = HttpServer(
-            BotWsgi(app, self.readiness),
+            BotWsgi(app, self.readiness, self.deps.gate),
             host=host,
             port=self.settings.port if port is None else port,
         ).start()
@@ -100,6 +101,8 @@ class Runtime:
             if "rebuild_reporter" in self.extras:
                 self.extras["rebuild_reporter"].close()
         if self.socket_handler is not None:
+            # Don't reconnect while closing; the reader thread ends with the socket.
+            self.socket_handler.client.auto_reconnect_enabled = False
             self.socket_handler.close()
         if self.http is not None:
             self.http.stop()
@@ -239,6 +242,9 @@ def serve(settings: Settings | None = None) -> int:
 
     settings = settings or Settings()
     configure_logging(settings)
+    # Acks must not wait behind background work for the GIL: a shorter switch interval lets
+    # the request threads in promptly (CPython's default is 5 ms, the whole ack budget).
+    sys.setswitchinterval(float(os.environ.get("XSW", "0.0005")))
     try:
         runtime = build_runtime(settings)
     except StartupError as exc:

@@ -57,13 +57,6 @@ def plan(stack: Stack, text: str = "rebuild", *, count: int = 1, user: str = ADM
     return wait_card(stack.slack, count)
 
 
-def run_rebuild(stack: Stack, text: str = "rebuild", timeout: float = 30) -> tuple[Message, int]:
-    card = plan(stack, text)
-    stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
-    wait_final(stack.slack, card.ts, timeout)
-    return card, rebuild_id_of(card)
-
-
 def items(db: Database, rebuild_id: int) -> list[RebuildItem]:
     with db.session() as session:
         rows = session.query(RebuildItem).filter_by(rebuild_id=rebuild_id).all()
@@ -95,17 +88,14 @@ def wait_ephemeral(slack: FakeSlack, fragment: str, user: str = ADMIN, timeout: 
     return next(text for text in ephemeral_texts(slack, user) if fragment in text)
 
 
-def close_requests(stack: Stack) -> None:
-    # Closing the client's keep-alive connection first lets the bot's HTTP server stop at once.
-    stack.requests.close()
-
-
 @contextmanager
 def stack_closing(stack: Stack) -> Iterator[Stack]:
     try:
         yield stack
     finally:
-        close_requests(stack)
+        # Closing the client's keep-alive connection first lets the bot's HTTP server stop at
+        # once (otherwise waitress waits 5 s for it).
+        stack.requests.close()
         stack.stop()
 
 

@@ -47,8 +47,11 @@ def test_full_rebuild_with_failures_reports_progress_thread_and_summary() -> Non
         assert connect.builds_started() == []  # nothing runs before Start
 
         stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
-        summary = wait_final(slack, card.ts, timeout=20)
         rebuild_id = rebuild_id_of(card)
+        # The rebuild runs as a persisted APScheduler job (its watchdog) until it is finished.
+        assert slack.wait_for(lambda _: stack.runtime.scheduler.get_job("rebuild-1"), timeout=5)
+        summary = wait_final(slack, card.ts, timeout=20)
+        assert stack.runtime.scheduler.get_job("rebuild-1") is None
 
         # Connect: every published item built exactly once, warm-up wave first, then
         # interactive content, then the rest.

@@ -67,6 +67,11 @@ POLL_PATIENCE = 900.0  # seconds of failing polls before an item is given up
 FEED_CHUNK = 256
 
 
+# Lease holders alive in this process: a holder with our pid but not in here is gone (an
+# engine that was closed, or an earlier process whose pid this one reuses, as in containers).
+_LIVE_HOLDERS: set[str] = set()
+
+
 def job_id(rebuild_id: int) -> str:
     return f"rebuild-{rebuild_id}"
 
@@ -271,6 +276,17 @@ class Driver:
     def _finish(self) -> None:
         now = utcnow()
         with self.db.session() as session:
+            if not self.cancelled.is_set():
+                left = session.scalar(
+                    select(func.count()).where(
+                        RebuildItem.rebuild_id == self.rebuild_id,
+                        RebuildItem.state.in_(("queued", "building")),
+                    )
+                )
+                if left:
+                    # Workers died on errors; leave it to the watchdog's next driver.
+                    log.warning("rebuild %s: %d item(s) left; retrying", self.rebuild_id, left)
+                    return
             if self.cancelled.is_set():
                 session.execute(
                     update(RebuildItem)
@@ -297,7 +313,10 @@ class Driver:
                 return
             except Exception as exc:
                 log.exception("rebuild %s: item %s failed in the bot", self.rebuild_id, item.guid)
-                self._fail(item, f"connect-bot error: {type(exc).__name__}")
+                try:
+                    self._fail(item, f"connect-bot error: {type(exc).__name__}")
+                except Exception:  # the database is away: the next driver picks the item up
+                    log.exception("rebuild %s: could not record %s", self.rebuild_id, item.guid)
                 terminal = True
             if terminal:
                 self.dispatcher.finished(item)
@@ -377,6 +396,7 @@ class Driver:
                     return True
                 self._sleep(2.0)
                 continue
+            self._check_stop()  # shutting down: the next start re-attaches this task
             failing_since = None
             first = task.last
             if task.finished:
@@ -426,6 +446,7 @@ class RebuildEngine:
         self.runtime_key = runtime_key
         self.scheduler = scheduler
         self.me = f"{socket.gethostname()[:80]}/{os.getpid()}/{secrets.token_hex(4)}"
+        _LIVE_HOLDERS.add(self.me)
         self._drivers: dict[int, Driver] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -495,6 +516,7 @@ class RebuildEngine:
     def close(self, timeout: float = 2.0) -> None:
         """Stop dispatching; running builds stay `building` for the next start to re-attach."""
         self._closed = True
+        _LIVE_HOLDERS.discard(self.me)
         with self._lock:
             drivers = list(self._drivers.values())
         for driver in drivers:
@@ -544,9 +566,9 @@ class RebuildEngine:
         if host != self.me.partition("/")[0] or not pid_text.isdigit():
             return False
         pid = int(pid_text)
-        # Same host: our own pid with another token is an earlier life of this process (or of
-        # a restarted container); any other pid is stale when no such process exists.
-        return pid == os.getpid() or not _pid_alive(pid)
+        if pid == os.getpid():
+            return holder not in _LIVE_HOLDERS
+        return not _pid_alive(pid)  # same host: a killed process is gone at once
 
     # ---- callbacks from drivers ----------------------------------------------------------
 

@@ -36,7 +36,6 @@ WARMUP, INTERACTIVE, RENDERED = 0, 1, 2
 ACTIVE = ("running", "cancelling")
 FINISHED = ("done", "cancelled")
 OPEN_ITEM_STATES = ("queued", "building")
-ITEM_STATES = ("queued", "building", "succeeded", "failed", "cancelled", "skipped")
 INSERT_BATCH = 500
 
 
@@ -118,6 +117,7 @@ class ItemView:
     title: str
     app_mode: str
     runtime: str
+    wave: int
     state: str
     error: str | None
     dashboard_url: str | None
@@ -545,6 +545,7 @@ def _item_view(row: RebuildItem) -> ItemView:
         title=row.title,
         app_mode=row.app_mode,
         runtime=row.runtime,
+        wave=row.wave,
         state=row.state,
         error=row.error,
         dashboard_url=row.dashboard_url,

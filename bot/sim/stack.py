@@ -44,6 +44,9 @@ class Stack:
         return f"{self.runtime.http.url}/slack/events"
 
     def stop(self) -> None:
+        if self.runtime.socket_handler is not None:
+            self.runtime.socket_handler.client.auto_reconnect_enabled = False
+            self.slack.socket_close_connections()
         self.runtime.close()
         self.slack.stop()
         self.connect.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -46,6 +47,33 @@ class Click(Invocation):
         return chosen
 
 
+class AckGate:
+    """Counts Slack requests being answered, so background work can step aside.
+
+    Slack's 3 s ack deadline is hard; background work has none. Under a burst of commands,
+    work queued after an ack waits (briefly, bounded) until no request is in flight, so it
+    doesn't compete with the next acks for the interpreter.
+    """
+
+    def __init__(self) -> None:
+        self._inflight = 0
+        self._quiet = threading.Condition()
+
+    def enter(self) -> None:
+        with self._quiet:
+            self._inflight += 1
+
+    def leave(self) -> None:
+        with self._quiet:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._quiet.notify_all()
+
+    def wait_quiet(self, timeout: float) -> None:
+        with self._quiet:
+            self._quiet.wait_for(lambda: self._inflight == 0, timeout)
+
+
 @dataclass
 class Deps:
     caches: CacheService
@@ -58,12 +86,15 @@ class Deps:
     two_person_rule: bool = False
     bot_user_id: str | None = None
     rebuilds: Any = None  # bot.services.rebuilds.RebuildService, when the engine is wired
+    gate: AckGate = field(default_factory=AckGate)
+    background_yield: float = 0.5  # longest a background task waits for a quiet moment
 
     def submit(self, function: Callable[..., None], *args: Any) -> Future[None]:
         """Run work after the ack. Errors are logged, never raised into Bolt."""
 
         def guarded() -> None:
             try:
+                self.gate.wait_quiet(self.background_yield)
                 function(*args)
             except Exception:
                 log.exception("background work %s failed", getattr(function, "__name__", "?"))

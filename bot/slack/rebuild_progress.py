@@ -38,6 +38,7 @@ MAX_UPDATE_INTERVAL = 30.0
 REPLY_SPACING = 1.0  # chat.postMessage: about one message per second per channel
 FAILURES_PER_REPLY = 10
 ERROR_BACKOFF = 10.0
+GONE = frozenset({"message_not_found", "cant_update_message"})
 
 
 @dataclass
@@ -122,7 +123,7 @@ class RebuildReporter:
             p = replace(p, thread_ts=ts)
         assert p.thread_ts is not None
         if not p.flags.get("start_reported"):
-            self._update(p, seen)
+            p = self._update(p, seen)
             self.poster.post(
                 p.channel, start_reply(p, service.summary(p.rebuild_id)), thread_ts=p.thread_ts
             )
@@ -150,7 +151,7 @@ class RebuildReporter:
             if service.failures_to_report(p.rebuild_id, 1):
                 self._wake.set()
                 return  # the summary comes after the last failure reply
-            self._update(p, seen)
+            p = self._update(p, seen)
             self.poster.post(
                 p.channel, summary_reply(p), thread_ts=p.thread_ts, reply_broadcast=True
             )
@@ -161,11 +162,20 @@ class RebuildReporter:
         if _key(p) != seen.last_key and now - seen.last_update >= update_interval(p.elapsed):
             self._update(p, seen)
 
-    def _update(self, p: Progress, seen: _Seen) -> None:
+    def _update(self, p: Progress, seen: _Seen) -> Progress:
         assert p.thread_ts is not None
-        self.poster.update(p.channel, p.thread_ts, progress_view(p))
+        try:
+            self.poster.update(p.channel, p.thread_ts, progress_view(p))
+        except SlackUnavailable as exc:
+            if exc.error not in GONE:
+                raise
+            # Someone deleted the card: carry on in a new parent message and its thread.
+            ts = self.poster.post(p.channel, progress_view(p))
+            self.service.attach_message(p.rebuild_id, ts)
+            p = replace(p, thread_ts=ts)
         seen.last_key = _key(p)
         seen.last_update = time.monotonic()
+        return p
 
 
 def _key(p: Progress) -> tuple[object, ...]:

@@ -125,7 +125,7 @@ def plan_card_view(
         blocks.append(_context("Nobody started it in time. Nothing was built; plan again."))
     else:
         blocks.append(_context("This plan could not be started. Nothing was built."))
-    return Message(f"{title} ({plan.description})", blocks)
+    return Message(f"{title} ({esc(plan.description)})", blocks)
 
 
 def _plan_details(plan: PlanSummary) -> str:

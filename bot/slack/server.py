@@ -16,6 +16,8 @@ from slack_bolt.context.context import BoltContext
 from slack_bolt.request.internals import build_context
 from waitress.server import create_server
 
+from bot.slack.deps import AckGate
+
 log = logging.getLogger("bot.http")
 
 EVENTS_PATH = "/slack/events"
@@ -39,9 +41,10 @@ def fix_payload_word(request: BoltRequest) -> BoltRequest:
 
 
 class BotWsgi:
-    def __init__(self, app: App | None, readiness: Readiness) -> None:
+    def __init__(self, app: App | None, readiness: Readiness, gate: AckGate | None = None) -> None:
         self.app = app  # None in Socket Mode: only the health endpoints are served
         self.readiness = readiness
+        self.gate = gate or AckGate()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -76,7 +79,11 @@ class BotWsgi:
         bolt_request = BoltRequest(
             body=request.get_body(), query=request.query_string, headers=request.get_headers()
         )
-        response = self.app.dispatch(fix_payload_word(bolt_request))
+        self.gate.enter()
+        try:
+            response = self.app.dispatch(fix_payload_word(bolt_request))
+        finally:
+            self.gate.leave()
         headers = [(name, value) for name, values in response.headers.items() for value in values]
         return response.status, headers, (response.body or "").encode("utf-8")
 
@@ -97,7 +104,14 @@ def _json(status: int, data: dict[str, Any]) -> tuple[int, list[tuple[str, str]]
 class HttpServer:
     """waitress in a background thread; `port=0` picks a free port (tests)."""
 
-    def __init__(self, wsgi: BotWsgi, *, host: str, port: int, threads: int = 16) -> None:
+    def __init__(
+        self,
+        wsgi: BotWsgi,
+        *,
+        host: str,
+        port: int,
+        threads: int = int(__import__("os").environ.get("XTH", "16")),
+    ) -> None:
         self._server = create_server(
             wsgi,
             host=host,

@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property, lru_cache
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -56,7 +57,12 @@ class Message:
     blocks: list[Block] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": clip(self.text, 3000), "blocks": [b.to_dict() for b in self.blocks]}
+        # slack_sdk validates while serialising, which is slow; a message renders once.
+        return {"text": clip(self.text, 3000), "blocks": self._blocks_json}
+
+    @cached_property
+    def _blocks_json(self) -> list[dict[str, Any]]:
+        return [b.to_dict() for b in self.blocks]
 
 
 def _md(text: str) -> SectionBlock:
@@ -75,6 +81,7 @@ def _who(user_id: str) -> str:
 # --- help and errors -------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=32)
 def help_view(topic: str | None = None) -> Message:
     entries = [e for e in HELP if topic is None or e.usage.startswith(topic.lower())] or list(HELP)
     lines = [
@@ -144,6 +151,11 @@ def parse_cache_value(value: str) -> RuntimeCache | None:
 
 
 def caches_list_view(caches: Sequence[RuntimeCache], server: str) -> Message:
+    return _caches_list_view(tuple(caches), server)
+
+
+@lru_cache(maxsize=16)
+def _caches_list_view(caches: tuple[RuntimeCache, ...], server: str) -> Message:
     if not caches:
         return Message(
             "Connect has no runtime caches.",

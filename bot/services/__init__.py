@@ -1,0 +1,1 @@
+"""What the bot does (caches, rebuilds, authorisation, audit); knows nothing of Slack."""

@@ -1,0 +1,1 @@
+"""The Slack side: Bolt app, pure parser and views, listeners per surface."""

@@ -1,0 +1,125 @@
+"""Planning: selection, order, duplicates across rebuilds, and the button after a deletion."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from rebuild_support import (
+    items,
+    plan,
+    rebuild_id_of,
+    stack_closing,
+    wait_card,
+    wait_ephemeral,
+    wait_final,
+)
+
+from bot.connect import ConnectClient, ContentFilter, RuntimeCache
+from bot.services.rebuilds import RebuildService
+from bot.sim.connect_seed import OFF_HOST_IMAGE, generated_seed
+from bot.sim.connect_server import FakeConnect
+from bot.sim.stack import OPS_CHANNEL, start_stack
+from bot.store import Database
+
+
+def _service(tmp_path: Path, connect: ConnectClient) -> RebuildService:
+    db = Database(f"sqlite:///{tmp_path / 'plan.db'}")
+    db.migrate()
+    return RebuildService(db, connect)
+
+
+def _plan_titles(service: RebuildService, **kwargs: object) -> dict[str, int]:
+    summary = service.plan(requested_by="U1", channel="C1", description="test", **kwargs)  # type: ignore[arg-type]
+    return {row.title: row.wave for row in service.items(summary.rebuild_id)}
+
+
+def test_affected_content_matches_language_version_and_image(
+    tmp_path: Path, connect: ConnectClient, fake_connect: FakeConnect
+) -> None:
+    service = _service(tmp_path, connect)
+    local = _plan_titles(service, caches=[RuntimeCache("python", "3.9.5")])
+    assert set(local) == {"Forecast Explorer", "Notebook: Cohort Analysis"}
+    off_host = _plan_titles(service, caches=[RuntimeCache("Python", "3.9.5", OFF_HOST_IMAGE)])
+    assert set(off_host) == {"Legacy Model Dashboard"}
+    both = _plan_titles(
+        service, caches=[RuntimeCache("R", "4.2.1"), RuntimeCache("R", "3.6.3", OFF_HOST_IMAGE)]
+    )
+    assert set(both) == {"Plumber Scoring API", "Inventory Explorer", "Legacy Finance Report"}
+    # One GET of the content list per plan, nothing else.
+    assert fake_connect.count("GET", r"/v1/content$") == 3
+    assert fake_connect.count("POST") == 0
+
+
+def test_order_is_warmup_then_interactive_then_the_rest(
+    tmp_path: Path, connect: ConnectClient
+) -> None:
+    service = _service(tmp_path, connect)
+    waves = _plan_titles(service, content_filter=ContentFilter(published=True))
+    assert len(waves) == 14  # the two unpublished items are left out
+    # R 4.3.0 has two interactive apps and a report: the newest-deployed app warms it up.
+    assert waves["Executive KPIs"] == 0
+    assert waves["Sales Dashboard"] == 1
+    assert waves["Quarterly Report"] == 2
+    # R 3.6.3 on the image has only a report: it warms its runtime up anyway.
+    assert waves["Legacy Finance Report"] == 0
+    # Static content has no runtime cache to warm.
+    assert waves["Team Landing Page"] == 2
+    assert Counter(waves.values()) == {0: 6, 1: 4, 2: 4}
+
+
+def test_a_second_rebuild_skips_what_a_running_one_will_build() -> None:
+    with stack_closing(start_stack(seed=generated_seed(20), build_seconds=0.3)) as stack:
+        connect, slack, db = stack.connect, stack.slack, stack.runtime.db
+        first = plan(stack, "rebuild --r-version 4.3.0 --parallelism 1")
+        stack.requests.click(OPS_CHANNEL, first.ts, "rebuild_start")
+        in_first = {row.guid for row in items(db, rebuild_id_of(first))}
+        assert slack.wait_for(lambda s: connect.builds_started(), timeout=5)
+
+        second = plan(stack, "rebuild --parallelism 3", count=2)
+        text = second.all_text()
+        assert second.text.startswith(f"Rebuild plan #2: {20 - len(in_first)} item(s)")
+        assert f"Skipped {len(in_first)} item(s) already queued or building" in text
+        stack.requests.click(OPS_CHANNEL, second.ts, "rebuild_start")
+        wait_final(slack, second.ts, timeout=15)
+        wait_final(slack, first.ts, timeout=15)
+        assert set(Counter(connect.builds_started()).values()) == {1}
+        assert len(connect.builds_started()) == 20
+        skipped = [row for row in items(db, rebuild_id_of(second)) if row.state == "skipped"]
+        assert {row.guid for row in skipped} == in_first
+        assert "skipped" in slack.thread(OPS_CHANNEL, second.ts)[-1].all_text()
+
+        stack.requests.command("rebuild --content-type python-gradio")
+        wait_ephemeral(slack, "Nothing to rebuild: no published content matches")
+        assert len(slack.messages(OPS_CHANNEL, include_broadcasts=False)) == 2  # no new card
+
+
+def test_rebuild_affected_content_after_a_cache_deletion() -> None:
+    with stack_closing(start_stack(build_seconds=0.1)) as stack:
+        connect, slack = stack.connect, stack.slack
+        stack.requests.command("caches delete --language Python --version 3.9.5")
+        assert slack.wait_for(
+            lambda s: any("cache_delete_confirm" in str(m.blocks) for m in s.messages(OPS_CHANNEL)),
+            timeout=5,
+        )
+        deletion = next(
+            m for m in slack.messages(OPS_CHANNEL) if "cache_delete_confirm" in str(m.blocks)
+        )
+        stack.requests.click(OPS_CHANNEL, deletion.ts, "cache_delete_confirm")
+        assert slack.wait_for(
+            lambda s: "rebuild_affected" in str(s.message(OPS_CHANNEL, deletion.ts).blocks),
+            timeout=10,
+        )
+        stack.requests.click(OPS_CHANNEL, deletion.ts, "rebuild_affected")
+        card = wait_card(slack)
+        assert card.text.startswith("Rebuild plan #1: 2 item(s)")
+        assert "content using the deleted caches: Python 3.9.5 (Local)" in card.all_text()
+        stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        wait_final(slack, card.ts)
+        titles = {item["guid"]: item["title"] for item in connect.content()}
+        assert sorted(titles[g] for g in connect.builds_started()) == [
+            "Forecast Explorer",
+            "Notebook: Cohort Analysis",
+        ]
+        # The rebuild repopulated the deleted cache.
+        assert {"language": "Python", "version": "3.9.5", "image_name": "Local"} in connect.caches()

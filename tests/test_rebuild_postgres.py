@@ -1,0 +1,66 @@
+"""The rebuild engine on PostgreSQL: the main flow, and a kill -9 restart, in a fresh schema.
+
+Runs when BOT_TEST_POSTGRES_URL is set (e.g. postgresql://postgres@127.0.0.1:5432/postgres);
+each test creates its own schema and drops it afterwards, so runs are isolated.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from rebuild_support import items, plan, rebuild_id_of, rebuild_row, stack_closing, wait_final
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
+
+from bot.sim.stack import OPS_CHANNEL, start_stack
+from bot.store import Database
+
+POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES_URL", "")
+
+pytestmark = pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason="BOT_TEST_POSTGRES_URL is not set (a PostgreSQL URL the tests may create schemas in)",
+)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose connections use a brand-new schema (search_path), dropped afterwards."""
+    schema = f"connect_bot_test_{secrets.token_hex(4)}"
+    admin = Database(POSTGRES_URL)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_main_flow_on_postgres(postgres_url: str) -> None:
+    with stack_closing(start_stack(build_seconds=0.1, bot_database_url=postgres_url)) as stack:
+        db = stack.runtime.db
+        assert db.dialect == "postgresql"
+        failing = next(i for i in stack.connect.content() if i["title"] == "Quarterly Report")
+        stack.connect.fail_builds([failing["guid"]])
+        card = plan(stack, "rebuild --parallelism 4")
+        assert card.text.startswith("Rebuild plan #1: 14 item(s)")
+        stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        summary = wait_final(stack.slack, card.ts, timeout=20)
+
+        rebuild_id = rebuild_id_of(card)
+        rows = items(db, rebuild_id)
+        assert Counter(row.state for row in rows) == {"succeeded": 13, "failed": 1}
+        assert set(Counter(stack.connect.builds_started()).values()) == {1}
+        waves = [next(r.wave for r in rows if r.guid == g) for g in stack.connect.builds_started()]
+        assert waves == sorted(waves)
+        assert rebuild_row(db, rebuild_id).state == "done"
+        assert "13 succeeded, 1 failed" in summary.all_text()
+        # APScheduler's job store lives in the same (fresh) schema.
+        assert "apscheduler_jobs" in inspect(db.engine).get_table_names()

@@ -1,0 +1,177 @@
+"""Restart safety with a real process: SIGKILL the bot mid-rebuild, start it again."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rebuild_support import (
+    BotProcess,
+    items,
+    plan,
+    rebuild_id_of,
+    rebuild_row,
+    wait_card,
+    wait_final,
+)
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from bot.runtime import build_runtime
+from bot.sim.connect_seed import generated_seed
+from bot.sim.connect_server import FakeConnect
+from bot.sim.slack_client import SlackRequests
+from bot.sim.slack_server import FakeSlack
+from bot.sim.stack import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    CONNECT_KEY,
+    OPS_CHANNEL,
+    SIGNING_SECRET,
+    sim_settings,
+    start_stack,
+    start_workspace,
+)
+from bot.store import Database
+
+ITEMS = 40
+POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bot.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("BOT_TEST_POSTGRES_URL is not set (PostgreSQL variant)")
+    schema = f"connect_bot_test_{secrets.token_hex(4)}"
+    admin = Database(POSTGRES_URL)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(
+    tmp_path: Path, database_url: str
+) -> None:
+    connect = FakeConnect(
+        api_keys={CONNECT_KEY: "administrator"},
+        seed=generated_seed(ITEMS),
+        build_seconds=0.4,
+        build_limit=4,
+    ).start()
+    slack = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING_SECRET)
+    slack.start()
+    start_workspace(slack)
+    db = Database(database_url)
+    bots: list[BotProcess] = []
+    try:
+        bots.append(BotProcess(connect, slack, database_url, tmp_path))
+        with SlackRequests(bots[0].events_url, SIGNING_SECRET, slack) as requests:
+            requests.command("rebuild --parallelism 4")
+            card = wait_card(slack, timeout=15)
+            requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        rebuild_id = rebuild_id_of(card)
+
+        def succeeded() -> int:
+            return sum(row.state == "succeeded" for row in items(db, rebuild_id))
+
+        assert slack.wait_for(lambda _: succeeded() >= 12, timeout=20, interval=0.05)
+        bots[0].kill()
+        killed_at = time.time()
+        before = {row.guid: row for row in items(db, rebuild_id)}
+        posted_before = Counter(connect.builds_started())
+        finished = {g for g, row in before.items() if row.state in ("succeeded", "failed")}
+        building = {g: row.task_id for g, row in before.items() if row.state == "building"}
+        # A POST answered after the last commit: built on Connect, still `queued` here.
+        in_flight = {g for g in posted_before if before[g].state == "queued"}
+        assert building, "the kill should catch builds in flight"
+        assert all(task_id for task_id in building.values())
+
+        bots.append(BotProcess(connect, slack, database_url, tmp_path))
+        ready_at = time.time()
+        wait_final(slack, card.ts, timeout=30)
+
+        after = items(db, rebuild_id)
+        assert Counter(row.state for row in after) == {"succeeded": ITEMS}
+        built = Counter(connect.builds_started())
+        assert set(built) == {row.guid for row in after}
+        for guid in finished | set(building):
+            assert built[guid] == 1, f"{guid} was {before[guid].state} at the kill"
+        assert all(built[guid] <= 2 for guid in in_flight)
+        assert sum(built.values()) == ITEMS + len(in_flight)
+        # The running builds were re-attached by task id, not started again.
+        for guid, task_id in building.items():
+            polls = [
+                r
+                for r in connect.requests
+                if r.path.endswith(f"/tasks/{task_id}") and r.time > ready_at - 1
+            ]
+            assert polls, f"task {task_id} was not polled after the restart"
+            assert next(row for row in after if row.guid == guid).task_id == task_id
+        # The restarted process picked the rebuild up at once.
+        new_posts = [r.time for r in connect.requests if r.method == "POST" and r.time > killed_at]
+        assert new_posts and min(new_posts) - ready_at < 3.0
+        # The thread was told each milestone once, across both lives.
+        texts = [r.all_text() for r in slack.thread(OPS_CHANNEL, card.ts)]
+        assert sum("started by" in t for t in texts) == 1
+        assert sum("Warm-up finished" in t for t in texts) == 1
+        assert sum(f"{ITEMS} succeeded, 0 failed" in t for t in texts) == 1
+        assert f"100% ({ITEMS}/{ITEMS})" in slack.message(OPS_CHANNEL, card.ts).all_text()
+    finally:
+        for bot in bots:
+            bot.stop()
+        db.dispose()
+        slack.stop()
+        connect.stop()
+
+
+def test_a_second_bot_on_the_same_database_waits_then_takes_over(tmp_path: Path) -> None:
+    """Two runtimes, one database: the lease keeps the rebuild to one driver; when the first
+    bot shuts down, its running builds stay `building` and the second re-attaches them."""
+    stack = start_stack(seed=generated_seed(16), build_seconds=0.3, workdir=tmp_path)
+    second = None
+    try:
+        connect, slack, db = stack.connect, stack.slack, stack.runtime.db
+        card = plan(stack, "rebuild --parallelism 2")
+        rebuild_id = rebuild_id_of(card)
+        stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        assert slack.wait_for(lambda _: len(connect.builds_started()) >= 6, timeout=10)
+
+        second = build_runtime(sim_settings(connect, slack, tmp_path), start_scheduler=False)
+        engine = second.deps.rebuilds.engine
+        engine.tick(rebuild_id)
+        assert not engine.driving(rebuild_id)  # the first bot holds the lease
+
+        stack.requests.close()
+        stack.runtime.close()  # shutdown, not cancel: builds in flight stay `building`
+        at_close = {row.guid: row for row in items(db, rebuild_id)}
+        building = {g: row.task_id for g, row in at_close.items() if row.state == "building"}
+        assert building
+        engine.tick(rebuild_id)
+        assert engine.driving(rebuild_id)
+        wait_final(slack, card.ts, timeout=20)
+
+        after = {row.guid: row for row in items(db, rebuild_id)}
+        assert Counter(row.state for row in after.values()) == {"succeeded": 16}
+        assert set(Counter(connect.builds_started()).values()) == {1}
+        for guid, task_id in building.items():
+            assert after[guid].task_id == task_id  # re-attached, not rebuilt
+        assert rebuild_row(db, rebuild_id).driver == engine.me
+    finally:
+        if second is not None:
+            second.close()
+        stack.slack.stop()
+        stack.connect.stop()
