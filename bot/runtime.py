@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -242,9 +241,6 @@ def serve(settings: Settings | None = None) -> int:
 
     settings = settings or Settings()
     configure_logging(settings)
-    # Acks must not wait behind background work for the GIL: a shorter switch interval lets
-    # the request threads in promptly (CPython's default is 5 ms, the whole ack budget).
-    sys.setswitchinterval(float(os.environ.get("XSW", "0.0005")))
     try:
         runtime = build_runtime(settings)
     except StartupError as exc:

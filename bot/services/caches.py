@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -79,19 +81,35 @@ def runtime_usage(items: Iterable[ContentItem]) -> RuntimeUsage:
 
 
 class CacheService:
-    def __init__(self, connect: ConnectClient) -> None:
-        self.connect = connect
+    """Cache listing is shared for `max_age` seconds: a burst of `caches list` commands (a team
+    all looking at once) costs Connect one request, and the views one render."""
 
-    def list(self) -> list[RuntimeCache]:
-        return sorted(
-            self.connect.caches.list(),
-            key=lambda c: (
-                c.language.lower(),
-                c.image_name != LOCAL_IMAGE,
-                c.image_name,
-                c.version,
-            ),
-        )
+    def __init__(self, connect: ConnectClient, *, max_age: float = 2.0) -> None:
+        self.connect = connect
+        self.max_age = max_age
+        self._fetch_lock = threading.Lock()
+        self._listed: tuple[float, tuple[RuntimeCache, ...]] | None = None
+
+    def list(self) -> tuple[RuntimeCache, ...]:
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        with self._fetch_lock:  # one request in flight; the others wait for its answer
+            fresh = self._fresh()
+            if fresh is not None:
+                return fresh
+            caches = tuple(sorted(self.connect.caches.list(), key=_cache_order))
+            self._listed = (time.monotonic(), caches)
+            return caches
+
+    def _fresh(self) -> tuple[RuntimeCache, ...] | None:
+        listed = self._listed
+        if listed is not None and time.monotonic() - listed[0] < self.max_age:
+            return listed[1]
+        return None
+
+    def forget(self) -> None:
+        self._listed = None
 
     def plan(self, targets: Iterable[CacheTarget]) -> DeletionPlan:
         """Dry-run every target with Connect; count the published content each one serves."""
@@ -124,6 +142,7 @@ class CacheService:
 
     def delete(self, cache: RuntimeCache, *, task_timeout: float = 600.0) -> DeletionResult:
         """Really delete, then follow Connect's task to its end. A failed task is a failure."""
+        self.forget()
         try:
             answer = self.connect.caches.delete(cache, dry_run=False)
         except ConnectError as exc:
@@ -143,7 +162,17 @@ class CacheService:
         if not task.succeeded:
             return DeletionResult(cache, False, task.id, task.failure_reason)
         detail = task.output[-1] if task.output else "deleted"
+        self.forget()
         return DeletionResult(cache, True, task.id, detail)
+
+
+def _cache_order(cache: RuntimeCache) -> tuple[str, bool, str, str]:
+    return (
+        cache.language.lower(),
+        cache.image_name != LOCAL_IMAGE,
+        cache.image_name,
+        cache.version,
+    )
 
 
 def _normal(cache: RuntimeCache) -> RuntimeCache:

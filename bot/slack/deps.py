@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -48,30 +49,43 @@ class Click(Invocation):
 
 
 class AckGate:
-    """Counts Slack requests being answered, so background work can step aside.
+    """Tracks Slack requests being answered, so background work can step aside.
 
-    Slack's 3 s ack deadline is hard; background work has none. Under a burst of commands,
-    work queued after an ack waits (briefly, bounded) until no request is in flight, so it
-    doesn't compete with the next acks for the interpreter.
+    Slack's 3 s ack deadline is hard; background work has none. During a burst of commands,
+    work queued after an ack waits (bounded) for a quiet moment, `quiet` seconds without a new
+    request, so it doesn't compete with the next acks for the interpreter. One command at a
+    time never waits: the next request is seconds away.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: float = 0.05) -> None:
+        self.quiet = quiet
         self._inflight = 0
-        self._quiet = threading.Condition()
+        self._last = 0.0
+        self._changed = threading.Condition()
 
     def enter(self) -> None:
-        with self._quiet:
+        with self._changed:
             self._inflight += 1
+            self._last = time.monotonic()
 
     def leave(self) -> None:
-        with self._quiet:
+        # No notify: waking every waiting worker on each request would cost the acks more
+        # than the wait saves. Waiters poll at the pace of the quiet period instead.
+        with self._changed:
             self._inflight -= 1
-            if self._inflight == 0:
-                self._quiet.notify_all()
+            self._last = time.monotonic()
 
     def wait_quiet(self, timeout: float) -> None:
-        with self._quiet:
-            self._quiet.wait_for(lambda: self._inflight == 0, timeout)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                calm_for = now - self._last
+                if self._inflight == 0 and calm_for >= self.quiet:
+                    return
+                self._changed.wait(min(deadline - now, max(self.quiet - calm_for, 0.01)))
 
 
 @dataclass
@@ -87,7 +101,7 @@ class Deps:
     bot_user_id: str | None = None
     rebuilds: Any = None  # bot.services.rebuilds.RebuildService, when the engine is wired
     gate: AckGate = field(default_factory=AckGate)
-    background_yield: float = 0.5  # longest a background task waits for a quiet moment
+    background_yield: float = 2.0  # longest a background task waits for a quiet moment
 
     def submit(self, function: Callable[..., None], *args: Any) -> Future[None]:
         """Run work after the ack. Errors are logged, never raised into Bolt."""

@@ -16,6 +16,7 @@ from slack_bolt.context.context import BoltContext
 from slack_bolt.request.internals import build_context
 from waitress.server import create_server
 
+from bot.slack import requestlog
 from bot.slack.deps import AckGate
 
 log = logging.getLogger("bot.http")
@@ -50,8 +51,13 @@ class BotWsgi:
         started = time.perf_counter()
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/")
+        fields: dict[str, Any] = {}
         if method == "POST" and path == EVENTS_PATH and self.app is not None:
-            status, headers, body = self._dispatch(environ)
+            requestlog.begin()
+            try:
+                status, headers, body = self._dispatch(environ)
+            finally:
+                fields = requestlog.end()
         elif method in ("GET", "HEAD") and path == "/healthz":
             status, headers, body = _json(200, {"status": "ok"})
         elif method in ("GET", "HEAD") and path == "/readyz":
@@ -60,7 +66,7 @@ class BotWsgi:
         else:
             status, headers, body = _json(404, {"error": "not found"})
         start_response(f"{status} {_REASONS.get(status, '')}".strip(), headers)
-        if path != "/healthz":
+        if path != "/healthz" and log.isEnabledFor(logging.INFO):
             log.info(
                 "request",
                 extra={
@@ -69,6 +75,7 @@ class BotWsgi:
                     "path": path,
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    **fields,
                 },
             )
         return [body]
@@ -110,7 +117,7 @@ class HttpServer:
         *,
         host: str,
         port: int,
-        threads: int = int(__import__("os").environ.get("XTH", "16")),
+        threads: int = 8,
     ) -> None:
         self._server = create_server(
             wsgi,

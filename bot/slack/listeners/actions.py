@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.services.caches import CacheTarget
-from bot.slack import parser
+from bot.slack import parser, requestlog
 from bot.slack.deps import Click, Deps
 from bot.slack.flows import caches, content
 from bot.slack.views import Actions, denied_view, notice_view, parse_cache_value
@@ -45,15 +45,7 @@ def register(app: App, deps: Deps) -> None:
             ack()
             try:
                 click = click_from(body)
-                log.info(
-                    "click",
-                    extra={
-                        "event": "click",
-                        "action": click.action_id,
-                        "user": click.user,
-                        "channel": click.channel,
-                    },
-                )
+                requestlog.annotate(action=click.action_id, user=click.user, channel=click.channel)
                 gate = deps.authz.channel(click.channel)
                 if not gate.allowed:
                     deps.submit(_respond_denied, deps, click, gate.reason)

@@ -11,7 +11,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.slack import parser
+from bot.slack import parser, requestlog
 from bot.slack.deps import Deps, Invocation
 from bot.slack.flows import caches, content
 from bot.slack.views import Message, denied_view, help_view, notice_view, usage_error_view
@@ -45,15 +45,7 @@ def handle(deps: Deps, ack: Ack, command: dict[str, Any]) -> None:
         team=command.get("team_id"),
     )
     parsed = parser.parse(str(command.get("text", "")))
-    log.info(
-        "command",
-        extra={
-            "event": "command",
-            "command": type(parsed).__name__,
-            "user": req.user,
-            "channel": req.channel,
-        },
-    )
+    requestlog.annotate(command=type(parsed).__name__, user=req.user, channel=req.channel)
     if isinstance(parsed, parser.ParseError):
         _ack(ack, usage_error_view(parsed))
         return
