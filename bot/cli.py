@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from bot import __version__
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,21 +24,40 @@ def main() -> None:
     """
 
 
+def load_settings_or_exit() -> Settings:
+    """Settings from the environment; a bad value is one clear line per variable, no traceback
+    (and never the value: it may be a secret)."""
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            name = ".".join(str(part) for part in error["loc"]).upper() or "configuration"
+            click.echo(f"✘ {name}: {error['msg']}", err=True)
+        click.echo("Fix the variables above (see README, Configuration).", err=True)
+        sys.exit(2)
+    except ValueError as exc:  # a NAME_FILE that can't be read
+        click.echo(f"✘ {exc}", err=True)
+        sys.exit(2)
+
+
 @main.command()
 def serve() -> None:
     """Run the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT (/slack/events)."""
     from bot.runtime import serve as run
 
-    sys.exit(run())
+    sys.exit(run(load_settings_or_exit()))
 
 
 @main.command()
 def check() -> None:
     """Check the configuration line by line: Connect, Slack, database. Exit 0 when all is well."""
     from bot.check import run_check
-    from bot.config import Settings
 
-    sys.exit(run_check(Settings(), out=click.echo))
+    sys.exit(run_check(load_settings_or_exit(), out=click.echo))
 
 
 @main.command("fake-connect")

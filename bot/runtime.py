@@ -64,6 +64,7 @@ class Runtime:
     executor: ThreadPoolExecutor
     bot_user_id: str | None
     key: str
+    grace_seconds: float = 5.0
     http: HttpServer | None = None
     socket_handler: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -108,6 +109,11 @@ class Runtime:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        # Let work already under way finish its Slack reply; a long one (a deletion task that
+        # outlives the grace period) is abandoned and shows as unfinished on its card.
+        still_running = self.deps.drain(timeout=self.grace_seconds)
+        if still_running:
+            log.warning("stopping with %d background task(s) unfinished", still_running)
         jobs.unregister_runtime(self.key)
         self.connect.close()
         self.db.dispose()

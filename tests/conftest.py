@@ -36,3 +36,35 @@ def connect(fake_connect: FakeConnect) -> Iterator[ConnectClient]:
         yield client
     finally:
         client.close()
+
+
+POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES_URL", "")
+needs_postgres = pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason="BOT_TEST_POSTGRES_URL is not set (a PostgreSQL URL the tests may create schemas in)",
+)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose connections use a brand-new schema, dropped afterwards."""
+    import secrets
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from bot.store import Database
+
+    if not POSTGRES_URL:
+        pytest.skip("BOT_TEST_POSTGRES_URL is not set")
+    schema = f"connect_bot_test_{secrets.token_hex(4)}"
+    admin = Database(POSTGRES_URL)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

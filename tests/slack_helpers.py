@@ -107,3 +107,11 @@ def stale_click(stack: Stack, message_ts: str, action_id: str, value: str, user:
         ],
     }
     return stack.requests.send_action(payload)
+
+
+def wait_audit(stack: Stack, action: str, outcome: str, timeout: float = 10) -> bool:
+    """The audit row is written just after the user's answer: wait for it, don't race it."""
+    return stack.slack.wait_for(
+        lambda _: (action, outcome) in [(r.action, r.outcome) for r in audit_rows(stack)],
+        timeout=timeout,
+    )

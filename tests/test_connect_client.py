@@ -166,3 +166,12 @@ def test_connect_calls_are_logged_without_the_key(connect: ConnectClient, caplog
     assert record.event == "connect_call" and record.status == 200
     assert record.path == "/__api__/v1/system/caches/runtime"
     assert ADMIN_KEY not in caplog.text
+
+
+def test_content_list_is_streamed_and_retried_before_the_first_item(
+    connect: ConnectClient, fake_connect: FakeConnect
+):
+    fake_connect.inject_faults(error_rate=0.6, status=503, paths=r"/v1/content$", seed=3)
+    items = connect.content.list()
+    assert [i.guid for i in items] == [i["guid"] for i in fake_connect.content()]
+    assert fake_connect.count("GET", r"/v1/content$") > 1

@@ -17,6 +17,7 @@ from bot.sim.stack import (
     Stack,
     start_stack,
 )
+from tests.conftest import needs_postgres
 from tests.slack_helpers import (
     audit_rows,
     card,
@@ -25,6 +26,7 @@ from tests.slack_helpers import (
     pending_rows,
     real_deletes,
     stale_click,
+    wait_audit,
     wait_ephemeral,
     wait_message,
 )
@@ -73,6 +75,7 @@ def test_full_deletion_flow(stack: Stack):
     assert confirm["style"] == "danger" and confirm["confirm"]["style"] == "danger"
     assert "Cancel" in message.button_labels()
     # The button carries only the pending id; the targets live server-side.
+    assert stack.slack.wait_for(lambda _: pending_rows(stack)[0].message_ts == message.ts)
     [row] = pending_rows(stack)
     assert confirm["value"] == row.id
     assert row.state == "pending" and row.requested_by == ADMIN and row.message_ts == message.ts
@@ -137,7 +140,7 @@ def test_unauthorised_click_changes_nothing(stack: Stack):
     assert real_deletes(stack) == []
     assert has_cache(stack, "Python", "3.11.3")
     assert pending_rows(stack)[0].state == "pending"
-    assert ("cache_delete_confirm", "denied") in [(r.action, r.outcome) for r in audit_rows(stack)]
+    assert wait_audit(stack, "cache_delete_confirm", "denied")
 
 
 def test_ten_concurrent_confirms_delete_exactly_once(stack: Stack):
@@ -270,3 +273,29 @@ def test_escaping_of_image_names_from_connect(stack: Stack):
     listing = wait_message(stack, lambda m: "Runtime caches" in m.all_text())
     assert listing.mentions() == []
     assert "&lt;!here&gt;&amp;&lt;@U0ADMIN&gt;" in listing.all_text()
+
+
+@needs_postgres
+def test_concurrent_confirms_on_postgres_delete_exactly_once(postgres_url: str):
+    with start_stack(bot_database_url=postgres_url) as stack:
+        assert stack.runtime.db.dialect == "postgresql"
+        stack.requests.command(PY)
+        message = card(stack)
+        value = message.find_element("cache_delete_confirm")[1]["value"]
+        barrier = threading.Barrier(10)
+
+        def click(user: str) -> None:
+            barrier.wait()
+            stack.requests.click(
+                OPS_CHANNEL, message.ts, "cache_delete_confirm", value=value, user_id=user
+            )
+
+        threads = [threading.Thread(target=click, args=(u,)) for u in [ADMIN, SECOND_ADMIN] * 5]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        _finished(stack, message.ts)
+        time.sleep(0.3)
+        assert len(real_deletes(stack)) == 1
+        assert [r.outcome for r in audit_rows(stack)].count("confirmed") == 1

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import ijson
 
 from bot import __version__
 from bot.connect.errors import ConnectError
@@ -73,6 +74,42 @@ class HttpCore:
     ) -> Any:
         return self.request("GET", path, params=params, idempotent=True, read_timeout=read_timeout)
 
+    def stream_array(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[Any]:
+        """GET a JSON array and yield its elements as they arrive.
+
+        Connect answers `GET v1/content` with every item at once (no paging); on a large
+        server that is tens of MB of JSON, which parsed whole would dwarf the bot itself.
+        Retried like any GET, but only until the first element has been handed out.
+        """
+        attempts = 1 + self.retries
+        for attempt in range(1, attempts + 1):
+            started = time.perf_counter()
+            yielded = False
+            try:
+                with self._http.stream("GET", path.lstrip("/"), params=params) as response:
+                    _log_call("GET", path, response.status_code, started, attempt)
+                    if response.status_code in RETRYABLE_STATUSES and attempt < attempts:
+                        self._sleep(self._delay(attempt))
+                        continue
+                    if not response.is_success:
+                        response.read()
+                        _decode("GET", path, response)
+                    reader = _ByteReader(response.iter_bytes())
+                    for element in ijson.items(reader, "item", use_float=True):
+                        yielded = True
+                        yield element
+                    return
+            except httpx.TransportError as exc:
+                error = _transport_error("GET", path, exc)
+                _log_call("GET", path, None, started, attempt, error=type(exc).__name__)
+                if yielded or attempt >= attempts:
+                    raise error from None
+                self._sleep(self._delay(attempt))
+            except ijson.JSONError:
+                raise ConnectError(
+                    f"Connect sent malformed JSON for GET {path}", method="GET", path=path
+                ) from None
+
     def post(self, path: str, *, json: Any = None) -> Any:
         return self.request("POST", path, json=json, idempotent=False)
 
@@ -122,6 +159,21 @@ class HttpCore:
     def _delay(self, attempt: int) -> float:
         # Exponential backoff with full jitter, capped so a long rebuild keeps moving.
         return min(10.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+class _ByteReader:
+    """The file-like `read()` that ijson wants, over httpx's chunk iterator."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:  # ijson probes with read(0) to learn bytes vs str
+            return b""
+        for chunk in self._chunks:
+            if chunk:  # an empty read means end of input to ijson
+                return chunk
+        return b""
 
 
 class NotSent(ConnectError):

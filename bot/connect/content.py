@@ -47,8 +47,8 @@ class Content:
         return list(self.iter())
 
     def iter(self) -> Iterator[ContentItem]:
-        # One GET, as rsconnect does; items are slimmed as they are read.
-        for raw in self._http.get("v1/content") or []:
+        # One GET, as rsconnect does; streamed, and each item slimmed as it is read.
+        for raw in self._http.stream_array("v1/content"):
             yield ContentItem.from_json(raw)
 
     def get(self, guid: str) -> ContentItem:

@@ -188,4 +188,7 @@ def _rejection_reason(exc: ConnectError) -> str:
         return "Connect refused: the bot's API key is not an administrator's"
     if exc.code == 194:
         return "runtime cache management is disabled on this Connect server"
+    if exc.transient:
+        status = f"HTTP {exc.status}" if exc.status else "no answer"
+        return f"Connect is not answering ({status}); nothing was changed, try again shortly"
     return exc.reason

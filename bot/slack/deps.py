@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,8 @@ class Deps:
     rebuilds: Any = None  # bot.services.rebuilds.RebuildService, when the engine is wired
     gate: AckGate = field(default_factory=AckGate)
     background_yield: float = 2.0  # longest a background task waits for a quiet moment
+    _outstanding: set[Future[None]] = field(default_factory=set, repr=False)
+    _outstanding_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def submit(self, function: Callable[..., None], *args: Any) -> Future[None]:
         """Run work after the ack. Errors are logged, never raised into Bolt."""
@@ -113,4 +115,19 @@ class Deps:
             except Exception:
                 log.exception("background work %s failed", getattr(function, "__name__", "?"))
 
-        return self.executor.submit(guarded)
+        future = self.executor.submit(guarded)
+        with self._outstanding_lock:
+            self._outstanding.add(future)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: Future[None]) -> None:
+        with self._outstanding_lock:
+            self._outstanding.discard(future)
+
+    def drain(self, timeout: float) -> int:
+        """Wait (bounded) for background work to end; returns how many tasks are still running."""
+        with self._outstanding_lock:
+            pending = list(self._outstanding)
+        _, not_done = wait(pending, timeout=timeout)
+        return len(not_done)
