@@ -21,7 +21,7 @@ import httpx
 
 from bot.connect import RuntimeCache
 from bot.sim.connect_seed import OFF_HOST_IMAGE, Seed, demo_seed, make_content_item
-from bot.sim.slack_render import render_channel, text_of
+from bot.sim.slack_render import render_blocks, render_channel, render_interaction, text_of
 from bot.sim.slack_server import FakeSlack, Message
 from bot.sim.stack import ADMIN, AUDIT_CHANNEL, OPS_CHANNEL, SECOND_ADMIN, Stack, start_stack
 from bot.slack.views import Actions, cache_value
@@ -43,6 +43,17 @@ FAILING_ERROR = (
 STEP_TIMEOUT = 15.0
 REBUILD_TIMEOUT = 40.0
 GUTTER = "  │ "
+WIDTH = 96  # transcript width after the gutter
+LINE = len(GUTTER) + WIDTH
+# The simulators' settings still read the environment for anything not given; a developer's
+# real SLACK_APP_TOKEN or BOT_ALLOWED_CHANNELS must not change (or break) the demo.
+PINNED_SETTINGS: dict[str, Any] = {
+    "slack_app_token": None,
+    "bot_admin_groups": [],
+    "bot_allowed_channels": [],
+    "bot_two_person_rule": False,
+    "bot_confirm_ttl_seconds": 900,
+}
 README_HINT = (
     "Next: run it in your own workspace. README.md explains it: create the Slack app from"
     " manifest.yml, set CONNECT_SERVER, CONNECT_API_KEY, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET"
@@ -73,21 +84,49 @@ class Demo:
     def heading(self, number: int, title: str) -> None:
         head = f"── Step {number}: {title} "
         self.say()
-        self.say(head + "─" * max(4, 78 - len(head)))
+        self.say(head + "─" * max(4, LINE - len(head)))
 
     def narrate(self, text: str) -> None:
-        self.say(textwrap.fill(text, width=96))
+        self.say(textwrap.fill(text, width=LINE))
+
+    def gutter(self, lines: list[str]) -> None:
+        """Slack content, set off by a gutter and wrapped for a terminal."""
+        for line in lines:
+            for part in wrap_line(line):
+                self.say((GUTTER + part).rstrip())
 
     def show(self, *, viewer: str | None = None) -> None:
         """What is new in #connect-ops since the last `show`, as `viewer` sees it."""
         transcript = render_channel(
-            self.slack, OPS_CHANNEL, since=self.since or None, viewer=viewer, title=True
+            self.slack,
+            OPS_CHANNEL,
+            since=self.since or None,
+            viewer=viewer,
+            show_interactions=False,  # printed by `command`/`click`, before the answer
         )
         self.since = self.slack.mark()
+        self.gutter(["", *transcript.splitlines()])
         self.say()
-        for line in transcript.splitlines():
-            self.say((GUTTER + line).rstrip())
-        self.say()
+
+    def acted(self, detail: str = "") -> None:
+        """The command or click just sent, as ``» ada clicked [ Confirm ]``."""
+        interaction = self.stack.requests.last_interaction
+        if interaction is not None:
+            self.say()
+            line = render_interaction(interaction, self.slack.display_names())
+            self.gutter([f"{line}{detail}"])
+
+
+def wrap_line(line: str, width: int = WIDTH) -> list[str]:
+    """Long transcript lines wrapped as Slack would, keeping their indent (bullets hang)."""
+    if len(line) <= width:
+        return [line]
+    body = line.lstrip()
+    indent = line[: len(line) - len(body)]
+    hang = indent + ("  " if body.startswith(("• ", "> ")) else "")
+    return textwrap.wrap(
+        line, width, subsequent_indent=hang, break_long_words=False, break_on_hyphens=False
+    ) or [line]
 
 
 # --- setup -----------------------------------------------------------------------------------
@@ -122,6 +161,7 @@ def start_demo_stack(fast: bool) -> Stack:
         build_seconds=0.2 if fast else 0.6,
         cache_delete_seconds=0.1 if fast else 0.3,
         bot_audit_channel=AUDIT_CHANNEL,
+        **PINNED_SETTINGS,
     )
     failing = [item["guid"] for item in stack.connect.content() if item["title"] == FAILING_TITLE]
     stack.connect.fail_builds(failing, error=FAILING_ERROR)
@@ -156,13 +196,6 @@ def wait_message(
     return found[0]
 
 
-def wait_ephemeral(demo: Demo, what: str, user: str, needle: str) -> None:
-    def check(fake: FakeSlack) -> bool:
-        return any(needle in e.all_text() for e in fake.ephemerals(OPS_CHANNEL, user))
-
-    wait_until(demo, what, check, STEP_TIMEOUT)
-
-
 def expect_ok(response: httpx.Response, what: str) -> None:
     if response.status_code != 200:
         raise DemoFailed(f"{what}: the bot answered HTTP {response.status_code}")
@@ -170,37 +203,54 @@ def expect_ok(response: httpx.Response, what: str) -> None:
 
 def command(demo: Demo, text: str, user: str) -> None:
     response = demo.stack.requests.command(text, user_id=user, channel_id=OPS_CHANNEL)
+    demo.acted()
     expect_ok(response, f"/connect {text}")
 
 
 def click(
-    demo: Demo, message: Message, action_id: str, user: str, value: str | None = None
+    demo: Demo,
+    message: Message,
+    action_id: str,
+    user: str,
+    *,
+    value: str | None = None,
+    detail: str = "",
 ) -> None:
-    """Click a button on a channel message; a confirmation dialog is shown, then accepted."""
+    """Click a button on a channel message; its confirmation dialog, if any, is accepted."""
     try:
         _, element = message.find_element(action_id, value=value)
     except LookupError:
         raise DemoFailed(f"no {action_id} button on the message {message.text!r}") from None
-    dialog = element.get("confirm")
-    if isinstance(dialog, dict):
-        demo.say(confirm_dialog(dialog))
     response = demo.stack.requests.click(
         OPS_CHANNEL, message.ts, action_id, value=element.get("value"), user_id=user
     )
+    demo.acted(detail)
+    dialog = element.get("confirm")
+    if isinstance(dialog, dict):
+        demo.gutter(confirm_dialog(dialog))
     expect_ok(response, f"clicking {text_of(element.get('text'))}")
 
 
-def confirm_dialog(dialog: dict[str, Any]) -> str:
-    """Slack's confirmation dialog, drawn as a box, with the confirm button chosen."""
+def confirm_dialog(dialog: dict[str, Any]) -> list[str]:
+    """Slack's confirmation dialog as a box, with its confirm button chosen."""
     title, body = text_of(dialog.get("title")), text_of(dialog.get("text"))
     buttons = f"[ {text_of(dialog.get('deny'))} ]  [ {text_of(dialog.get('confirm'))} ] ← clicked"
     lines = [title, *textwrap.wrap(body, 60), "", buttons]
     width = max(len(line) for line in lines)
-    box = [f"┌{'─' * (width + 2)}┐", *(f"│ {line:<{width}} │" for line in lines)]
-    return "\n".join(f"{GUTTER}    {row}" for row in [*box, f"└{'─' * (width + 2)}┘"])
+    rule = "─" * (width + 2)
+    return [f"  ┌{rule}┐", *(f"  │ {line:<{width}} │" for line in lines), f"  └{rule}┘"]
 
 
-def name(demo: Demo, user: str) -> str:
+def running_snapshot(demo: Demo, message: Message) -> list[str]:
+    """The progress message as it read while the rebuild ran (its first running version)."""
+    names = demo.slack.display_names()
+    for text, blocks in message.versions:
+        if text.startswith("Rebuild #") and "(running)" in text:
+            return render_blocks(blocks, names)
+    return []
+
+
+def mention(demo: Demo, user: str) -> str:
     return "@" + demo.slack.display_names().get(user, user)
 
 
@@ -212,20 +262,22 @@ def intro(demo: Demo) -> None:
     demo.say("================")
     demo.narrate(
         "Everything here is simulated on 127.0.0.1: a Posit Connect simulator, a fake Slack"
-        " workspace, and the real bot talking to both over HTTP (Slack-signed requests, Connect's"
-        " REST API). No credentials; nothing leaves this machine."
+        " workspace, and the real bot talking to both over HTTP (Slack-signed requests,"
+        " Connect's REST API). No credentials; nothing leaves this machine. Builds take a"
+        " fraction of a second here instead of minutes."
     )
+    demo.say()
     demo.narrate(
-        f"Cast: {name(demo, ADMIN)} and {name(demo, SECOND_ADMIN)} are connect-bot administrators,"
-        f" working in #{demo.slack.channel_name(OPS_CHANNEL)}; every destructive act is also"
-        f" recorded in #{demo.slack.channel_name(AUDIT_CHANNEL)}."
+        f"Cast: {mention(demo, ADMIN)} and {mention(demo, SECOND_ADMIN)} are connect-bot"
+        f" administrators, working in #{demo.slack.channel_name(OPS_CHANNEL)}. Every destructive"
+        f" act is audited, and copied to #{demo.slack.channel_name(AUDIT_CHANNEL)}."
     )
     demo.since = demo.slack.mark()
 
 
 def step_list(demo: Demo) -> Message:
-    demo.heading(1, "list the runtime caches")
-    demo.narrate(f"{name(demo, ADMIN)} runs `/connect caches list` in #connect-ops.")
+    demo.heading(1, "Ada lists the runtime caches")
+    demo.narrate(f"{mention(demo, ADMIN)} types `/connect caches list` in #connect-ops.")
     command(demo, "caches list", ADMIN)
     listing = wait_message(demo, "the caches list", lambda m: "Runtime caches" in m.text)
     demo.show(viewer=ADMIN)
@@ -233,24 +285,30 @@ def step_list(demo: Demo) -> Message:
 
 
 def step_request_deletion(demo: Demo, listing: Message) -> Message:
-    demo.heading(2, f"delete {TARGET.label}: dry run, then a confirmation card")
+    demo.heading(2, "Ada asks to delete a cache: dry run, then a confirmation card")
     demo.narrate(
-        f"{name(demo, ADMIN)} clicks Delete… next to {TARGET.language} {TARGET.version} on the"
-        f" {TARGET.image_name} image. The bot asks Connect for a dry run first; nothing is"
-        " deleted until an administrator confirms the card."
+        f"{mention(demo, ADMIN)} clicks Delete… next to {TARGET.language} {TARGET.version} on"
+        f" the {TARGET.image_name} image. The bot has Connect dry-run the deletion first;"
+        " nothing is deleted until an administrator confirms the card."
     )
-    click(demo, listing, Actions.CACHE_DELETE_START, ADMIN, value=cache_value(TARGET))
-    card = wait_message(
-        demo, "the confirmation card", lambda m: "Confirm" in m.button_labels(), STEP_TIMEOUT
+    click(
+        demo,
+        listing,
+        Actions.CACHE_DELETE_START,
+        ADMIN,
+        value=cache_value(TARGET),
+        detail=f" next to {TARGET.label}",
     )
+    card = wait_message(demo, "the confirmation card", lambda m: "Confirm" in m.button_labels())
     demo.show(viewer=ADMIN)
     return card
 
 
 def step_confirm_deletion(demo: Demo, card: Message) -> Message:
-    demo.heading(3, "a second administrator confirms")
+    demo.heading(3, "Grace confirms; the card becomes the result")
     demo.narrate(
-        f"{name(demo, SECOND_ADMIN)} clicks Confirm. The card turns into the result in place."
+        f"{mention(demo, SECOND_ADMIN)}, another administrator, clicks Confirm and accepts"
+        " Slack's dialog. The bot deletes the cache and updates the same card in place."
     )
     click(demo, card, Actions.CACHE_DELETE_CONFIRM, SECOND_ADMIN)
 
@@ -262,21 +320,25 @@ def step_confirm_deletion(demo: Demo, card: Message) -> Message:
     return demo.slack.message(OPS_CHANNEL, card.ts)
 
 
-def step_rebuild(demo: Demo, result_card: Message) -> None:
-    demo.heading(4, "rebuild the affected content")
+def step_plan_rebuild(demo: Demo, result_card: Message) -> Message:
+    demo.heading(4, "Ada plans a rebuild of the affected content")
     demo.narrate(
-        f"Content on the deleted cache now needs a rebuild. {name(demo, ADMIN)} clicks"
-        " Rebuild affected content: the bot plans it (what, in which order, how many at a time)"
-        " and builds nothing yet."
+        f"Content on the deleted cache must be rebuilt before visitors hit a slow first load."
+        f" {mention(demo, ADMIN)} clicks Rebuild affected content. The bot plans the rebuild"
+        " (what, in which order, how many at a time) and builds nothing yet."
     )
     click(demo, result_card, Actions.REBUILD_AFFECTED, ADMIN)
     plan = wait_message(demo, "the rebuild plan card", lambda m: m.text.startswith("Rebuild plan"))
     demo.show(viewer=ADMIN)
+    return plan
 
+
+def step_run_rebuild(demo: Demo, plan: Message) -> None:
+    demo.heading(5, "Grace starts it: progress, thread replies, summary")
     demo.narrate(
-        f"{name(demo, SECOND_ADMIN)} clicks Start. The plan card becomes the progress message;"
-        " the story is told in its thread, and the final summary is also sent to the channel."
-        f" ({FAILING_TITLE} is set up to fail, to show how a failure is reported.)"
+        f"{mention(demo, SECOND_ADMIN)} clicks Start. The plan card becomes the progress"
+        " message; the thread tells the story and the final summary is also sent to the"
+        f" channel. ({FAILING_TITLE} is rigged to fail, to show how a failure is reported.)"
     )
     click(demo, plan, Actions.REBUILD_START, SECOND_ADMIN)
 
@@ -284,28 +346,46 @@ def step_rebuild(demo: Demo, result_card: Message) -> None:
         return any(reply.reply_broadcast for reply in fake.thread(OPS_CHANNEL, plan.ts))
 
     wait_until(demo, "the rebuild's final summary", summarised, REBUILD_TIMEOUT)
-    demo.show()
+    progress = demo.slack.message(OPS_CHANNEL, plan.ts)
+    snapshot = running_snapshot(demo, progress)
+    if snapshot:
+        demo.say()
+        demo.narrate(
+            "While the builds ran, the progress message read (the bot edited it"
+            f" {progress.updated} time(s) in all):"
+        )
+        demo.gutter(["", *snapshot])
+        demo.say()
+        demo.narrate("When the rebuild finished, #connect-ops showed:")
+    demo.show(viewer=SECOND_ADMIN)
 
 
 def step_audit(demo: Demo) -> None:
-    demo.heading(5, "the audit log")
-    demo.narrate(f"{name(demo, ADMIN)} runs `/connect audit 10`; only she sees the answer.")
+    demo.heading(6, "Ada reads the audit log")
+    demo.narrate(f"{mention(demo, ADMIN)} types `/connect audit 10`; only she sees the answer.")
     command(demo, "audit 10", ADMIN)
-    wait_ephemeral(demo, "the audit log answer", ADMIN, "Audit log")
+
+    def answered(fake: FakeSlack) -> bool:
+        return any("Audit log" in e.all_text() for e in fake.ephemerals(OPS_CHANNEL, ADMIN))
+
+    wait_until(demo, "the audit log answer", answered, STEP_TIMEOUT)
     demo.show(viewer=ADMIN)
 
 
 def summary(demo: Demo, started: float) -> str:
     stack = demo.stack
-    audit = stack.runtime.deps.audit.recent(100)
-    deleted = sum(1 for r in audit if r.action == "cache_delete" and r.outcome == "succeeded")
+    records = stack.runtime.deps.audit.recent(100)
+    deleted = sum(1 for r in records if r.action == "cache_delete" and r.outcome == "succeeded")
+    # The audit channel copies arrive asynchronously; a short wait lets the count settle.
+    demo.slack.wait_for(lambda fake: len(fake.messages(AUDIT_CHANNEL)) >= len(records), 2.0)
     service = stack.runtime.deps.rebuilds
     progress = service.latest() if service is not None else None
     counts = progress.counts if progress is not None else {}
     return (
         f"Done in {time.monotonic() - started:.1f} s: {deleted} cache(s) deleted,"
-        f" {counts.get('succeeded', 0)} item(s) rebuilt, {counts.get('failed', 0)} failed;"
-        f" the bot made {len(stack.slack.calls)} Slack Web API calls"
+        f" {counts.get('succeeded', 0)} item(s) rebuilt, {counts.get('failed', 0)} failed,"
+        f" {len(demo.slack.messages(AUDIT_CHANNEL))} audit record(s) in #connect-audit."
+        f" The bot made {len(stack.slack.calls)} Slack Web API calls"
         f" (+{len(stack.slack.response_url_posts)} response_url replies)"
         f" and {len(stack.connect.requests)} Connect API requests."
     )
@@ -316,26 +396,47 @@ def play(demo: Demo, started: float) -> None:
     listing = step_list(demo)
     card = step_request_deletion(demo, listing)
     result_card = step_confirm_deletion(demo, card)
-    step_rebuild(demo, result_card)
+    plan = step_plan_rebuild(demo, result_card)
+    step_run_rebuild(demo, plan)
     step_audit(demo)
-    demo.heading(6, "summary")
+    demo.heading(7, "summary")
     demo.narrate(summary(demo, started))
+    demo.say()
     demo.narrate(README_HINT)
 
 
+def explain_failure(demo: Demo, error: Exception) -> None:
+    """What went wrong, and what the channel showed since the last step (to see why)."""
+    print(f"\ndemo failed: {error}", file=sys.stderr)
+    recent = render_channel(demo.slack, OPS_CHANNEL, since=demo.since or None)
+    if recent:
+        print("#connect-ops since the last step:", file=sys.stderr)
+        print(textwrap.indent(recent, "    "), file=sys.stderr)
+
+
+def utf8_safe(stream: TextIO) -> TextIO:
+    """Box drawing and emoji on a terminal that can't show them: replaced, not a crash."""
+    encoding = (getattr(stream, "encoding", None) or "utf-8").lower()
+    reconfigure = getattr(stream, "reconfigure", None)
+    if "utf" not in encoding and callable(reconfigure):
+        reconfigure(errors="replace")
+    return stream
+
+
 def run_demo(fast: bool = False, out: TextIO | None = None) -> int:
-    """Play the demo, printing the conversation to `out` (stdout). 0 on success."""
-    stream = out or sys.stdout
+    """Play the demo, printing the conversation to `out` (stdout). 0 on success, else 1."""
+    stream = utf8_safe(out or sys.stdout)
     started = time.monotonic()
     try:
         stack = start_demo_stack(fast)
-    except Exception as exc:  # a port, the database: say what, not a traceback
+    except Exception as exc:  # a port, the database: one clear line, not a traceback
         print(f"demo failed: could not start the simulators: {exc}", file=sys.stderr)
         return 1
+    demo = Demo(stack, stream)
     try:
-        play(Demo(stack, stream), started)
+        play(demo, started)
     except (DemoFailed, httpx.HTTPError) as exc:
-        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        explain_failure(demo, exc)
         return 1
     finally:
         stop_demo_stack(stack)

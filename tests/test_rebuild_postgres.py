@@ -6,41 +6,15 @@ each test creates its own schema and drops it afterwards, so runs are isolated.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections import Counter
-from collections.abc import Iterator
 
-import pytest
 from rebuild_support import items, plan, rebuild_id_of, rebuild_row, stack_closing, wait_final
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
 from bot.sim.stack import OPS_CHANNEL, start_stack
-from bot.store import Database
+from tests.conftest import needs_postgres
 
-POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES_URL", "")
-
-pytestmark = pytest.mark.skipif(
-    not POSTGRES_URL,
-    reason="BOT_TEST_POSTGRES_URL is not set (a PostgreSQL URL the tests may create schemas in)",
-)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL whose connections use a brand-new schema (search_path), dropped afterwards."""
-    schema = f"connect_bot_test_{secrets.token_hex(4)}"
-    admin = Database(POSTGRES_URL)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+pytestmark = needs_postgres
 
 
 def test_main_flow_on_postgres(postgres_url: str) -> None:

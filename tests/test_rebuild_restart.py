@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +16,6 @@ from rebuild_support import (
     wait_card,
     wait_final,
 )
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from bot.runtime import build_runtime
 from bot.sim.connect_seed import generated_seed
@@ -40,27 +35,13 @@ from bot.sim.stack import (
 from bot.store import Database
 
 ITEMS = 40
-POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES_URL", "")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bot.db'}"
-        return
-    if not POSTGRES_URL:
-        pytest.skip("BOT_TEST_POSTGRES_URL is not set (PostgreSQL variant)")
-    schema = f"connect_bot_test_{secrets.token_hex(4)}"
-    admin = Database(POSTGRES_URL)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    return request.getfixturevalue("postgres_url")  # skips without BOT_TEST_POSTGRES_URL
 
 
 def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(

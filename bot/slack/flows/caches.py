@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -93,40 +93,13 @@ def start_deletion(deps: Deps, req: Invocation, targets: Sequence[CacheTarget]) 
 
 
 def confirm_deletion(deps: Deps, click: Click) -> None:
-    pending = deps.pending.get(click.value)
-    if pending is None or pending.kind != KIND:
-        deps.poster.respond(click.response_url, notice_view("That request no longer exists."))
+    pending = _claim_by_click(deps, click, "confirm", "confirmed", _confirm_refusal)
+    if pending is None:
         return
-    target = _labels(pending)
-    refusal = _confirm_refusal(deps, click, pending)
-    if refusal:
-        deps.poster.respond(click.response_url, denied_view(refusal))
-        deps.audit.record(
-            actor=click.user,
-            action="cache_delete_confirm",
-            outcome="denied",
-            target=target,
-            channel=click.channel,
-            reference=pending.id,
-            detail=refusal,
-        )
-        return
-    claim, current = deps.pending.claim(pending.id, user_id=click.user, new_state="confirmed")
-    if claim is not Claim.OK:
-        _answer_lost_claim(deps, click, claim, current or pending)
-        return
-    pending = _with_message(pending, click)
-    deps.audit.record(
-        actor=click.user,
-        action="cache_delete_confirm",
-        outcome="confirmed",
-        target=target,
-        channel=pending.channel,
-        reference=pending.id,
-    )
     _update_card(deps, pending, _card(deps, pending, state="running", decided_by=click.user))
+    planned_all = _planned(pending)
     results: list[DeletionResult] = []
-    for planned in _planned(pending):
+    for planned in planned_all:
         result = deps.caches.delete(planned.cache)
         results.append(result)
         deps.audit.record(
@@ -138,7 +111,7 @@ def confirm_deletion(deps: Deps, click: Click) -> None:
             reference=pending.id,
             detail=result.detail if not result.succeeded else (result.task_id or ""),
         )
-        if len(results) < len(_planned(pending)):
+        if len(results) < len(planned_all):
             _update_card(
                 deps, pending, _card(deps, pending, "running", click.user, results=results)
             )
@@ -149,48 +122,64 @@ def confirm_deletion(deps: Deps, click: Click) -> None:
         result={"results": [_result_json(r) for r in results]},
     )
     candidates = sum(
-        p.published_items for p, r in zip(_planned(pending), results, strict=True) if r.succeeded
+        p.published_items for p, r in zip(planned_all, results, strict=True) if r.succeeded
     )
     final = _card(deps, pending, "done", click.user, results=results)
-    final_card = DeletionCard(**{**final.__dict__, "rebuild_candidates": candidates})
-    _update_card(deps, pending, final_card)
+    _update_card(deps, pending, replace(final, rebuild_candidates=candidates))
 
 
 def cancel_deletion(deps: Deps, click: Click) -> None:
+    pending = _claim_by_click(deps, click, "cancel", "cancelled", _cancel_refusal)
+    if pending is not None:
+        _update_card(deps, pending, _card(deps, pending, "cancelled", click.user))
+
+
+def _claim_by_click(
+    deps: Deps,
+    click: Click,
+    verb: str,
+    new_state: str,
+    refusal: Callable[[Deps, Click, Pending], str | None],
+) -> Pending | None:
+    """The shared part of Confirm and Cancel: find the request, check the clicker, take it
+    (exactly once), audit. Returns the request when this click won it."""
     pending = deps.pending.get(click.value)
     if pending is None or pending.kind != KIND:
         deps.poster.respond(click.response_url, notice_view("That request no longer exists."))
-        return
-    target = _labels(pending)
-    if click.user != pending.requested_by:
-        decision = deps.authz.destroy(click.user, click.channel)
-        if not decision.allowed:
-            reason = "Only the requester or a connect-bot administrator can cancel this."
-            deps.poster.respond(click.response_url, denied_view(reason))
-            deps.audit.record(
-                actor=click.user,
-                action="cache_delete_cancel",
-                outcome="denied",
-                target=target,
-                channel=click.channel,
-                reference=pending.id,
-                detail=reason,
-            )
-            return
-    claim, current = deps.pending.claim(pending.id, user_id=click.user, new_state="cancelled")
+        return None
+    action = f"cache_delete_{verb}"
+    reason = refusal(deps, click, pending)
+    if reason:
+        deps.poster.respond(click.response_url, denied_view(reason))
+        _audit(deps, click.user, action, "denied", pending, channel=click.channel, detail=reason)
+        return None
+    claim, current = deps.pending.claim(pending.id, user_id=click.user, new_state=new_state)
     if claim is not Claim.OK:
         _answer_lost_claim(deps, click, claim, current or pending)
-        return
-    pending = _with_message(pending, click)
+        return None
+    _audit(deps, click.user, action, new_state, pending)
+    return _with_message(pending, click)
+
+
+def _audit(
+    deps: Deps,
+    actor: str,
+    action: str,
+    outcome: str,
+    pending: Pending,
+    *,
+    channel: str | None = None,
+    detail: str = "",
+) -> None:
     deps.audit.record(
-        actor=click.user,
-        action="cache_delete_cancel",
-        outcome="cancelled",
-        target=target,
-        channel=pending.channel,
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        target=_labels(pending),
+        channel=channel or pending.channel,
         reference=pending.id,
+        detail=detail,
     )
-    _update_card(deps, pending, _card(deps, pending, "cancelled", click.user))
 
 
 def expire_overdue(deps: Deps) -> int:
@@ -198,18 +187,19 @@ def expire_overdue(deps: Deps) -> int:
     expired = deps.pending.expire_overdue(KIND)
     for pending in expired:
         _update_card(deps, pending, _card(deps, pending, "expired"))
-        deps.audit.record(
-            actor=pending.requested_by,
-            action="cache_delete_request",
-            outcome="expired",
-            target=_labels(pending),
-            channel=pending.channel,
-            reference=pending.id,
-        )
+        _audit(deps, pending.requested_by, "cache_delete_request", "expired", pending)
     return len(expired)
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _cancel_refusal(deps: Deps, click: Click, pending: Pending) -> str | None:
+    if click.user == pending.requested_by:
+        return None
+    if deps.authz.destroy(click.user, click.channel).allowed:
+        return None
+    return "Only the requester or a connect-bot administrator can cancel this."
 
 
 def _confirm_refusal(deps: Deps, click: Click, pending: Pending) -> str | None:
@@ -236,14 +226,7 @@ def _answer_lost_claim(deps: Deps, click: Click, claim: Claim, pending: Pending)
     if claim is Claim.EXPIRED:
         if pending.state == "pending":  # this click is the one that noticed the expiry
             _update_card(deps, pending, _card(deps, pending, "expired"))
-            deps.audit.record(
-                actor=click.user,
-                action="cache_delete_confirm",
-                outcome="expired",
-                target=_labels(pending),
-                channel=pending.channel,
-                reference=pending.id,
-            )
+            _audit(deps, click.user, "cache_delete_confirm", "expired", pending)
         text = "This request expired, so nothing was deleted. Run the command again."
     elif claim is Claim.USED:
         text = f"This request was already handled ({pending.state}); nothing more was done."
