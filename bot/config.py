@@ -127,5 +127,20 @@ def _url_password(url: str) -> str | None:
         return None
 
 
-def load_settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)
+class ExplicitSettings(Settings):
+    """Settings from the given values and the defaults only: no environment, no .env, no files.
+
+    For the simulators (demo, tests, benchmarks): a developer's exported SLACK_APP_TOKEN or
+    BOT_ALLOWED_CHANNELS must not leak into a simulated bot.
+    """
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)

@@ -20,7 +20,13 @@ from typing import Any, TextIO
 import httpx
 
 from bot.connect import RuntimeCache
-from bot.sim.connect_seed import OFF_HOST_IMAGE, Seed, demo_seed, make_content_item
+from bot.sim.connect_seed import (
+    OFF_HOST_IMAGE,
+    QUARTO_VERSION,
+    Seed,
+    demo_seed,
+    make_content_item,
+)
 from bot.sim.slack_render import render_blocks, render_channel, render_interaction, text_of
 from bot.sim.slack_server import FakeSlack, Message
 from bot.sim.stack import ADMIN, AUDIT_CHANNEL, OPS_CHANNEL, SECOND_ADMIN, Stack, start_stack
@@ -45,20 +51,11 @@ REBUILD_TIMEOUT = 40.0
 GUTTER = "  │ "
 WIDTH = 96  # transcript width after the gutter
 LINE = len(GUTTER) + WIDTH
-# The simulators' settings still read the environment for anything not given; a developer's
-# real SLACK_APP_TOKEN or BOT_ALLOWED_CHANNELS must not change (or break) the demo.
-PINNED_SETTINGS: dict[str, Any] = {
-    "slack_app_token": None,
-    "bot_admin_groups": [],
-    "bot_allowed_channels": [],
-    "bot_two_person_rule": False,
-    "bot_confirm_ttl_seconds": 900,
-}
 README_HINT = (
-    "Next: run it in your own workspace. README.md explains it: create the Slack app from"
-    " manifest.yml, set CONNECT_SERVER, CONNECT_API_KEY, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET"
-    " (or SLACK_APP_TOKEN for Socket Mode) and BOT_ADMIN_USERS, then `connect-bot check` and"
-    " `connect-bot serve`."
+    'Next: run it in your own workspace. README.md, "Run it in your workspace": install,'
+    " create the Slack app from manifest.yml, set CONNECT_SERVER, CONNECT_API_KEY,"
+    " SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode) and"
+    " BOT_ADMIN_USERS, then `connect-bot check` and `connect-bot serve`."
 )
 
 
@@ -142,7 +139,7 @@ def demo_connect_seed() -> Seed:
             description=f"Demo content item: {title}",
             app_mode=mode,
             py_version=TARGET.version,
-            quarto_version="1.4.550" if mode.startswith("quarto") else None,
+            quarto_version=QUARTO_VERSION if mode.startswith("quarto") else None,
             image_name=TARGET.image_name,
             cluster_name="Kubernetes",
             created_time="2024-05-02T10:00:00Z",
@@ -161,7 +158,6 @@ def start_demo_stack(fast: bool) -> Stack:
         build_seconds=0.2 if fast else 0.6,
         cache_delete_seconds=0.1 if fast else 0.3,
         bot_audit_channel=AUDIT_CHANNEL,
-        **PINNED_SETTINGS,
     )
     failing = [item["guid"] for item in stack.connect.content() if item["title"] == FAILING_TITLE]
     stack.connect.fail_builds(failing, error=FAILING_ERROR)
@@ -169,8 +165,6 @@ def start_demo_stack(fast: bool) -> Stack:
 
 
 def stop_demo_stack(stack: Stack) -> None:
-    # Closing the client's keep-alive connection first lets the bot's HTTP server stop at once.
-    stack.requests.close()
     stack.stop()
 
 
@@ -426,6 +420,10 @@ def utf8_safe(stream: TextIO) -> TextIO:
 def run_demo(fast: bool = False, out: TextIO | None = None) -> int:
     """Play the demo, printing the conversation to `out` (stdout). 0 on success, else 1."""
     stream = utf8_safe(out or sys.stdout)
+    return play_on_new_stack(fast, stream)
+
+
+def play_on_new_stack(fast: bool, stream: TextIO) -> int:
     started = time.monotonic()
     try:
         stack = start_demo_stack(fast)

@@ -172,7 +172,9 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
     from bot.slack.listeners.actions import EXTRA_ACTIONS
     from bot.slack.listeners.commands import EXTRA_HANDLERS
 
-    rebuild_engine = RebuildEngine(db, connect, runtime_key=jobs.runtime_key(settings.database_url))
+    rebuild_engine = RebuildEngine(
+        db, connect, runtime_key=jobs.runtime_key(settings.database_url), audit=audit
+    )
     deps.rebuilds = RebuildService(db, connect, engine=rebuild_engine)
     deps.rebuilds.team_url = identity.get("url")
     rebuild_flows.install(EXTRA_HANDLERS, EXTRA_ACTIONS)

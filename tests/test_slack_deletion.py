@@ -299,3 +299,23 @@ def test_concurrent_confirms_on_postgres_delete_exactly_once(postgres_url: str):
         time.sleep(0.3)
         assert len(real_deletes(stack)) == 1
         assert [r.outcome for r in audit_rows(stack)].count("confirmed") == 1
+
+
+def test_admin_groups_are_resolved_after_the_ack_and_cached():
+    with start_stack(bot_admin_users=[], bot_admin_groups=["S0OPS"]) as stack:
+        stack.slack.add_usergroup("S0OPS", "connect-admins", [VIEWER])
+        stack.requests.command(PY, user_id=VIEWER)
+        first = card(stack)
+        assert "<@U0VIEWER>" in first.all_text()
+        stack.requests.command(PY, user_id=ADMIN)  # not in the group
+        wait_ephemeral(stack, "Only connect-bot administrators", user=ADMIN)
+        calls = stack.slack.calls_to("usergroups.users.list")
+        assert len(calls) == 1 and calls[0].params["usergroup"] == "S0OPS"
+
+
+def test_no_admins_configured_refuses_and_says_what_to_set():
+    with start_stack(bot_admin_users=[]) as stack:
+        stack.requests.command(PY)
+        eph = wait_ephemeral(stack, "BOT_ADMIN_USERS", user=ADMIN)
+        assert "BOT_ADMIN_GROUPS" in eph.all_text()
+        assert dry_runs(stack) == []

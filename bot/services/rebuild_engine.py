@@ -52,6 +52,7 @@ from apscheduler.jobstores.base import JobLookupError
 from sqlalchemy import func, or_, select, update
 
 from bot.connect import ConnectClient, ConnectError
+from bot.services.audit import AuditLog
 from bot.services.rebuilds import ACTIVE, FINISHED, WARMUP
 from bot.store import Database, Rebuild, RebuildItem, utcnow
 
@@ -293,14 +294,43 @@ class Driver:
                     .where(RebuildItem.rebuild_id == self.rebuild_id, RebuildItem.state == "queued")
                     .values(state="cancelled", finished_at=now)
                 )
-            session.execute(
+            outcome = "cancelled" if self.cancelled.is_set() else "done"
+            ended = session.execute(
                 update(Rebuild)
                 .where(Rebuild.id == self.rebuild_id, Rebuild.state.in_(ACTIVE))
-                .values(state="cancelled" if self.cancelled.is_set() else "done", finished_at=now)
-            )
+                .values(state=outcome, finished_at=now)
+            ).rowcount
+        if ended:
+            self._audit_end(outcome)
         self.engine._remove_job(self.rebuild_id)
         log.info("rebuild %s finished", self.rebuild_id)
         self.engine._notify(self.rebuild_id)
+
+    def _audit_end(self, outcome: str) -> None:
+        """The end of a rebuild is part of its audit trail: who started it, what came of it."""
+        if self.engine.audit is None:
+            return
+        with self.db.session() as session:
+            rebuild = session.get(Rebuild, self.rebuild_id)
+            counts = dict(
+                session.execute(
+                    select(RebuildItem.state, func.count())
+                    .where(RebuildItem.rebuild_id == self.rebuild_id)
+                    .group_by(RebuildItem.state)
+                ).all()
+            )
+        if rebuild is None:
+            return
+        detail = ", ".join(f"{counts[state]} {state}" for state in sorted(counts))
+        self.engine.audit.record(
+            actor=rebuild.started_by or rebuild.requested_by,
+            action="rebuild",
+            outcome=outcome,
+            target=f"rebuild #{self.rebuild_id}",
+            channel=rebuild.channel,
+            reference=str(self.rebuild_id),
+            detail=detail,
+        )
 
     # ---- workers -------------------------------------------------------------------------
 
@@ -440,8 +470,10 @@ class RebuildEngine:
         *,
         runtime_key: str,
         scheduler: Any = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.db = db
+        self.audit = audit
         self.connect = connect
         self.runtime_key = runtime_key
         self.scheduler = scheduler

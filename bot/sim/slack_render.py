@@ -39,6 +39,12 @@ _EMOJI_CODE = re.compile(r":([a-z0-9_+-]+):")
 # Common shortcodes shown as the glyph a person sees; unknown codes stay as typed.
 EMOJI = {
     "white_check_mark": "✅",
+    "checkered_flag": "🏁",
+    "hammer": "🔨",
+    "fire": "🔥",
+    "fast_forward": "⏩",
+    "octagonal_sign": "🛑",
+    "scroll": "📜",
     "heavy_check_mark": "✔️",
     "x": "❌",
     "warning": "⚠️",

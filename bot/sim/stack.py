@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings
+from bot.config import ExplicitSettings, Settings
 from bot.runtime import Runtime, build_runtime
 from bot.sim.connect_seed import Seed, demo_seed
 from bot.sim.connect_server import FakeConnect
@@ -44,6 +44,8 @@ class Stack:
         return f"{self.runtime.http.url}/slack/events"
 
     def stop(self) -> None:
+        if self.requests is not None:
+            self.requests.close()  # its keep-alive connection would hold the bot's server open
         if self.runtime.socket_handler is not None:
             self.runtime.socket_handler.client.auto_reconnect_enabled = False
             self.slack.socket_close_connections()
@@ -74,8 +76,7 @@ def sim_settings(
         "port": 0,
     }
     values.update(overrides)
-    # _env_file=None: the simulators' settings must not pick up a developer's .env.
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return ExplicitSettings(**values)
 
 
 def start_workspace(slack: FakeSlack) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import proxy_bypass
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -32,9 +34,16 @@ class SlackUnavailable(Exception):
         return self.error in CHANNEL_ACCESS_ERRORS
 
 
+def bypasses_proxy(url: str) -> bool:
+    """slack_sdk takes HTTPS_PROXY from the environment but ignores NO_PROXY; we honour it
+    (and never send loopback traffic, e.g. to a local fake, through a proxy)."""
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "127.0.0.1", "::1") or bool(proxy_bypass(host))
+
+
 def make_web_client(token: str, base_url: str, *, rate_limit_retries: int = 3) -> WebClient:
     # Retries sleep in the calling thread: fine here, this client is never used before an ack.
-    return WebClient(
+    client = WebClient(
         token=token,
         base_url=base_url,
         timeout=15,
@@ -43,6 +52,9 @@ def make_web_client(token: str, base_url: str, *, rate_limit_retries: int = 3) -
             RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
         ],
     )
+    if bypasses_proxy(base_url):
+        client.proxy = None
+    return client
 
 
 class SlackPoster:
@@ -103,7 +115,10 @@ class SlackPoster:
             "replace_original": replace_original,
         }
         try:
-            response = WebhookClient(response_url, timeout=10).send_dict(body)
+            webhook = WebhookClient(response_url, timeout=10)
+            if bypasses_proxy(response_url):
+                webhook.proxy = None
+            response = webhook.send_dict(body)
             status: int | None = response.status_code
         except Exception as exc:  # network trouble: the caller falls back or gives up
             log.warning("response_url post failed: %s", type(exc).__name__)

@@ -109,7 +109,7 @@ def confirm_deletion(deps: Deps, click: Click) -> None:
             target=planned.cache.label,
             channel=pending.channel,
             reference=pending.id,
-            detail=result.detail if not result.succeeded else (result.task_id or ""),
+            detail=result.detail if not result.succeeded else f"Connect task {result.task_id}",
         )
         if len(results) < len(planned_all):
             _update_card(

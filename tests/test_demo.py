@@ -1,0 +1,143 @@
+"""`connect-bot demo`: it plays the main job end to end and prints the conversation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import demo
+from bot.demo import run_demo
+from bot.sim.stack import APP_TOKEN, BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET
+
+SECRETS = (CONNECT_KEY, BOT_TOKEN, APP_TOKEN, SIGNING_SECRET)
+REPO = Path(__file__).resolve().parent.parent
+
+# The key moments, in the order a reader meets them.
+KEY_MOMENTS = [
+    # 1. the caches list
+    "» ada ran /connect caches list",
+    "Runtime caches on Connect (7)",
+    "*Python 3.9.5*  ·  image `rstudio/content-base:r3.6.3-py3.9.5-jammy`   [ Delete… ]",
+    # 2. dry run -> confirmation card
+    "» ada clicked [ Delete… ] next to Python 3.9.5 (rstudio/content-base:r3.6.3-py3.9.5-jammy)",
+    "Delete 1 runtime cache?",
+    "4 published item(s) use",
+    "Dry run passed.",
+    "[ Confirm ] [ Cancel ]",
+    # 3. Grace confirms; the card is edited into the result
+    "» grace clicked [ Confirm ]",
+    "[ Keep them ]  [ Delete ] ← clicked",
+    "connect-bot",
+    "(edited)",
+    "Runtime cache deletion finished",
+    "✅ deleted: Successfully deleted runtime cache",
+    "Confirmed by @grace.",
+    "[ Rebuild affected content (4) ]",
+    # 4. the plan card
+    "» ada clicked [ Rebuild affected content (4) ]",
+    "Rebuild plan #1: 4 item(s)",
+    "1. Warm-up: 1 item(s)",
+    "2. Interactive apps and APIs: 1",
+    "3. Rendered and static content: 2",
+    "*Parallelism:* 3 build(s) at a time",
+    "[ Start ] [ Discard ]",
+    # 5. Start -> progress message, thread replies, broadcast summary
+    "» grace clicked [ Start ]",
+    "100% (4/4)",
+    "↳ connect-bot",
+    "Rebuild #1 started by @grace: 4 item(s), 3 at a time.",
+    "Warm-up finished",
+    "❌ *Legacy Forecast Notebook* · `jupyter-static`",
+    "scikit-learn==0.22.2",
+    "3 succeeded, 1 failed. The failures are listed in this thread.",
+    "(replied to a thread)",
+    # 6. the audit log, only visible to Ada
+    "» ada ran /connect audit 10",
+    "(only visible to you)",
+    "Audit log: last 5",
+    "`rebuild_start` → *started*",  # newest first
+    "`cache_delete_confirm` → *confirmed*",
+    "`cache_delete_request` → *requested*",
+    # 7. the summary
+    "1 cache(s) deleted, 3 item(s) rebuilt, 1 failed",
+    "Slack Web API calls",
+    "Connect API requests",
+    "README.md",
+]
+
+
+def unwrapped(out: str) -> str:
+    """The printout with the gutter removed and wrapped lines joined (wrapping depends on
+    timings printed earlier in a line)."""
+    return " ".join(line.removeprefix(demo.GUTTER).strip() for line in out.splitlines())
+
+
+def assert_in_order(text: str, fragments: list[str]) -> None:
+    position = 0
+    for fragment in fragments:
+        found = text.find(fragment, position)
+        assert found >= 0, f"{fragment!r} missing (or out of order) after position {position}"
+        position = found
+
+
+def test_demo_prints_the_whole_conversation(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_demo(fast=True) == 0
+    out, err = capsys.readouterr()
+    assert_in_order(unwrapped(out), KEY_MOMENTS)
+    for step in range(1, 8):
+        assert f"── Step {step}: " in out
+    # The audit lines name the acts of both administrators.
+    audit = unwrapped(out[out.index("Audit log: last 5") :])
+    assert "@grace · `cache_delete` → *succeeded*" in audit
+    assert "@ada · `rebuild_plan` → *requested*" in audit
+    # Live mentions never reach the channel: the seed's "<!channel>" title is not rebuilt here,
+    # and nothing shows a raw Slack token.
+    assert "<!channel>" not in out and "<@U0" not in out
+    for secret in SECRETS:
+        assert secret not in out and secret not in err
+    assert "demo failed" not in err
+
+
+def test_a_step_that_times_out_fails_with_a_clear_message(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo, "REBUILD_TIMEOUT", 0.0)
+    assert run_demo(fast=True) == 1
+    out, err = capsys.readouterr()
+    assert "demo failed: timed out after 0 s waiting for the rebuild's final summary" in err
+    assert "#connect-ops since the last step:" in err  # what the channel showed, to see why
+    assert "Step 5" in out and "Step 6" not in out
+    for secret in SECRETS:
+        assert secret not in out and secret not in err
+
+
+def test_connect_bot_demo_command(tmp_path: Path) -> None:
+    """`connect-bot demo --fast` as `make demo` runs it, in a developer's shell: real settings
+    and a proxy in the environment must neither change nor break it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECT_", "SLACK_", "BOT_"))}
+    env.update(
+        SLACK_APP_TOKEN="xapp-a-real-workspace-token",
+        BOT_ALLOWED_CHANNELS="C0ELSEWHERE",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        PYTHONPATH=str(REPO),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--fast"],
+        cwd=tmp_path,  # no .env from the repository, and the database stays in a temp dir
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Runtime cache deletion finished" in result.stdout
+    assert "3 succeeded, 1 failed" in result.stdout
+    assert "xapp-a-real-workspace-token" not in result.stdout + result.stderr
+    for secret in SECRETS:
+        assert secret not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []
