@@ -58,7 +58,7 @@ KEY_MOMENTS = [
     # 6. the audit log, only visible to Ada
     "» ada ran /connect audit 10",
     "(only visible to you)",
-    "Audit log: last 5",
+    "Audit log: last 6",
     "`rebuild_start` → *started*",  # newest first
     "`cache_delete_confirm` → *confirmed*",
     "`cache_delete_request` → *requested*",
@@ -91,9 +91,10 @@ def test_demo_prints_the_whole_conversation(capsys: pytest.CaptureFixture[str]) 
     for step in range(1, 8):
         assert f"── Step {step}: " in out
     # The audit lines name the acts of both administrators.
-    audit = unwrapped(out[out.index("Audit log: last 5") :])
+    audit = unwrapped(out[out.index("Audit log: last 6") :])
     assert "@grace · `cache_delete` → *succeeded*" in audit
     assert "@ada · `rebuild_plan` → *requested*" in audit
+    assert "@grace · `rebuild` → *done*" in audit
     # Live mentions never reach the channel: the seed's "<!channel>" title is not rebuilt here,
     # and nothing shows a raw Slack token.
     assert "<!channel>" not in out and "<@U0" not in out
