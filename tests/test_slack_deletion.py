@@ -319,3 +319,21 @@ def test_no_admins_configured_refuses_and_says_what_to_set():
         eph = wait_ephemeral(stack, "BOT_ADMIN_USERS", user=ADMIN)
         assert "BOT_ADMIN_GROUPS" in eph.all_text()
         assert dry_runs(stack) == []
+
+
+def test_unclicked_cards_are_expired_by_the_scheduler_job():
+    from bot import jobs
+
+    with start_stack(bot_confirm_ttl_seconds=1) as stack:
+        stack.requests.command(PY)
+        message = card(stack)
+        assert stack.runtime.scheduler.get_job("expire-pending") is not None
+        time.sleep(1.2)
+        jobs.expire_pending(stack.runtime.key)  # what the scheduler runs every 30 s
+        assert stack.slack.wait_for(
+            lambda fake: "expired" in fake.message(OPS_CHANNEL, message.ts).all_text()
+        )
+        assert "Confirm" not in stack.slack.message(OPS_CHANNEL, message.ts).button_labels()
+        assert pending_rows(stack)[0].state == "expired"
+        assert wait_audit(stack, "cache_delete_request", "expired")
+        assert real_deletes(stack) == []
