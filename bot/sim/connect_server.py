@@ -3,7 +3,7 @@
 Covers what connect-bot and `rsconnect` need: server settings, current user, runtime caches,
 tasks (with long polling), content listing/search and content builds, plus knobs for tests and
 benchmarks (build durations, failures, build slots, sticky sessions, fault injection).
-Endpoint shapes and error bodies follow /work/shared/reference/connect-api.md.
+Endpoint shapes and error bodies follow the team's notes, shared/reference/connect-api.md.
 
 Behaviour chosen where the reference is silent:
 * `GET /__api__/server_settings` answers without a valid key, as Connect does for its login page;

@@ -5,7 +5,7 @@ webhooks (``/commands/...``, ``/actions/...``) and, on demand, a Socket Mode Web
 It keeps channel/thread/ephemeral state so tests can assert on what a person would see, records
 every call, and can inject rate limits, errors and latency.
 
-Behaviour follows /work/shared/reference/slack-platform.md (sections 1-5; checklist in 10).
+Behaviour follows shared/reference/slack-platform.md (sections 1-5; checklist in 10).
 
 Standalone: ``python -m bot.sim.slack_server --port 8090 --defaults``.
 """
