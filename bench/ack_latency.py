@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,11 +21,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.sim.process import BotProcess  # noqa: E402
 from bot.sim.slack_client import SlackSigner  # noqa: E402
 from bot.sim.stack import (  # noqa: E402
     ADMIN,
@@ -49,24 +46,6 @@ def serve_simulators() -> None:
     start_workspace(slack)
     print(json.dumps({"connect": connect.url, "slack": slack.api_url}), flush=True)
     sys.stdin.read()  # run until the parent closes our stdin
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"the bot did not become healthy at {url}")
 
 
 TEXT = "caches list"
@@ -186,26 +165,17 @@ def main() -> int:
         cwd=ROOT,
     )
     urls = json.loads(sims.stdout.readline())
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **{k: v for k, v in os.environ.items() if "PROXY" not in k.upper()},
-            "CONNECT_SERVER": urls["connect"],
-            "CONNECT_API_KEY": CONNECT_KEY,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": urls["slack"],
-            "BOT_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
-            "BOT_ADMIN_USERS": ADMIN,
-            # The bot's defaults: one JSON log line per request, as in production.
-            "BOT_LOG_FORMAT": "json",
-            "PORT": str(port),
-        }
-        log = open(Path(tmp) / "bot.log", "w")  # noqa: SIM115 - closed with the process
-        bot = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=tmp, stderr=log)
+        bot = BotProcess(
+            connect_url=urls["connect"],
+            slack_api_url=urls["slack"],
+            database_url=f"sqlite:///{tmp}/bench.db",
+            workdir=Path(tmp),
+            # The bot's defaults otherwise: one JSON log line per request, as in production.
+            extra_env={"BOT_LOG_FORMAT": "json"},
+        )
         try:
-            wait_healthy(f"http://127.0.0.1:{port}/healthz")
-            url = f"http://127.0.0.1:{port}/slack/events"
+            url = bot.events_url
             print(f"ack latency, /connect {TEXT}, {args.count} signed commands, loopback")
             sequential = report("one at a time", measure(url, args.count, 1))
             # The bot defers background work during a burst (up to 2 s): let the first run's
@@ -215,8 +185,7 @@ def main() -> int:
                 f"concurrency {args.concurrency}", measure(url, args.count, args.concurrency)
             )
         finally:
-            bot.terminate()
-            bot.wait(timeout=10)
+            bot.stop()
             sims.stdin.close()
             sims.wait(timeout=10)
     ok = sequential["p50"] <= 5 and parallel["p99"] <= 50

@@ -26,7 +26,6 @@ import heapq
 import json
 import os
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,8 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
@@ -46,10 +43,10 @@ for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PRO
 
 from bot.sim.connect_seed import generated_seed  # noqa: E402
 from bot.sim.connect_server import FakeConnect  # noqa: E402
+from bot.sim.process import BotProcess  # noqa: E402
 from bot.sim.slack_client import SlackRequests  # noqa: E402
 from bot.sim.slack_server import FakeSlack  # noqa: E402
 from bot.sim.stack import (  # noqa: E402
-    ADMIN,
     APP_TOKEN,
     BOT_TOKEN,
     CONNECT_KEY,
@@ -100,62 +97,16 @@ def start_connect(items: int, k: int, durations: dict[str, float] | None) -> Fak
     return connect
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class BotProcess:
-    """`python -m bot serve` on loopback, pointed at the simulators."""
-
-    def __init__(self, connect: FakeConnect, slack: FakeSlack, workdir: Path) -> None:
-        self.port = free_port()
-        self.db_path = workdir / "bot.db"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECT_", "BOT_"))}
-        env.update(
-            CONNECT_SERVER=connect.url,
-            CONNECT_API_KEY=CONNECT_KEY,
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=slack.api_url,
-            BOT_DATABASE_URL=f"sqlite:///{self.db_path}",
-            BOT_ADMIN_USERS=ADMIN,
-            BOT_LOG_LEVEL="WARNING",
-            PORT=str(self.port),
-        )
-        self.log = (workdir / "bot.log").open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"],
-            cwd=workdir,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"the bot did not start; see {workdir / 'bot.log'}")
-
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+def start_bot(connect: FakeConnect, slack: FakeSlack, workdir: Path) -> tuple[BotProcess, Path]:
+    db_path = workdir / "bot.db"
+    bot = BotProcess(
+        connect_url=connect.url,
+        slack_api_url=slack.api_url,
+        database_url=f"sqlite:///{db_path}",
+        workdir=workdir,
+        extra_env={"BOT_LOG_LEVEL": "WARNING"},
+    )
+    return bot, db_path
 
 
 def start_slack() -> FakeSlack:
@@ -218,7 +169,7 @@ def span_of(connect: FakeConnect) -> float:
 def run_bot(items: int, k: int, durations: dict[str, float], workdir: Path) -> Result:
     connect = start_connect(items, k, durations)
     slack = start_slack()
-    bot = BotProcess(connect, slack, workdir)
+    bot, db_path = start_bot(connect, slack, workdir)
     requests = SlackRequests(f"{bot.url}/slack/events", SIGNING_SECRET, slack)
     try:
         calls_before = len(slack.calls)
@@ -231,7 +182,7 @@ def run_bot(items: int, k: int, durations: dict[str, float], workdir: Path) -> R
         wall = time.monotonic() - started
         rss = bot.peak_rss_mb()
         slack_calls = Counter(c.method for c in slack.calls[calls_before:])
-        with sqlite3.connect(bot.db_path) as db:
+        with sqlite3.connect(db_path) as db:
             rows = db.execute(
                 "SELECT guid, wave, state FROM rebuild_items ORDER BY wave, position"
             ).fetchall()
@@ -342,7 +293,7 @@ def rss_check(items: int, workdir: Path, run_seconds: float = 8.0) -> tuple[floa
     connect = start_connect(items, 16, None)
     connect.build_seconds = 0.05
     slack = start_slack()
-    bot = BotProcess(connect, slack, workdir)
+    bot, db_path = start_bot(connect, slack, workdir)
     requests = SlackRequests(f"{bot.url}/slack/events", SIGNING_SECRET, slack)
     try:
         started = time.monotonic()
@@ -353,7 +304,7 @@ def rss_check(items: int, workdir: Path, run_seconds: float = 8.0) -> tuple[floa
         time.sleep(run_seconds)
         requests.command("rebuild cancel 1")
         final_summary(slack, card.ts, 60)
-        with sqlite3.connect(bot.db_path) as db:
+        with sqlite3.connect(db_path) as db:
             built = db.execute(
                 "SELECT count(*) FROM rebuild_items WHERE state IN ('succeeded', 'failed')"
             ).fetchone()[0]

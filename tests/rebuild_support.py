@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bot.sim.connect_server import FakeConnect
+from bot.sim.process import BotProcess
 from bot.sim.slack_server import FakeSlack, Message
-from bot.sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, OPS_CHANNEL, SIGNING_SECRET, Stack
+from bot.sim.stack import ADMIN, OPS_CHANNEL, Stack
 from bot.store import Database, Rebuild, RebuildItem
 
 PLAN_TITLE = "Rebuild plan #"
@@ -102,67 +96,12 @@ def stack_closing(stack: Stack) -> Iterator[Stack]:
 # --- the bot as a real process ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class BotProcess:
-    """`python -m bot serve` against the simulators of the test process."""
-
-    def __init__(
-        self, connect: FakeConnect, slack: FakeSlack, database_url: str, workdir: Path
-    ) -> None:
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECT_", "BOT_"))}
-        env.update(
-            CONNECT_SERVER=connect.url,
-            CONNECT_API_KEY=CONNECT_KEY,
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=slack.api_url,
-            BOT_DATABASE_URL=database_url,
-            BOT_ADMIN_USERS=ADMIN,
-            PORT=str(self.port),
-        )
-        self.log_path = workdir / f"bot-{self.port}.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"],
-            cwd=workdir,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1, trust_env=False).is_success:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"the bot did not start:\n{self.log_path.read_text()}")
-
-    @property
-    def events_url(self) -> str:
-        return f"{self.url}/slack/events"
-
-    def kill(self) -> None:
-        """SIGKILL, and reap it (a zombie would still look alive to the lease check)."""
-        self.proc.kill()
-        self.proc.wait(10)
-        self._log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+def start_bot_process(
+    connect: FakeConnect, slack: FakeSlack, database_url: str, workdir: Path
+) -> BotProcess:
+    return BotProcess(
+        connect_url=connect.url,
+        slack_api_url=slack.api_url,
+        database_url=database_url,
+        workdir=workdir,
+    )

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from rebuild_support import (
-    BotProcess,
     items,
     plan,
     rebuild_id_of,
     rebuild_row,
+    start_bot_process,
     wait_card,
     wait_final,
 )
@@ -57,9 +57,9 @@ def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(
     slack.start()
     start_workspace(slack)
     db = Database(database_url)
-    bots: list[BotProcess] = []
+    bots: list = []
     try:
-        bots.append(BotProcess(connect, slack, database_url, tmp_path))
+        bots.append(start_bot_process(connect, slack, database_url, tmp_path))
         with SlackRequests(bots[0].events_url, SIGNING_SECRET, slack) as requests:
             requests.command("rebuild --parallelism 4")
             card = wait_card(slack, timeout=15)
@@ -81,7 +81,7 @@ def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(
         assert building, "the kill should catch builds in flight"
         assert all(task_id for task_id in building.values())
 
-        bots.append(BotProcess(connect, slack, database_url, tmp_path))
+        bots.append(start_bot_process(connect, slack, database_url, tmp_path))
         ready_at = time.time()
         wait_final(slack, card.ts, timeout=30)
 

@@ -1,0 +1,100 @@
+"""The bot as a real process (`python -m bot serve`) pointed at simulators: for the restart
+tests (SIGKILL) and the benchmarks (its own interpreter, its own RSS)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bot.sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BotProcess:
+    def __init__(
+        self,
+        *,
+        connect_url: str,
+        slack_api_url: str,
+        database_url: str,
+        workdir: Path,
+        extra_env: dict[str, str] | None = None,
+        start_timeout: float = 30,
+    ) -> None:
+        self.port = free_port()
+        # Only the simulators' settings: nothing of the developer's own configuration or proxies.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CONNECT_", "SLACK_", "BOT_")) and "PROXY" not in k.upper()
+        }
+        env.update(
+            CONNECT_SERVER=connect_url,
+            CONNECT_API_KEY=CONNECT_KEY,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_API_URL=slack_api_url,
+            BOT_DATABASE_URL=database_url,
+            BOT_ADMIN_USERS=ADMIN,
+            PORT=str(self.port),
+            **(extra_env or {}),
+        )
+        self.log_path = workdir / f"bot-{self.port}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"],
+            cwd=workdir,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._wait_healthy(start_timeout)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1, trust_env=False).is_success:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the bot did not start:\n{self.log_path.read_text()}")
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.url}/slack/events"
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def kill(self) -> None:
+        """SIGKILL, and reap it (a zombie would still look alive to the rebuild lease check)."""
+        self.proc.kill()
+        self.proc.wait(10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
