@@ -6,12 +6,13 @@ each test creates its own schema and drops it afterwards, so runs are isolated.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 from rebuild_support import items, plan, rebuild_id_of, rebuild_row, stack_closing, wait_final
 from sqlalchemy import inspect
 
-from bot.sim.stack import OPS_CHANNEL, start_stack
+from bot.sim.stack import ADMIN, OPS_CHANNEL, start_stack
 from tests.conftest import needs_postgres
 
 pytestmark = needs_postgres
@@ -38,3 +39,32 @@ def test_main_flow_on_postgres(postgres_url: str) -> None:
         assert "13 succeeded, 1 failed" in summary.all_text()
         # APScheduler's job store lives in the same (fresh) schema.
         assert "apscheduler_jobs" in inspect(db.engine).get_table_names()
+
+
+def test_two_simultaneous_starts_over_the_same_items_build_each_once(postgres_url: str) -> None:
+
+    with stack_closing(start_stack(build_seconds=0.1, bot_database_url=postgres_url)) as stack:
+        first = rebuild_id_of(plan(stack, "rebuild --parallelism 4"))
+        second = rebuild_id_of(plan(stack, "rebuild --parallelism 4", count=2))
+        service = stack.runtime.deps.rebuilds
+        barrier = threading.Barrier(2)
+
+        def start(rebuild_id: int) -> None:
+            barrier.wait()  # both transactions at the same instant, as two clicks can be
+            service.start(rebuild_id, started_by=ADMIN)
+
+        threads = [threading.Thread(target=start, args=(r,)) for r in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        db = stack.runtime.db
+        assert stack.slack.wait_for(
+            lambda _: all(rebuild_row(db, r).state == "done" for r in (first, second)),
+            timeout=30,
+        )
+        built = Counter(stack.connect.builds_started())
+        assert set(built.values()) == {1}
+        assert len(built) == len([i for i in stack.connect.content() if i["bundle_id"]])
+        states = Counter(row.state for r in (first, second) for row in items(db, r))
+        assert states["skipped"] == len(built)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
 from bot.store import Database, Rebuild, RebuildItem, utcnow
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+START_LOCK = 0x636F6E6E  # advisory lock id for Starts ("conn")
 DEFAULT_PARALLELISM = 3  # rsconnect's docs: start at 2-3
 MAX_PARALLELISM = 16
 WARMUP, INTERACTIVE, RENDERED = 0, 1, 2
@@ -258,10 +259,13 @@ class RebuildService:
     def start(self, rebuild_id: int, *, started_by: str) -> bool:
         """planned -> running, re-checking duplicates against rebuilds started meanwhile.
 
-        One transaction, so on SQLite two Starts over the same items serialise and the second
-        skips what the first queued.
+        One transaction, serialised with every other Start (SQLite locks the file; PostgreSQL
+        takes a transaction-level advisory lock), so of two Starts over the same items the
+        second skips what the first queued.
         """
         with self.db.session() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": START_LOCK})
             won = session.execute(
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id, Rebuild.state == "planned")
