@@ -119,13 +119,21 @@ def fake_connect(
 @main.command("fake-slack")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3940, show_default=True, type=int)
-def fake_slack(host: str, port: int) -> None:
-    """Run the fake Slack Web API (for trying the bot without a workspace)."""
+@click.option("--bot-token", default="xoxb-test-token", show_default=True)
+@click.option("--signing-secret", default="test-signing-secret", show_default=True)
+def fake_slack(host: str, port: int, bot_token: str, signing_secret: str) -> None:
+    """Run the fake Slack Web API (for trying the bot without a workspace).
+
+    It has a #connect-ops channel (C0OPS) with the bot in it, an admin user U0ADMIN, a user
+    U0USER and a user group S0ADMINS. Point the bot at it with SLACK_API_URL.
+    """
     from bot.sim.slack_server import FakeSlack
 
-    server = FakeSlack(host=host, port=port)
-    server.start()
-    click.echo(f"Fake Slack Web API on {server.api_url}; Ctrl-C to stop")
+    server = FakeSlack(
+        host=host, port=port, bot_token=bot_token, signing_secret=signing_secret
+    ).start()
+    server.add_default_workspace()
+    click.echo(f"Fake Slack Web API on {server.api_url} (#connect-ops = C0OPS); Ctrl-C to stop")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -141,3 +141,45 @@ def test_no_secret_in_logs_messages_or_errors_during_the_main_flows():
             assert secret not in logged
             assert secret not in slack_text and secret not in replies
         assert "verification-token-abc" not in logged
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ([], "Slack chat-ops for Posit Connect"),
+        (["serve"], "Socket Mode"),
+        (["check"], "line by line"),
+        (["fake-connect"], "--api-key"),
+        (["fake-slack"], "SLACK_API_URL"),
+        (["demo"], "simulators"),
+    ],
+)
+def test_cli_help_is_useful(args: list[str], needle: str):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert needle in result.stdout
+
+
+def test_fake_connect_runs_as_a_users_command(tmp_path: Path):
+    from bot.connect import ConnectClient, RuntimeCache
+    from bot.sim.process import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "fake-connect", "--port", str(port), "--api-key", "k3y"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert f"127.0.0.1:{port}" in server.stdout.readline()
+        client = ConnectClient(f"http://127.0.0.1:{port}", "k3y")
+        caches = client.caches.list()
+        assert (
+            RuntimeCache("Python", "3.9.5", "rstudio/content-base:r3.6.3-py3.9.5-jammy") in caches
+        )
+        assert client.current_user().is_admin
+    finally:
+        server.terminate()
+        server.wait(10)
