@@ -130,6 +130,7 @@ class HttpServer:
         self.host = host
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     @property
     def url(self) -> str:
@@ -145,10 +146,21 @@ class HttpServer:
         self._server.run()
 
     def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         server: Any = self._server
+
+        def close_all() -> None:
+            for channel in list(server._map.values()):
+                channel.close()
+
         # Close every channel from inside the loop thread: keep-alive connections would
         # otherwise keep waitress's loop (and this thread) alive for its channel timeout.
-        server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
+        try:
+            server.trigger.pull_trigger(close_all)
+        except OSError:  # the loop has already closed its trigger: close from here
+            close_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
         server.task_dispatcher.shutdown(timeout=5)
