@@ -48,10 +48,7 @@ def serve_simulators() -> None:
     sys.stdin.read()  # run until the parent closes our stdin
 
 
-TEXT = "caches list"
-
-
-def command_body(n: int) -> str:
+def command_body(n: int, text: str) -> str:
     return urlencode(
         {
             "token": "unused",
@@ -62,7 +59,7 @@ def command_body(n: int) -> str:
             "user_id": ADMIN,
             "user_name": "ada",
             "command": "/connect",
-            "text": TEXT,
+            "text": text,
             "api_app_id": "A0001",
             "response_url": f"http://127.0.0.1:9/commands/T0001/{n}/x",
             "trigger_id": f"{n}.1.bench",
@@ -70,17 +67,17 @@ def command_body(n: int) -> str:
     )
 
 
-def measure(url: str, count: int, concurrency: int) -> list[float]:
+def measure(url: str, text: str, count: int, concurrency: int) -> list[float]:
     """Time each request from send to full answer.
 
     The load generator is a single-threaded asyncio client on raw keep-alive connections:
     a thread-per-request Python client (httpx in 20 threads) spends more time fighting for its
     own GIL than the bot takes to answer, and would measure itself.
     """
-    return asyncio.run(_measure(url, count, concurrency))
+    return asyncio.run(_measure(url, text, count, concurrency))
 
 
-async def _measure(url: str, count: int, concurrency: int) -> list[float]:
+async def _measure(url: str, text: str, count: int, concurrency: int) -> list[float]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     signer = SlackSigner(SIGNING_SECRET)
@@ -88,7 +85,7 @@ async def _measure(url: str, count: int, concurrency: int) -> list[float]:
     counter = iter(range(10_000_000))
 
     def request_bytes() -> bytes:
-        body = command_body(next(counter)).encode()
+        body = command_body(next(counter), text).encode()
         headers = signer.sign(body)
         lines = [f"POST {parts.path} HTTP/1.1", f"Host: {host}:{port}"]
         lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "host"]
@@ -151,8 +148,6 @@ def main() -> int:
     parser.add_argument("--text", default="caches list", help="command text to send")
     parser.add_argument("--serve-simulators", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global TEXT
-    TEXT = args.text
     if args.serve_simulators:
         serve_simulators()
         return 0
@@ -176,13 +171,14 @@ def main() -> int:
         )
         try:
             url = bot.events_url
-            print(f"ack latency, /connect {TEXT}, {args.count} signed commands, loopback")
-            sequential = report("one at a time", measure(url, args.count, 1))
+            print(f"ack latency, /connect {args.text}, {args.count} signed commands, loopback")
+            sequential = report("one at a time", measure(url, args.text, args.count, 1))
             # The bot defers background work during a burst (up to 2 s): let the first run's
             # posts drain, so each run measures its own load.
             time.sleep(4)
             parallel = report(
-                f"concurrency {args.concurrency}", measure(url, args.count, args.concurrency)
+                f"concurrency {args.concurrency}",
+                measure(url, args.text, args.count, args.concurrency),
             )
         finally:
             bot.stop()

@@ -164,10 +164,6 @@ def start_demo_stack(fast: bool) -> Stack:
     return stack
 
 
-def stop_demo_stack(stack: Stack) -> None:
-    stack.stop()
-
-
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -437,5 +433,5 @@ def play_on_new_stack(fast: bool, stream: TextIO) -> int:
         explain_failure(demo, exc)
         return 1
     finally:
-        stop_demo_stack(stack)
+        stack.stop()
     return 0

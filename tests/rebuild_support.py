@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,17 +78,6 @@ def wait_ephemeral(slack: FakeSlack, fragment: str, user: str = ADMIN, timeout: 
         f"no ephemeral with {fragment!r}: {ephemeral_texts(slack, user)}"
     )
     return next(text for text in ephemeral_texts(slack, user) if fragment in text)
-
-
-@contextmanager
-def stack_closing(stack: Stack) -> Iterator[Stack]:
-    try:
-        yield stack
-    finally:
-        # Closing the client's keep-alive connection first lets the bot's HTTP server stop at
-        # once (otherwise waitress waits 5 s for it).
-        stack.requests.close()
-        stack.stop()
 
 
 # --- the bot as a real process ----------------------------------------------------------------

@@ -9,7 +9,6 @@ from rebuild_support import (
     plan,
     rebuild_id_of,
     rebuild_row,
-    stack_closing,
     wait_ephemeral,
     wait_final,
 )
@@ -19,7 +18,7 @@ from bot.sim.stack import OPS_CHANNEL, VIEWER, start_stack
 
 
 def test_cancel_stops_dispatching_and_lets_running_builds_finish() -> None:
-    with stack_closing(start_stack(seed=generated_seed(30), build_seconds=0.4)) as stack:
+    with start_stack(seed=generated_seed(30), build_seconds=0.4) as stack:
         connect, slack, db = stack.connect, stack.slack, stack.runtime.db
         card = plan(stack, "rebuild --parallelism 3")
         rebuild_id = rebuild_id_of(card)
@@ -66,7 +65,7 @@ def test_cancel_stops_dispatching_and_lets_running_builds_finish() -> None:
 
 
 def test_cancel_button_on_the_progress_message() -> None:
-    with stack_closing(start_stack(seed=generated_seed(12), build_seconds=0.5)) as stack:
+    with start_stack(seed=generated_seed(12), build_seconds=0.5) as stack:
         connect, slack, db = stack.connect, stack.slack, stack.runtime.db
         card = plan(stack, "rebuild --parallelism 2")
         stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from rebuild_support import items, plan, rebuild_id_of, stack_closing, wait_final
+from rebuild_support import items, plan, rebuild_id_of, wait_final
 
 from bot.sim.connect_seed import generated_seed
 from bot.sim.stack import OPS_CHANNEL, start_stack
 
 
 def test_connect_faults_are_retried_and_every_item_is_built_once() -> None:
-    with stack_closing(start_stack(seed=generated_seed(16), build_seconds=0.15)) as stack:
+    with start_stack(seed=generated_seed(16), build_seconds=0.15) as stack:
         connect, db = stack.connect, stack.runtime.db
         card = plan(stack, "rebuild --parallelism 4")
         # From here on, a quarter of build requests and task polls hit a 502 or a reset.
@@ -37,7 +37,7 @@ def test_connect_faults_are_retried_and_every_item_is_built_once() -> None:
 
 def test_a_refused_build_request_fails_the_item_with_connects_reason() -> None:
     seed = generated_seed(6)
-    with stack_closing(start_stack(seed=seed, build_seconds=0.1)) as stack:
+    with start_stack(seed=seed, build_seconds=0.1) as stack:
         connect, slack, db = stack.connect, stack.slack, stack.runtime.db
         card = plan(stack, "rebuild")
         # The item is unpublished between the plan and the build: Connect answers 404 code 28.
@@ -54,7 +54,7 @@ def test_a_refused_build_request_fails_the_item_with_connects_reason() -> None:
 
 
 def test_slack_rate_limits_slow_messages_but_not_builds() -> None:
-    with stack_closing(start_stack(seed=generated_seed(24), build_seconds=0.2)) as stack:
+    with start_stack(seed=generated_seed(24), build_seconds=0.2) as stack:
         connect, slack, db = stack.connect, stack.slack, stack.runtime.db
         card = plan(stack, "rebuild --parallelism 4")
         slack.rate_limit("chat.update", count=2, retry_after=1)

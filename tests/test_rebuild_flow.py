@@ -11,7 +11,6 @@ from rebuild_support import (
     published,
     rebuild_id_of,
     rebuild_row,
-    stack_closing,
     wait_ephemeral,
     wait_final,
 )
@@ -23,7 +22,7 @@ FAILING_TITLES = ("<!channel> Sales & <Ops>", "Quarterly Report")
 
 
 def test_full_rebuild_with_failures_reports_progress_thread_and_summary() -> None:
-    with stack_closing(start_stack(build_seconds=0.15)) as stack:
+    with start_stack(build_seconds=0.15) as stack:
         connect, slack, db = stack.connect, stack.slack, stack.runtime.db
         content = published(connect)
         by_title = {item["title"]: item for item in content}
@@ -124,7 +123,7 @@ def test_full_rebuild_with_failures_reports_progress_thread_and_summary() -> Non
 
 
 def test_status_and_history_commands() -> None:
-    with stack_closing(start_stack(build_seconds=0.1)) as stack:
+    with start_stack(build_seconds=0.1) as stack:
         slack = stack.slack
         stack.requests.command("rebuild status")
         wait_ephemeral(slack, "No rebuild has run yet")
@@ -149,7 +148,7 @@ def test_status_and_history_commands() -> None:
 
 
 def test_viewer_is_refused_and_audited_and_discard_closes_the_plan() -> None:
-    with stack_closing(start_stack(build_seconds=0.1)) as stack:
+    with start_stack(build_seconds=0.1) as stack:
         slack, connect = stack.slack, stack.connect
         stack.requests.command("rebuild", user_id=VIEWER)
         wait_ephemeral(slack, "Only connect-bot administrators", user=VIEWER)
@@ -177,8 +176,8 @@ def test_viewer_is_refused_and_audited_and_discard_closes_the_plan() -> None:
 
 
 def test_start_follows_the_two_person_rule_and_expiry() -> None:
-    with stack_closing(
-        start_stack(build_seconds=0.1, bot_two_person_rule=True, bot_confirm_ttl_seconds=1)
+    with start_stack(
+        build_seconds=0.1, bot_two_person_rule=True, bot_confirm_ttl_seconds=1
     ) as stack:
         slack = stack.slack
         card = plan(stack, "rebuild --content-type api")

@@ -9,7 +9,6 @@ from rebuild_support import (
     items,
     plan,
     rebuild_id_of,
-    stack_closing,
     wait_card,
     wait_ephemeral,
     wait_final,
@@ -69,7 +68,7 @@ def test_order_is_warmup_then_interactive_then_the_rest(
 
 
 def test_a_second_rebuild_skips_what_a_running_one_will_build() -> None:
-    with stack_closing(start_stack(seed=generated_seed(20), build_seconds=0.3)) as stack:
+    with start_stack(seed=generated_seed(20), build_seconds=0.3) as stack:
         connect, slack, db = stack.connect, stack.slack, stack.runtime.db
         first = plan(stack, "rebuild --r-version 4.3.0 --parallelism 1")
         stack.requests.click(OPS_CHANNEL, first.ts, "rebuild_start")
@@ -95,7 +94,7 @@ def test_a_second_rebuild_skips_what_a_running_one_will_build() -> None:
 
 
 def test_rebuild_affected_content_after_a_cache_deletion() -> None:
-    with stack_closing(start_stack(build_seconds=0.1)) as stack:
+    with start_stack(build_seconds=0.1) as stack:
         connect, slack = stack.connect, stack.slack
         stack.requests.command("caches delete --language Python --version 3.9.5")
         assert slack.wait_for(

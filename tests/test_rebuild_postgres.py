@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from rebuild_support import items, plan, rebuild_id_of, rebuild_row, stack_closing, wait_final
+from rebuild_support import items, plan, rebuild_id_of, rebuild_row, wait_final
 from sqlalchemy import inspect
 
 from bot.sim.stack import ADMIN, OPS_CHANNEL, start_stack
@@ -19,7 +19,7 @@ pytestmark = needs_postgres
 
 
 def test_main_flow_on_postgres(postgres_url: str) -> None:
-    with stack_closing(start_stack(build_seconds=0.1, bot_database_url=postgres_url)) as stack:
+    with start_stack(build_seconds=0.1, bot_database_url=postgres_url) as stack:
         db = stack.runtime.db
         assert db.dialect == "postgresql"
         failing = next(i for i in stack.connect.content() if i["title"] == "Quarterly Report")
@@ -43,7 +43,7 @@ def test_main_flow_on_postgres(postgres_url: str) -> None:
 
 def test_two_simultaneous_starts_over_the_same_items_build_each_once(postgres_url: str) -> None:
 
-    with stack_closing(start_stack(build_seconds=0.1, bot_database_url=postgres_url)) as stack:
+    with start_stack(build_seconds=0.1, bot_database_url=postgres_url) as stack:
         first = rebuild_id_of(plan(stack, "rebuild --parallelism 4"))
         second = rebuild_id_of(plan(stack, "rebuild --parallelism 4", count=2))
         service = stack.runtime.deps.rebuilds

@@ -119,10 +119,8 @@ def start_stack(
         slack.stop()
         connect.stop()
         raise
-    if not runtime.settings.socket_mode:
-        runtime.start_http(host="127.0.0.1", port=0)
-    else:
-        runtime.start_http(host="127.0.0.1", port=0)
+    runtime.start_http(host="127.0.0.1", port=0)  # events in HTTP mode; health in both
+    if runtime.settings.socket_mode:
         runtime.start_socket_mode()
     stack = Stack(connect, slack, runtime, None, workdir, tmp)  # type: ignore[arg-type]
     stack.requests = SlackRequests(stack.bot_url, SIGNING_SECRET, slack)

@@ -61,31 +61,30 @@ class AckGate:
         self.quiet = quiet
         self._inflight = 0
         self._last = 0.0
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def enter(self) -> None:
-        with self._changed:
+        with self._lock:
             self._inflight += 1
             self._last = time.monotonic()
 
     def leave(self) -> None:
-        # No notify: waking every waiting worker on each request would cost the acks more
-        # than the wait saves. Waiters poll at the pace of the quiet period instead.
-        with self._changed:
+        with self._lock:
             self._inflight -= 1
             self._last = time.monotonic()
 
     def wait_quiet(self, timeout: float) -> None:
+        # Polled at the pace of the quiet period: waking every waiting worker on each request
+        # would cost the acks more than the wait saves.
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                now = time.monotonic()
-                if now >= deadline:
-                    return
-                calm_for = now - self._last
-                if self._inflight == 0 and calm_for >= self.quiet:
-                    return
-                self._changed.wait(min(deadline - now, max(self.quiet - calm_for, 0.01)))
+        while True:
+            with self._lock:
+                inflight, last = self._inflight, self._last
+            now = time.monotonic()
+            calm_for = now - last
+            if now >= deadline or (inflight == 0 and calm_for >= self.quiet):
+                return
+            time.sleep(min(deadline - now, max(self.quiet - calm_for, 0.01)))
 
 
 @dataclass
