@@ -38,7 +38,7 @@ from bot.sim.stack import (  # noqa: E402
 def serve_simulators() -> None:
     """Child mode: run both simulators and print their URLs as one JSON line."""
     from bot.sim.connect_server import FakeConnect
-    from bot.sim.slack_server import FakeSlack
+    from bot.sim.slack import FakeSlack
     from bot.sim.stack import start_workspace
 
     connect = FakeConnect(api_keys={CONNECT_KEY: "administrator"}, record_requests=False).start()

@@ -44,8 +44,8 @@ for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PRO
 from bot.sim.connect_seed import generated_seed  # noqa: E402
 from bot.sim.connect_server import FakeConnect  # noqa: E402
 from bot.sim.process import BotProcess  # noqa: E402
+from bot.sim.slack import FakeSlack  # noqa: E402
 from bot.sim.slack_client import SlackRequests  # noqa: E402
-from bot.sim.slack_server import FakeSlack  # noqa: E402
 from bot.sim.stack import (  # noqa: E402
     APP_TOKEN,
     BOT_TOKEN,

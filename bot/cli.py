@@ -127,7 +127,7 @@ def fake_slack(host: str, port: int, bot_token: str, signing_secret: str) -> Non
     It has a #connect-ops channel (C0OPS) with the bot in it, an admin user U0ADMIN, a user
     U0USER and a user group S0ADMINS. Point the bot at it with SLACK_API_URL.
     """
-    from bot.sim.slack_server import FakeSlack
+    from bot.sim.slack import FakeSlack
 
     server = FakeSlack(
         host=host, port=port, bot_token=bot_token, signing_secret=signing_secret

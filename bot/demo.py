@@ -27,8 +27,8 @@ from bot.sim.connect_seed import (
     demo_seed,
     make_content_item,
 )
+from bot.sim.slack import FakeSlack, Message
 from bot.sim.slack_render import render_blocks, render_channel, render_interaction, text_of
-from bot.sim.slack_server import FakeSlack, Message
 from bot.sim.stack import ADMIN, AUDIT_CHANNEL, OPS_CHANNEL, SECOND_ADMIN, Stack, start_stack
 from bot.slack.views import Actions, cache_value
 
@@ -364,12 +364,11 @@ def step_audit(demo: Demo) -> None:
 
 def summary(demo: Demo, started: float) -> str:
     stack = demo.stack
-    records = stack.runtime.deps.audit.recent(100)
+    records = stack.runtime.services.audit.recent(100)
     deleted = sum(1 for r in records if r.action == "cache_delete" and r.outcome == "succeeded")
     # The audit channel copies arrive asynchronously; a short wait lets the count settle.
     demo.slack.wait_for(lambda fake: len(fake.messages(AUDIT_CHANNEL)) >= len(records), 2.0)
-    service = stack.runtime.deps.rebuilds
-    progress = service.latest() if service is not None else None
+    progress = stack.runtime.services.rebuild_store.latest()
     counts = progress.counts if progress is not None else {}
     return (
         f"Done in {time.monotonic() - started:.1f} s: {deleted} cache(s) deleted,"

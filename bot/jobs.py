@@ -1,5 +1,6 @@
 """Scheduler entry points. APScheduler stores `bot.jobs:<name>` and the arguments; the live
-runtime is looked up by its database key, so a restarted process picks its jobs back up."""
+runtime is looked up by its database key, so a restarted process picks its jobs back up.
+Each job calls one use case of `runtime.services`."""
 
 from __future__ import annotations
 
@@ -34,32 +35,27 @@ def runtime(key: str) -> Any | None:
 
 
 def expire_pending(key: str) -> None:
-    from bot.slack.flows.caches import expire_overdue
-
+    """Deletion requests nobody confirmed within the TTL: say so on their cards."""
     current = runtime(key)
     if current is None:
         return
-    count = expire_overdue(current.deps)
+    count = current.services.deletions.expire_overdue()
     if count:
         log.info("expired %d pending request(s)", count)
 
 
 def drive_rebuild(key: str, rebuild_id: int) -> None:
-    """Watchdog of one rebuild (issue 4): starts its driver here unless it already runs."""
+    """Watchdog of one rebuild: starts its driver here unless it already runs."""
     current = runtime(key)
-    service = getattr(getattr(current, "deps", None), "rebuilds", None)
-    if service is None or service.engine is None:
-        return
-    service.engine.tick(int(rebuild_id))
+    if current is not None:
+        current.services.engine.tick(int(rebuild_id))
 
 
 def expire_rebuild_plans(key: str) -> None:
-    """Rebuild plans nobody started within the confirmation TTL: say so on their cards."""
-    from bot.slack.flows.rebuilds import expire_overdue
-
+    """Rebuild plans nobody started within the TTL: say so on their cards."""
     current = runtime(key)
     if current is None:
         return
-    count = expire_overdue(current.deps)
+    count = current.services.rebuilds.expire_overdue()
     if count:
         log.info("expired %d rebuild plan(s)", count)

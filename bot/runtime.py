@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -16,18 +16,27 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import jobs
-from bot.config import Settings
+from bot.config import DEFAULT_SERVER_NAME, ServerConfigError, Settings, key_variable
 from bot.connect import ConnectClient
 from bot.scheduler import create_scheduler
-from bot.services.audit import AuditLog, AuditRecord
+from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
 from bot.services.caches import CacheService
+from bot.services.confirmations import Confirmations
+from bot.services.container import Services
+from bot.services.deletions import Deletions
 from bot.services.pending import PendingStore
+from bot.services.queries import Queries
+from bot.services.rebuild_engine import RebuildEngine
+from bot.services.rebuild_store import RebuildStore
+from bot.services.rebuilds import Rebuilds
+from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
 from bot.slack.deps import Deps
-from bot.slack.poster import SlackPoster, SlackUnavailable, make_web_client
+from bot.slack.notifier import SlackNotifier
+from bot.slack.poster import SlackPoster, make_web_client
+from bot.slack.rebuild_progress import RebuildReporter
 from bot.slack.server import BotWsgi, HttpServer
-from bot.slack.views import audit_notice_view
 from bot.store import Database
 
 log = logging.getLogger("bot")
@@ -38,14 +47,27 @@ class StartupError(Exception):
 
 
 def missing_settings(settings: Settings) -> list[str]:
-    needed = {
-        "CONNECT_SERVER": settings.connect_server,
-        "CONNECT_API_KEY": settings.connect_api_key,
-        "SLACK_BOT_TOKEN": settings.slack_bot_token,
-    }
+    needed: dict[str, object] = {"SLACK_BOT_TOKEN": settings.slack_bot_token}
     if not settings.socket_mode:
         needed["SLACK_SIGNING_SECRET"] = settings.slack_signing_secret
-    return [name for name, value in needed.items() if not value]
+    missing = [name for name, value in needed.items() if not value]
+    try:
+        configs = settings.server_configs()
+    except ServerConfigError:
+        return missing  # reported by build_runtime with what to fix
+    for config in configs:
+        if config.name == DEFAULT_SERVER_NAME and not settings.bot_connect_servers:
+            missing += [
+                name
+                for name, value in (
+                    ("CONNECT_SERVER", config.url),
+                    ("CONNECT_API_KEY", config.api_key),
+                )
+                if not value
+            ]
+        elif not config.api_key:
+            missing.append(key_variable(config.name))
+    return missing
 
 
 def _secret(value: Any) -> str:
@@ -56,18 +78,18 @@ def _secret(value: Any) -> str:
 class Runtime:
     settings: Settings
     db: Database
-    connect: ConnectClient
+    services: Services
     web: WebClient
     deps: Deps
     app: App
     scheduler: BackgroundScheduler
     executor: ThreadPoolExecutor
+    reporter: RebuildReporter
     bot_user_id: str | None
     key: str
     grace_seconds: float = 5.0
     http: HttpServer | None = None
     socket_handler: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def readiness(self) -> dict[str, Any]:
         checks: dict[str, str] = {}
@@ -96,10 +118,8 @@ class Runtime:
         return self.socket_handler
 
     def close(self) -> None:
-        if self.deps.rebuilds is not None:  # rebuild engine hook: stop drivers and reporter
-            self.deps.rebuilds.engine.close()
-            if "rebuild_reporter" in self.extras:
-                self.extras["rebuild_reporter"].close()
+        self.services.engine.close()  # stop drivers; running builds are re-attached on start
+        self.reporter.close()
         if self.socket_handler is not None:
             # Don't reconnect while closing; the reader thread ends with the socket.
             self.socket_handler.client.auto_reconnect_enabled = False
@@ -115,7 +135,7 @@ class Runtime:
         if still_running:
             log.warning("stopping with %d background task(s) unfinished", still_running)
         jobs.unregister_runtime(self.key)
-        self.connect.close()
+        self.services.servers.close()
         self.db.dispose()
 
 
@@ -126,122 +146,159 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
             "Missing settings: " + ", ".join(missing) + ". Set them in the environment or a .env"
             " file (see README, Configuration); `connect-bot check` explains each one."
         )
+    servers = _servers(settings)
     db = Database(settings.database_url)
     try:
         db.migrate()
     except Exception as exc:
         raise StartupError(f"The database ({db!r}) is not usable: {type(exc).__name__}") from None
     web = make_web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
-    try:
-        identity = web.auth_test()
-    except SlackApiError as exc:
-        error = exc.response.get("error", "error")
-        raise StartupError(
-            f"Slack rejected SLACK_BOT_TOKEN at {settings.slack_api_url} ({error}). "
-            "Copy the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page."
-        ) from None
-    except Exception as exc:
-        raise StartupError(
-            f"Could not reach Slack at {settings.slack_api_url} ({type(exc).__name__})."
-        ) from None
-    connect = ConnectClient(settings.connect_server or "", _secret(settings.connect_api_key))
+    identity = _slack_identity(web, settings.slack_api_url)
     poster = SlackPoster(web)
-    executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bot-work")
-    audit = AuditLog(db, notify=_audit_notifier(poster, settings.bot_audit_channel))
-    authz = Authorizer(
-        admin_users=settings.bot_admin_users,
-        admin_groups=settings.bot_admin_groups,
-        allowed_channels=settings.bot_allowed_channels,
-        resolve_group=lambda group: web.usergroups_users_list(usergroup=group)["users"],
+    notifier = SlackNotifier(
+        poster, audit_channel=settings.bot_audit_channel, several_servers=servers.several
     )
+    key = jobs.runtime_key(settings.database_url)
+    scheduler = create_scheduler(db)
+    services = build_services(
+        db,
+        servers,
+        notifier,
+        scheduler=scheduler,
+        runtime_key=key,
+        authz=Authorizer(
+            admin_users=settings.bot_admin_users,
+            admin_groups=settings.bot_admin_groups,
+            allowed_channels=settings.bot_allowed_channels,
+            resolve_group=lambda group: web.usergroups_users_list(usergroup=group)["users"],
+        ),
+        confirm_ttl_seconds=settings.bot_confirm_ttl_seconds,
+        two_person_rule=settings.bot_two_person_rule,
+    )
+    executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bot-work")
     deps = Deps(
-        caches=CacheService(connect),
-        pending=PendingStore(db, settings.bot_confirm_ttl_seconds),
-        audit=audit,
-        authz=authz,
+        services=services,
         poster=poster,
         executor=executor,
-        connect_server=connect.server,
-        two_person_rule=settings.bot_two_person_rule,
         bot_user_id=identity.get("user_id"),
+        team_url=identity.get("url"),
     )
-    # --- rebuild engine (issue 4): service + commands/buttons, before the app reads them ---
-    from bot.services.rebuild_engine import RebuildEngine
-    from bot.services.rebuilds import RebuildService
-    from bot.slack.flows import rebuilds as rebuild_flows
-    from bot.slack.listeners.actions import EXTRA_ACTIONS
-    from bot.slack.listeners.commands import EXTRA_HANDLERS
-
-    rebuild_engine = RebuildEngine(
-        db, connect, runtime_key=jobs.runtime_key(settings.database_url), audit=audit
-    )
-    deps.rebuilds = RebuildService(db, connect, engine=rebuild_engine)
-    deps.rebuilds.team_url = identity.get("url")
-    rebuild_flows.install(EXTRA_HANDLERS, EXTRA_ACTIONS)
-    # --- end rebuild engine ---
     app = create_app(
         web,
         deps,
         signing_secret=None if settings.socket_mode else _secret(settings.slack_signing_secret),
     )
-    key = jobs.runtime_key(settings.database_url)
+    reporter = RebuildReporter(services.rebuild_store, poster, several_servers=servers.several)
     runtime = Runtime(
         settings=settings,
         db=db,
-        connect=connect,
+        services=services,
         web=web,
         deps=deps,
         app=app,
-        scheduler=create_scheduler(db),
+        scheduler=scheduler,
         executor=executor,
+        reporter=reporter,
         bot_user_id=identity.get("user_id"),
         key=key,
     )
     jobs.register_runtime(key, runtime)
-    runtime.scheduler.add_job(
-        "bot.jobs:expire_pending",
-        "interval",
-        seconds=30,
-        args=[key],
-        id="expire-pending",
-        replace_existing=True,
-    )
-    # --- rebuild engine (issue 4): scheduler jobs, Slack progress, resume after a restart ---
-    from bot.slack.rebuild_progress import RebuildReporter
-
-    rebuild_engine.scheduler = runtime.scheduler
-    reporter = RebuildReporter(deps.rebuilds, poster)
-    rebuild_engine.subscribe(reporter.watch)
-    runtime.extras["rebuild_reporter"] = reporter
-    runtime.scheduler.add_job(
-        "bot.jobs:expire_rebuild_plans",
-        "interval",
-        seconds=30,
-        args=[key],
-        id="expire-rebuild-plans",
-        replace_existing=True,
-    )
-    for rebuild_id in deps.rebuilds.unreported_ids():
+    for job in ("expire_pending", "expire_rebuild_plans"):
+        scheduler.add_job(
+            f"bot.jobs:{job}",
+            "interval",
+            seconds=30,
+            args=[key],
+            id=job.replace("_", "-"),
+            replace_existing=True,
+        )
+    services.engine.subscribe(reporter.watch)
+    for rebuild_id in services.rebuild_store.unreported_ids():
         reporter.watch(rebuild_id)  # finished, but the bot died before the summary
-    rebuild_engine.resume(deps.rebuilds.active_ids())
+    services.engine.resume(services.rebuild_store.active_ids())
     reporter.start()
-    # --- end rebuild engine ---
     if start_scheduler:
-        runtime.scheduler.start()
+        scheduler.start()
     return runtime
 
 
-def _audit_notifier(poster: SlackPoster, channel: str | None) -> Any:
-    if not channel:
-        return None
+def build_services(
+    db: Database,
+    servers: Servers,
+    notifier: SlackNotifier,
+    *,
+    scheduler: BackgroundScheduler,
+    runtime_key: str,
+    authz: Authorizer,
+    confirm_ttl_seconds: int,
+    two_person_rule: bool,
+) -> Services:
+    """Every use case, wired once; the notifier is how they talk back to people."""
+    audit = AuditLog(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
+    pending = PendingStore(db, confirm_ttl_seconds)
+    confirmations = Confirmations(pending, authz, audit, two_person_rule=two_person_rule)
+    deletions = Deletions(
+        servers=servers,
+        pending=pending,
+        confirmations=confirmations,
+        authz=authz,
+        audit=audit,
+        notifier=notifier,
+    )
+    store = RebuildStore(db)
+    engine = RebuildEngine(
+        db, servers.client, runtime_key=runtime_key, scheduler=scheduler, audit=audit
+    )
+    rebuilds = Rebuilds(
+        servers=servers,
+        store=store,
+        engine=engine,
+        pending=pending,
+        confirmations=confirmations,
+        deletions=deletions,
+        authz=authz,
+        audit=audit,
+        notifier=notifier,
+    )
+    return Services(
+        servers=servers,
+        authz=authz,
+        audit=audit,
+        queries=Queries(servers=servers, authz=authz, audit=audit),
+        deletions=deletions,
+        rebuilds=rebuilds,
+        rebuild_store=store,
+        engine=engine,
+    )
 
-    def notify(record: AuditRecord) -> None:
-        try:
-            poster.post(channel, audit_notice_view(record))
-        except SlackUnavailable as exc:
-            log.warning("could not post to the audit channel %s: %s", channel, exc.error)
 
-    return notify
+def _servers(settings: Settings) -> Servers:
+    try:
+        configs = settings.server_configs()
+        channel_defaults = settings.channel_servers()
+        connected = [
+            ConnectServer(config.name, client, CacheService(client))
+            for config in configs
+            for client in [ConnectClient(config.url, config.api_key)]
+        ]
+        return Servers(
+            connected, default=settings.bot_default_server, channel_defaults=channel_defaults
+        )
+    except ValueError as exc:  # ServerConfigError, or a default that names no server
+        raise StartupError(str(exc)) from None
+
+
+def _slack_identity(web: WebClient, api_url: str) -> Any:
+    try:
+        return web.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error", "error")
+        raise StartupError(
+            f"Slack rejected SLACK_BOT_TOKEN at {api_url} ({error}). "
+            "Copy the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page."
+        ) from None
+    except Exception as exc:
+        raise StartupError(f"Could not reach Slack at {api_url} ({type(exc).__name__}).") from None
 
 
 def serve(settings: Settings | None = None) -> int:

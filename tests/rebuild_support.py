@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.sim.connect_server import FakeConnect
 from bot.sim.process import BotProcess
-from bot.sim.slack_server import FakeSlack, Message
+from bot.sim.slack import FakeSlack, Message
 from bot.sim.stack import ADMIN, OPS_CHANNEL, Stack
 from bot.store import Database, Rebuild, RebuildItem
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.sim.slack_server import Message
+from bot.sim.slack import Message
 from bot.sim.stack import ADMIN, OPS_CHANNEL, Stack
 from bot.store import AuditEntry, PendingAction
 

@@ -15,7 +15,7 @@ from bot.check import MARKS, run_check
 from bot.cli import main
 from bot.config import Settings
 from bot.sim.connect_server import FakeConnect
-from bot.sim.slack_server import FakeSlack
+from bot.sim.slack import FakeSlack
 from bot.store import Database
 
 ADMIN_KEY = "Adm1nKeyForCheckTests0000000000A"

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
+import httpx
 import pytest
 
-from bot.connect import ConnectClient, ConnectError, ContentFilter, RuntimeCache, VersionFilter
+from bot.connect import (
+    ConnectClient,
+    ConnectError,
+    ContentFilter,
+    NotSent,
+    RuntimeCache,
+    ServerProbe,
+    VersionFilter,
+)
+from bot.connect.retry import RetryPolicy, parse_retry_after
+from bot.connect.versions import parse_version
 from bot.sim.connect_server import FakeConnect
 from tests.conftest import ADMIN_KEY, PUBLISHER_KEY
 
 
 def test_server_settings_and_admin_verdict(connect: ConnectClient, fake_connect: FakeConnect):
     settings = connect.server_settings()
-    assert settings.version
+    assert settings.version == fake_connect.version
     assert settings.runtime_cache_management is True
     assert connect.current_user().is_admin
     publisher = ConnectClient(fake_connect.url, PUBLISHER_KEY)
@@ -175,3 +190,377 @@ def test_content_list_is_streamed_and_retried_before_the_first_item(
     items = connect.content.list()
     assert [i.guid for i in items] == [i["guid"] for i in fake_connect.content()]
     assert fake_connect.count("GET", r"/v1/content$") > 1
+
+
+# ------------------------------------------------------------------ retries (tenacity policy)
+
+
+class Sleeps(list[float]):
+    """An injected sleep: records what was asked, and ends the faults after `heal_after` calls."""
+
+    def __init__(self, fake: FakeConnect | None = None, heal_after: int | None = None) -> None:
+        super().__init__()
+        self.fake, self.heal_after = fake, heal_after
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+        if self.fake is not None and self.heal_after is not None and len(self) >= self.heal_after:
+            self.fake.clear_faults()
+
+
+IN_5_SECONDS = "<an HTTP-date 5 s from now>"  # made when the test runs, not when collected
+
+
+def _http_date(seconds: float) -> str:
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+CALLS: dict[str, tuple[str, Callable[[ConnectClient], object]]] = {
+    "request": (r"/v1/system/caches/runtime$", lambda c: c.caches.list()),
+    "stream": (r"/v1/content$", lambda c: c.content.list()),
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+@pytest.mark.parametrize(
+    ("status", "retry_after", "low", "high"),
+    [
+        (503, "2", 2.0, 2.0),  # seconds form, honoured exactly
+        (429, "3", 3.0, 3.0),  # 429 is retried too, for idempotent requests
+        (429, "0.5", 0.5, 0.5),
+        (429, "3600", 30.0, 30.0),  # capped at RetryPolicy.retry_after_cap
+        (503, IN_5_SECONDS, 3.5, 5.5),  # HTTP-date form
+        (429, None, 0.005, 0.01),  # no header: our own backoff (0.01 base, jittered)
+        (503, "soon", 0.005, 0.01),  # unreadable header: our own backoff
+        (502, "7", 0.005, 0.01),  # Retry-After only counts on 429/503
+        (504, None, 0.005, 0.01),
+    ],
+)
+def test_idempotent_calls_retry_and_honour_retry_after(
+    fake_connect: FakeConnect, call: str, status: int, retry_after: str | None, low, high
+):
+    path, run = CALLS[call]
+    if retry_after == IN_5_SECONDS:
+        retry_after = _http_date(5)
+    sleeps = Sleeps(fake_connect, heal_after=1)
+    client = ConnectClient(fake_connect.url, ADMIN_KEY, backoff=0.01, sleep=sleeps)
+    fake_connect.inject_faults(error_rate=1.0, status=status, paths=path, retry_after=retry_after)
+    assert run(client)
+    assert len(sleeps) == 1 and low <= sleeps[0] <= high
+    assert fake_connect.count("GET", path) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"), [(502, None), (503, "1"), (504, None), (429, "1"), (0, None)]
+)
+@pytest.mark.parametrize(
+    ("name", "method", "path", "sent"),
+    [
+        ("build", "POST", r"/build$", 1),  # may have started a build: never repeated
+        ("delete", "DELETE", r"/caches/runtime$", 1),  # a real deletion: never repeated
+        ("dry_run", "DELETE", r"/caches/runtime$", 2),  # a dry run changes nothing: retried
+    ],
+)
+def test_only_idempotent_requests_are_retried(
+    fake_connect: FakeConnect, status, retry_after, name, method, path, sent
+):
+    sleeps = Sleeps(fake_connect, heal_after=1)
+    client = ConnectClient(fake_connect.url, ADMIN_KEY, backoff=0.01, sleep=sleeps)
+    guid = next(i["guid"] for i in fake_connect.content() if i["bundle_id"])
+    calls = {
+        "build": lambda: client.content.build(guid),
+        "delete": lambda: client.caches.delete(RuntimeCache("R", "4.3.0"), dry_run=False),
+        "dry_run": lambda: client.caches.delete(RuntimeCache("R", "4.3.0"), dry_run=True),
+    }
+    if status:
+        fake_connect.inject_faults(
+            error_rate=1.0, status=status, paths=path, retry_after=retry_after
+        )
+    else:
+        fake_connect.inject_faults(reset_rate=1.0, paths=path)  # the connection drops
+    if sent == 1:
+        with pytest.raises(ConnectError) as info:
+            calls[name]()
+        assert info.value.status == (status or None)
+        assert sleeps == []
+    else:
+        assert calls[name]().task_id is None
+        assert len(sleeps) == 1
+    assert fake_connect.count(method, path) == sent
+    assert fake_connect.builds_started() == []
+
+
+def test_a_get_retries_502_then_succeeds_and_logs_every_attempt(fake_connect: FakeConnect, caplog):
+    sleeps = Sleeps(fake_connect, heal_after=2)
+    client = ConnectClient(fake_connect.url, ADMIN_KEY, backoff=0.01, sleep=sleeps)
+    fake_connect.inject_faults(error_rate=1.0, status=502, paths=r"/caches/runtime$")
+    with caplog.at_level(logging.INFO, logger="bot.connect"):
+        caches = client.caches.list()
+    assert {c.version for c in caches} == {c["version"] for c in fake_connect.caches()}
+    calls = [r for r in caplog.records if getattr(r, "event", None) == "connect_call"]
+    assert [(r.attempt, r.status) for r in calls] == [(1, 502), (2, 502), (3, 200)]
+    assert len(sleeps) == 2 and sleeps[1] >= 0.01  # exponential: 0.01 * 2 * [0.5, 1]
+
+
+@pytest.mark.parametrize(
+    ("retries", "retry_seconds", "retry_after", "expected_sleeps"),
+    [
+        (4, None, "2", [2.0] * 4),  # default: the attempt count decides
+        (100, 5.0, "2", [2.0, 2.0]),  # a third wait would end at 6 s, past the 5 s budget
+        (100, 1.0, "2", []),  # the first wait already overruns the budget
+        (1, 60.0, "2", [2.0]),  # whichever limit comes first
+        (None, 7.0, "3", [3.0, 3.0]),  # budget only, no count
+    ],
+)
+def test_the_time_budget_stops_retrying(
+    fake_connect: FakeConnect, retries, retry_seconds, retry_after, expected_sleeps
+):
+    sleeps = Sleeps()
+    client = ConnectClient(
+        fake_connect.url,
+        ADMIN_KEY,
+        retries=retries,
+        retry_seconds=retry_seconds,
+        backoff=0.01,
+        sleep=sleeps,
+    )
+    fake_connect.inject_faults(error_rate=1.0, status=503, retry_after=retry_after)
+    with pytest.raises(ConnectError) as info:
+        client.caches.list()
+    assert (info.value.status, info.value.retry_after) == (503, float(retry_after))
+    assert sleeps == expected_sleeps
+    assert fake_connect.count("GET", r"/caches/runtime$") == len(expected_sleeps) + 1
+
+
+def test_connection_refused_is_not_sent_and_retried():
+    sleeps = Sleeps()
+    client = ConnectClient(f"http://127.0.0.1:{_closed_port()}", ADMIN_KEY, retries=2, sleep=sleeps)
+    with pytest.raises(NotSent) as info:
+        client.caches.list()
+    assert info.value.status is None and info.value.transient
+    assert len(sleeps) == 2
+    with pytest.raises(NotSent):
+        client.content.build("some-guid")  # never left: safe for the caller to send again
+    assert len(sleeps) == 2  # ...but not retried here
+
+
+class _Body(httpx.SyncByteStream):
+    """A 200 answer whose body breaks off after `chunks`."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.chunks
+        raise httpx.ReadError("connection lost")
+
+
+@pytest.mark.parametrize(
+    ("first_body", "calls", "got"),
+    [
+        ([b"[", b'{"guid": '], 2, ["a", "b"]),  # broke before the first element: retried
+        ([b'[{"guid": "x"},', b'{"gu'], 1, ["x"]),  # one element was handed out: not retried
+    ],
+)
+def test_a_stream_is_retried_only_before_its_first_element(first_body, calls, got):
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            return httpx.Response(200, stream=_Body(first_body))
+        return httpx.Response(200, json=[{"guid": "a"}, {"guid": "b"}])
+
+    sleeps = Sleeps()
+    client = ConnectClient(
+        "http://connect.test", ADMIN_KEY, transport=httpx.MockTransport(handler), sleep=sleeps
+    )
+    out: list[str] = []
+    if calls == 1:
+        with pytest.raises(ConnectError) as info:
+            out.extend(raw["guid"] for raw in client.http.stream_array("v1/content"))
+        assert not isinstance(info.value, NotSent) and "ReadError" in str(info.value)
+    else:
+        out.extend(raw["guid"] for raw in client.http.stream_array("v1/content"))
+    assert out == got
+    assert len(seen) == calls and len(sleeps) == calls - 1
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 2 ", 2.0),
+        ("1.5", 1.5),
+        ("0", 0.0),
+        ("-3", None),
+        ("nan", None),
+        ("", None),
+        (None, None),
+        ("next tuesday", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past: retry now
+    ],
+)
+def test_parse_retry_after(value, expected):
+    now = datetime(2015, 10, 21, 7, 27, 30, tzinfo=UTC)
+    assert parse_retry_after(value, now=now) == expected
+
+
+@pytest.mark.parametrize(
+    ("policy", "attempt", "retry_after", "low", "high"),
+    [
+        (RetryPolicy(backoff=0.5), 1, None, 0.25, 0.5),
+        (RetryPolicy(backoff=0.5), 3, None, 1.0, 2.0),
+        (RetryPolicy(backoff=0.5, cap=10.0), 12, None, 5.0, 10.0),  # capped
+        (RetryPolicy(backoff=0.5), 1, 4.0, 4.0, 4.0),
+        (RetryPolicy(backoff=0.5), 4, 0.0, 2.0, 4.0),  # never shorter than our backoff
+        (RetryPolicy(retry_after_cap=20.0), 1, 99.0, 20.0, 20.0),
+    ],
+)
+def test_retry_policy_delay(policy: RetryPolicy, attempt, retry_after, low, high):
+    for _ in range(20):
+        assert low <= policy.delay(attempt, retry_after) <= high
+
+
+def test_retry_policy_defaults_and_validation():
+    assert RetryPolicy.from_retries(4, 0.5) == RetryPolicy(attempts=5, backoff=0.5)
+    assert RetryPolicy().max_seconds is None
+    client = ConnectClient("http://connect.test", ADMIN_KEY, retries=2, backoff=0.01)
+    assert (client.http.retries, client.http.backoff) == (2, 0.01)
+    assert client.http.retry_policy == RetryPolicy(attempts=3, backoff=0.01)
+    for bad in ({"attempts": None}, {"attempts": 0}, {"max_seconds": -1.0}):
+        with pytest.raises(ValueError):
+            RetryPolicy(**bad)
+
+
+# ------------------------------------------------------------------ probe
+
+
+def test_probe_a_reachable_server(fake_connect: FakeConnect):
+    client = ConnectClient(fake_connect.url, ADMIN_KEY)
+    assert client.probe() == ServerProbe(reachable=True, version=fake_connect.version, error=None)
+    assert client.probe().version == client.server_settings().version
+
+
+def test_probe_a_closed_port_never_raises_nor_shows_the_key():
+    client = ConnectClient(f"http://127.0.0.1:{_closed_port()}", ADMIN_KEY, sleep=Sleeps())
+    started = time.monotonic()
+    probe = client.probe(timeout=2.0)
+    assert time.monotonic() - started < 2.0
+    assert not probe.reachable and probe.version is None
+    assert probe.error and "Could not reach Connect" in probe.error
+    assert ADMIN_KEY not in probe.error
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        ({"error_rate": 1.0, "status": 503, "retry_after": "1"}, "HTTP 503"),
+        ({"latency": 1.5}, "ReadTimeout"),
+        ({"reset_rate": 1.0}, "Could not reach Connect"),
+    ],
+)
+def test_probe_tries_once_with_a_short_timeout(fake_connect: FakeConnect, faults, reason):
+    sleeps = Sleeps()
+    client = ConnectClient(fake_connect.url, ADMIN_KEY, sleep=sleeps)
+    fake_connect.inject_faults(paths=r"/server_settings$", **faults)
+    started = time.monotonic()
+    probe = client.probe(timeout=0.3)
+    assert time.monotonic() - started < 1.0
+    assert not probe.reachable and reason in (probe.error or "")
+    assert ADMIN_KEY not in (probe.error or "")
+    assert sleeps == []
+    deadline = time.monotonic() + 3.0  # a slow answer is recorded once the server sends it
+    while not fake_connect.count("GET", r"/server_settings$") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_connect.count("GET", r"/server_settings$") == 1
+
+
+def test_probe_redacts_the_key_from_foreign_errors():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError(f"boom {request.headers['authorization']}")
+
+    client = ConnectClient("http://connect.test", ADMIN_KEY, transport=httpx.MockTransport(handler))
+    probe = client.probe()
+    assert not probe.reachable and probe.error and ADMIN_KEY not in probe.error
+
+
+# ------------------------------------------------------------------ version filters (packaging)
+
+
+@pytest.mark.parametrize(
+    ("text", "version", "expected"),
+    [
+        ("3.9.5", "3.9.5", True),
+        ("3.9.5", "3.9.6", False),
+        ("==3.9.5", "3.9.5", True),
+        ("=3.9.5", "3.9.5", True),
+        ("4.2", "4.2.0", True),  # 4.2 == 4.2.0
+        ("4.2.0", "4.2", True),
+        ("==3.9", "3.9.17", True),  # ==3.9 means any 3.9.x
+        ("==3.9", "3.10.1", False),
+        ("==3.9", "3.90", False),
+        (">=3.9", "3.9.17", True),
+        (">=3.9", "3.8.18", False),
+        (">=4.2", "4.2", True),
+        (">=3.10", "3.9.5", False),  # numeric, not string, order
+        ("<3.10", "3.9.17", True),
+        ("<3.10", "3.10.0", False),
+        ("<=3.9", "3.9.0", True),
+        ("<=3.9", "3.9.5", False),
+        (">3.9", "3.9", False),
+        (">3.9", "3.9.1", True),
+        ("3.9.5", "3.9.5-rc1", True),  # junk suffixes are ignored
+        ("3.9.5", "3.9.5+local", True),
+        ("==3.9.5", "3.9.5rc1", True),
+        (">=2023.9", "2023.11.0-dev+103-g11242ee129", True),
+        ("3.9", "banana", False),
+        ("3.9", "v3.9", False),
+        ("3.9", "", False),
+        ("3.9", None, False),
+    ],
+)
+def test_version_filter_matches(text: str, version: str | None, expected: bool):
+    assert VersionFilter.parse(text).matches(version) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "op", "version", "shown"),
+    [
+        ("3.9.5", "==", (3, 9, 5), "==3.9.5"),
+        ("=3.9", "==", (3, 9), "==3.9"),
+        (" >= 4.2 ", ">=", (4, 2), ">=4.2"),
+        ("<3.10", "<", (3, 10), "<3.10"),
+        ("3.9.5.1", "==", (3, 9, 5, 1), "==3.9.5.1"),
+    ],
+)
+def test_version_filter_parse(text: str, op: str, version: tuple[int, ...], shown: str):
+    parsed = VersionFilter.parse(text)
+    assert (parsed.op, parsed.version, parsed.text, str(parsed)) == (
+        op,
+        version,
+        text.strip(),
+        shown,
+    )
+    assert parsed == VersionFilter.parse(text) and hash(parsed) == hash(VersionFilter.parse(text))
+
+
+@pytest.mark.parametrize("text", ["banana", ">=", "~=3.9", "!=3.9", "=>3.9", "3.9.5.1.2", "v3.9"])
+def test_version_filter_rejects(text: str):
+    with pytest.raises(ValueError, match="not a version filter"):
+        VersionFilter.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("3.9.17", (3, 9, 17)), ("3.9.5-rc1", (3, 9, 5)), ("4.3.0+local", (4, 3, 0)), ("10", (10,))],
+)
+def test_parse_version(text: str, expected: tuple[int, ...]):
+    assert parse_version(text) == expected

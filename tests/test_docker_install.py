@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from bot.sim.connect_server import FakeConnect
-from bot.sim.slack_server import FakeSlack
+from bot.sim.slack import FakeSlack
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"

@@ -17,7 +17,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 from bot.logs import configure_logging
-from bot.sim.slack_server import FakeSlack
+from bot.sim.slack import FakeSlack
 from bot.sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, OPS_CHANNEL, SIGNING_SECRET, start_stack
 from tests.slack_helpers import card, wait_ephemeral
 

@@ -59,7 +59,7 @@ def test_cancel_stops_dispatching_and_lets_running_builds_finish() -> None:
 
         stack.requests.command(f"rebuild cancel {rebuild_id}")
         wait_ephemeral(slack, "is cancelled; there is nothing to cancel")
-        audit = [(r.actor, r.action, r.outcome) for r in stack.runtime.deps.audit.recent(20)]
+        audit = [(r.actor, r.action, r.outcome) for r in stack.runtime.services.audit.recent(20)]
         assert ("U0ADMIN", "rebuild_cancel", "cancelled") in audit
         assert (VIEWER, "rebuild_cancel", "denied") in audit
 

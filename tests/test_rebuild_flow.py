@@ -117,7 +117,7 @@ def test_full_rebuild_with_failures_reports_progress_thread_and_summary() -> Non
         assert all(c.params.get("parse") == "none" for c in updates)
         assert len(replies) <= 5  # start, warm-up, failures (batched), summary
 
-        actions = {(r.action, r.outcome) for r in stack.runtime.deps.audit.recent(20)}
+        actions = {(r.action, r.outcome) for r in stack.runtime.services.audit.recent(20)}
         assert ("rebuild_plan", "requested") in actions
         assert ("rebuild_start", "started") in actions
 
@@ -169,7 +169,7 @@ def test_viewer_is_refused_and_audited_and_discard_closes_the_plan() -> None:
         wait_ephemeral(slack, "already handled")
         time.sleep(0.3)
         assert connect.builds_started() == []
-        audit = [(r.actor, r.action, r.outcome) for r in stack.runtime.deps.audit.recent(20)]
+        audit = [(r.actor, r.action, r.outcome) for r in stack.runtime.services.audit.recent(20)]
         assert (VIEWER, "rebuild_plan", "denied") in audit
         assert (VIEWER, "rebuild_start", "denied") in audit
         assert (ADMIN, "rebuild_discard", "discarded") in audit
@@ -190,6 +190,6 @@ def test_start_follows_the_two_person_rule_and_expiry() -> None:
             lambda s: "Nobody started it in time" in s.message(OPS_CHANNEL, card.ts).all_text()
         )
         assert stack.connect.builds_started() == []
-        audit = [(r.actor, r.action, r.outcome) for r in stack.runtime.deps.audit.recent(20)]
+        audit = [(r.actor, r.action, r.outcome) for r in stack.runtime.services.audit.recent(20)]
         assert (ADMIN, "rebuild_start", "denied") in audit
         assert (SECOND_ADMIN, "rebuild_start", "expired") in audit

@@ -15,34 +15,40 @@ from rebuild_support import (
 )
 
 from bot.connect import ConnectClient, ContentFilter, RuntimeCache
-from bot.services.rebuilds import RebuildService
+from bot.services.rebuild_store import RebuildStore
 from bot.sim.connect_seed import OFF_HOST_IMAGE, generated_seed
 from bot.sim.connect_server import FakeConnect
 from bot.sim.stack import OPS_CHANNEL, start_stack
 from bot.store import Database
 
 
-def _service(tmp_path: Path, connect: ConnectClient) -> RebuildService:
+def _service(tmp_path: Path) -> RebuildStore:
     db = Database(f"sqlite:///{tmp_path / 'plan.db'}")
     db.migrate()
-    return RebuildService(db, connect)
+    return RebuildStore(db)
 
 
-def _plan_titles(service: RebuildService, **kwargs: object) -> dict[str, int]:
-    summary = service.plan(requested_by="U1", channel="C1", description="test", **kwargs)  # type: ignore[arg-type]
+def _plan_titles(service: RebuildStore, connect: ConnectClient, **kwargs: object) -> dict[str, int]:
+    summary = service.plan(
+        connect, server=None, requested_by="U1", channel="C1", description="test", **kwargs
+    )  # type: ignore[arg-type]
     return {row.title: row.wave for row in service.items(summary.rebuild_id)}
 
 
 def test_affected_content_matches_language_version_and_image(
     tmp_path: Path, connect: ConnectClient, fake_connect: FakeConnect
 ) -> None:
-    service = _service(tmp_path, connect)
-    local = _plan_titles(service, caches=[RuntimeCache("python", "3.9.5")])
+    service = _service(tmp_path)
+    local = _plan_titles(service, connect, caches=[RuntimeCache("python", "3.9.5")])
     assert set(local) == {"Forecast Explorer", "Notebook: Cohort Analysis"}
-    off_host = _plan_titles(service, caches=[RuntimeCache("Python", "3.9.5", OFF_HOST_IMAGE)])
+    off_host = _plan_titles(
+        service, connect, caches=[RuntimeCache("Python", "3.9.5", OFF_HOST_IMAGE)]
+    )
     assert set(off_host) == {"Legacy Model Dashboard"}
     both = _plan_titles(
-        service, caches=[RuntimeCache("R", "4.2.1"), RuntimeCache("R", "3.6.3", OFF_HOST_IMAGE)]
+        service,
+        connect,
+        caches=[RuntimeCache("R", "4.2.1"), RuntimeCache("R", "3.6.3", OFF_HOST_IMAGE)],
     )
     assert set(both) == {"Plumber Scoring API", "Inventory Explorer", "Legacy Finance Report"}
     # One GET of the content list per plan, nothing else.
@@ -53,8 +59,8 @@ def test_affected_content_matches_language_version_and_image(
 def test_order_is_warmup_then_interactive_then_the_rest(
     tmp_path: Path, connect: ConnectClient
 ) -> None:
-    service = _service(tmp_path, connect)
-    waves = _plan_titles(service, content_filter=ContentFilter(published=True))
+    service = _service(tmp_path)
+    waves = _plan_titles(service, connect, content_filter=ContentFilter(published=True))
     assert len(waves) == 14  # the two unpublished items are left out
     # R 4.3.0 has two interactive apps and a report: the newest-deployed app warms it up.
     assert waves["Executive KPIs"] == 0

@@ -46,12 +46,13 @@ def test_two_simultaneous_starts_over_the_same_items_build_each_once(postgres_ur
     with start_stack(build_seconds=0.1, bot_database_url=postgres_url) as stack:
         first = rebuild_id_of(plan(stack, "rebuild --parallelism 4"))
         second = rebuild_id_of(plan(stack, "rebuild --parallelism 4", count=2))
-        service = stack.runtime.deps.rebuilds
+        store, engine = stack.runtime.services.rebuild_store, stack.runtime.services.engine
         barrier = threading.Barrier(2)
 
         def start(rebuild_id: int) -> None:
             barrier.wait()  # both transactions at the same instant, as two clicks can be
-            service.start(rebuild_id, started_by=ADMIN)
+            if store.start(rebuild_id, started_by=ADMIN):
+                engine.launch(rebuild_id)
 
         threads = [threading.Thread(target=start, args=(r,)) for r in (first, second)]
         for thread in threads:

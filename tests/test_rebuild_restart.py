@@ -20,8 +20,8 @@ from rebuild_support import (
 from bot.runtime import build_runtime
 from bot.sim.connect_seed import generated_seed
 from bot.sim.connect_server import FakeConnect
+from bot.sim.slack import FakeSlack
 from bot.sim.slack_client import SlackRequests
-from bot.sim.slack_server import FakeSlack
 from bot.sim.stack import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -132,7 +132,7 @@ def test_a_second_bot_on_the_same_database_waits_then_takes_over(tmp_path: Path)
         assert slack.wait_for(lambda _: len(connect.builds_started()) >= 6, timeout=10)
 
         second = build_runtime(sim_settings(connect, slack, tmp_path), start_scheduler=False)
-        engine = second.deps.rebuilds.engine
+        engine = second.services.engine
         engine.tick(rebuild_id)
         assert not engine.driving(rebuild_id)  # the first bot holds the lease
 

@@ -10,6 +10,7 @@ from bot.connect.models import (
     CacheDeletion,
     ContentItem,
     RuntimeCache,
+    ServerProbe,
     ServerSettings,
     Task,
     User,
@@ -27,6 +28,7 @@ __all__ = [
     "NotSent",
     "RuntimeCache",
     "RuntimeCaches",
+    "ServerProbe",
     "ServerSettings",
     "Task",
     "Tasks",
@@ -53,6 +55,25 @@ class ConnectClient:
 
     def server_settings(self) -> ServerSettings:
         return ServerSettings.from_json(self.http.get("server_settings"))
+
+    def probe(self, timeout: float = 5.0) -> ServerProbe:
+        """Is Connect answering, and which version is it? One GET, no retries; never raises.
+
+        For a list of servers: a short `timeout` covers connect, read and write alike.
+        """
+        try:
+            # Sent as a non-idempotent call only so that it is tried exactly once.
+            body = self.http.request("GET", "server_settings", idempotent=False, timeout=timeout)
+        except ConnectError as exc:
+            return ServerProbe(reachable=False, version=None, error=self.http.redact(str(exc)))
+        except Exception as exc:  # a probe reports; whatever went wrong is its answer
+            reason = f"{type(exc).__name__} while asking {self.server} for server_settings"
+            return ServerProbe(reachable=False, version=None, error=self.http.redact(reason))
+        if not isinstance(body, dict):
+            reason = f"{self.server} answered server_settings with no settings object: not Connect?"
+            return ServerProbe(reachable=False, version=None, error=self.http.redact(reason))
+        version = body.get("version")
+        return ServerProbe(reachable=True, version=str(version) if version else None)
 
     def current_user(self) -> User:
         return User.from_json(self.http.get("v1/user"))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -13,12 +13,17 @@ import ijson
 
 from bot import __version__
 from bot.connect.errors import ConnectError
+from bot.connect.retry import (
+    RETRY_AFTER_STATUSES,
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+)
 
 log = logging.getLogger("bot.connect")
 
-# Gateways in front of Connect answer these during restarts and overload (rsconnect-python#467).
-RETRYABLE_STATUSES = frozenset({502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_END = object()
 
 
 class HttpCore:
@@ -26,6 +31,10 @@ class HttpCore:
 
     Cookies persist on the client: a multi-node Connect routes task polls by a sticky-session
     cookie, and a poll that lands on another node fails with code 141.
+
+    Idempotent requests are retried (see `RetryPolicy`) on transport errors and on 429, 502,
+    503 and 504, honouring Retry-After; `retries` counts the tries after the first (None: no
+    count, only the `retry_seconds` budget). Others are sent once: a lost answer is reported.
     """
 
     def __init__(
@@ -34,8 +43,9 @@ class HttpCore:
         api_key: str,
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        retries: int = 4,
+        retries: int | None = 4,
         backoff: float = 0.5,
+        retry_seconds: float | None = None,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 32,
         sleep: Callable[[float], None] = time.sleep,
@@ -45,8 +55,7 @@ class HttpCore:
         if not api_key:
             raise ValueError("CONNECT_API_KEY is not set")
         self.server = server.rstrip("/")
-        self.retries = retries
-        self.backoff = backoff
+        self.retry_policy = RetryPolicy.from_retries(retries, backoff, retry_seconds)
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=f"{self.server}/__api__/",
@@ -66,8 +75,22 @@ class HttpCore:
     def __repr__(self) -> str:
         return f"HttpCore(server={self.server!r})"
 
+    @property
+    def retries(self) -> int | None:
+        attempts = self.retry_policy.attempts
+        return None if attempts is None else attempts - 1
+
+    @property
+    def backoff(self) -> float:
+        return self.retry_policy.backoff
+
     def close(self) -> None:
         self._http.close()
+
+    def redact(self, text: str) -> str:
+        """`text` with the API key blanked out, for messages built from foreign errors."""
+        key = self._http.headers.get("Authorization", "").removeprefix("Key ")
+        return text.replace(key, "***") if key else text
 
     def get(
         self, path: str, *, params: dict[str, Any] | None = None, read_timeout: float | None = None
@@ -81,34 +104,46 @@ class HttpCore:
         server that is tens of MB of JSON, which parsed whole would dwarf the bot itself.
         Retried like any GET, but only until the first element has been handed out.
         """
-        attempts = 1 + self.retries
-        for attempt in range(1, attempts + 1):
+
+        def open_stream(attempt: int) -> tuple[ExitStack, Iterator[Any], Any, float, int]:
+            # One try: the answer's head and its first element, or an error to retry on.
             started = time.perf_counter()
-            yielded = False
+            stack = ExitStack()
             try:
-                with self._http.stream("GET", path.lstrip("/"), params=params) as response:
-                    _log_call("GET", path, response.status_code, started, attempt)
-                    if response.status_code in RETRYABLE_STATUSES and attempt < attempts:
-                        self._sleep(self._delay(attempt))
-                        continue
-                    if not response.is_success:
-                        response.read()
-                        _decode("GET", path, response)
-                    reader = _ByteReader(response.iter_bytes())
-                    for element in ijson.items(reader, "item", use_float=True):
-                        yielded = True
-                        yield element
-                    return
+                response = stack.enter_context(
+                    self._http.stream("GET", path.lstrip("/"), params=params)
+                )
+                _log_call("GET", path, response.status_code, started, attempt)
+                if not response.is_success:
+                    response.read()
+                    _decode("GET", path, response)
+                reader = _ByteReader(response.iter_bytes())
+                items = ijson.items(reader, "item", use_float=True)
+                first = next(items, _END)
             except httpx.TransportError as exc:
-                error = _transport_error("GET", path, exc)
+                stack.close()
                 _log_call("GET", path, None, started, attempt, error=type(exc).__name__)
-                if yielded or attempt >= attempts:
-                    raise error from None
-                self._sleep(self._delay(attempt))
+                raise
             except ijson.JSONError:
-                raise ConnectError(
-                    f"Connect sent malformed JSON for GET {path}", method="GET", path=path
-                ) from None
+                stack.close()
+                raise _malformed(path) from None
+            except BaseException:
+                stack.close()
+                raise
+            return stack, items, first, started, attempt
+
+        stack, items, first, started, attempt = self._send("GET", path, open_stream, True)
+        with stack:
+            if first is _END:
+                return
+            yield first
+            try:
+                yield from items
+            except httpx.TransportError as exc:  # too late to retry: elements were handed out
+                _log_call("GET", path, None, started, attempt, error=type(exc).__name__)
+                raise _transport_error("GET", path, exc) from None
+            except ijson.JSONError:
+                raise _malformed(path) from None
 
     def post(self, path: str, *, json: Any = None) -> Any:
         return self.request("POST", path, json=json, idempotent=False)
@@ -125,30 +160,42 @@ class HttpCore:
         json: Any = None,
         idempotent: bool,
         read_timeout: float | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        attempts = 1 + (self.retries if idempotent else 0)
-        timeout = self._timeout_for(read_timeout)
-        for attempt in range(1, attempts + 1):
+        """Send one request (retried if `idempotent`) and decode Connect's JSON answer.
+
+        `read_timeout` overrides the read timeout only; `timeout` overrides every timeout.
+        """
+        http_timeout = self._timeout_for(read_timeout, timeout)
+
+        def once(attempt: int) -> Any:
             started = time.perf_counter()
             try:
                 response = self._http.request(
-                    method, path.lstrip("/"), params=params, json=json, timeout=timeout
+                    method, path.lstrip("/"), params=params, json=json, timeout=http_timeout
                 )
             except httpx.TransportError as exc:
-                error = _transport_error(method, path, exc)
                 _log_call(method, path, None, started, attempt, error=type(exc).__name__)
-                if attempt < attempts:
-                    self._sleep(self._delay(attempt))
-                    continue
-                raise error from None
+                raise
             _log_call(method, path, response.status_code, started, attempt)
-            if response.status_code in RETRYABLE_STATUSES and attempt < attempts:
-                self._sleep(self._delay(attempt))
-                continue
             return _decode(method, path, response)
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _timeout_for(self, read_timeout: float | None) -> httpx.Timeout | httpx.USE_CLIENT_DEFAULT:
+        return self._send(method, path, once, idempotent)
+
+    def _send(self, method: str, path: str, once: Callable[[int], Any], idempotent: bool) -> Any:
+        """Run `once(attempt)`: retried by the policy if idempotent, else exactly once."""
+        try:
+            if not idempotent:
+                return once(1)
+            return self.retry_policy.call(once, retry_on=_retryable, sleep=self._sleep)
+        except httpx.TransportError as exc:
+            raise _transport_error(method, path, exc) from None
+
+    def _timeout_for(
+        self, read_timeout: float | None, timeout: float | None = None
+    ) -> httpx.Timeout | httpx.USE_CLIENT_DEFAULT:
+        if timeout is not None:
+            return httpx.Timeout(timeout)
         if read_timeout is None:
             return httpx.USE_CLIENT_DEFAULT
         default = self._http.timeout
@@ -156,9 +203,12 @@ class HttpCore:
             connect=default.connect, read=read_timeout, write=default.write, pool=default.pool
         )
 
-    def _delay(self, attempt: int) -> float:
-        # Exponential backoff with full jitter, capped so a long rebuild keeps moving.
-        return min(10.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+def _retryable(exc: BaseException) -> bool:
+    """No answer at all, or a gateway/overload status: worth another try of an idempotent call."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, ConnectError) and exc.status in RETRYABLE_STATUSES
 
 
 class _ByteReader:
@@ -186,6 +236,10 @@ def _transport_error(method: str, path: str, exc: httpx.TransportError) -> Conne
     return cls(f"Could not reach Connect ({kind}) on {method} {path}", method=method, path=path)
 
 
+def _malformed(path: str) -> ConnectError:
+    return ConnectError(f"Connect sent malformed JSON for GET {path}", method="GET", path=path)
+
+
 def _decode(method: str, path: str, response: httpx.Response) -> Any:
     if response.is_success:
         if not response.content:
@@ -209,6 +263,9 @@ def _decode(method: str, path: str, response: httpx.Response) -> Any:
     except ValueError:
         pass
     detail = f"code {code}: {error}" if error else response.reason_phrase or "no detail"
+    retry_after = None
+    if response.status_code in RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
     return_error = ConnectError(
         f"Connect answered HTTP {response.status_code} to {method} {path} ({detail})",
         method=method,
@@ -216,6 +273,7 @@ def _decode(method: str, path: str, response: httpx.Response) -> Any:
         status=response.status_code,
         code=code,
         error=error,
+        retry_after=retry_after,
     )
     raise return_error
 

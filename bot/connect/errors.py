@@ -6,8 +6,9 @@ from __future__ import annotations
 class ConnectError(Exception):
     """Connect answered with an error, or could not be reached.
 
-    Carries Connect's own `code` and `error` when it sent them, the HTTP status, and the request
-    method and path. It never carries the API key or request headers.
+    Carries Connect's own `code` and `error` when it sent them, the HTTP status, the request
+    method and path, and the seconds of a Retry-After header on a 429/503. It never carries the
+    API key or request headers.
     """
 
     def __init__(
@@ -19,6 +20,7 @@ class ConnectError(Exception):
         status: int | None = None,
         code: int | None = None,
         error: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.method = method
@@ -26,6 +28,7 @@ class ConnectError(Exception):
         self.status = status
         self.code = code
         self.error = error
+        self.retry_after = retry_after
 
     @property
     def transient(self) -> bool:

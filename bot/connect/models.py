@@ -183,6 +183,18 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerProbe:
+    """One look at a Connect server: did `server_settings` answer, and with which version.
+
+    `error` is a short reason when not reachable; it never carries the API key.
+    """
+
+    reachable: bool
+    version: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     guid: str
     username: str

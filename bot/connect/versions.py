@@ -1,29 +1,38 @@
-"""Version filters in rsconnect's vocabulary: `3.9.5`, `==3.9.5`, `>=4.2`, `<3.10` ..."""
+"""Version filters in rsconnect's vocabulary: `3.9.5`, `==3.9.5`, `>=4.2`, `<3.10` ...
+
+Built on `packaging`: a filter becomes a PEP 440 `Specifier` and a version Connect reports
+becomes a `Version` of its leading release numbers, so `4.2` == `4.2.0`, `>=3.9` admits
+`3.9.17`, and `==3.9` (rsconnect's "any 3.9.x") is `==3.9.*`. Suffixes such as `-rc1`,
+`+local` or `-dev+103-g11242ee129` are ignored, as rsconnect's users expect.
+"""
 
 from __future__ import annotations
 
-import operator
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-_OPERATORS: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]] = {
-    ">=": operator.ge,
-    "<=": operator.le,
-    "==": operator.eq,
-    ">": operator.gt,
-    "<": operator.lt,
-    "=": operator.eq,
-}
+from packaging.specifiers import Specifier
+from packaging.version import Version
+
 _FILTER = re.compile(r"^\s*(>=|<=|==|>|<|=)?\s*(\d+(?:\.\d+){0,3})\s*$")
+_LEADING_RELEASE = re.compile(r"^\s*(\d+(?:\.\d+)*)")
+
+
+def release(text: str | None) -> Version:
+    """The release a version string starts with: `3.9.17-rc1+local` -> Version('3.9.17').
+
+    What follows the leading `N.N...` numbers is ignored, whatever it is; a string that does
+    not start with a number is no version (ValueError).
+    """
+    match = _LEADING_RELEASE.match(text or "")
+    if not match:
+        raise ValueError(f"not a version: {text!r}")
+    return Version(match.group(1))
 
 
 def parse_version(text: str) -> tuple[int, ...]:
     """`3.9.17` -> (3, 9, 17). Trailing junk such as `-rc1` or `+local` is ignored."""
-    match = re.match(r"^\s*(\d+(?:\.\d+)*)", text or "")
-    if not match:
-        raise ValueError(f"not a version: {text!r}")
-    return tuple(int(part) for part in match.group(1).split("."))
+    return release(text).release
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,14 @@ class VersionFilter:
     op: str
     version: tuple[int, ...]
     text: str
+    specifier: Specifier = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        wanted = ".".join(map(str, self.version))
+        # rsconnect's `==3.9` means any 3.9.x: PEP 440's prefix match, which also pads
+        # (`==4.2.0.*` admits `4.2`).
+        spec = f"=={wanted}.*" if self.op == "==" else f"{self.op}{wanted}"
+        object.__setattr__(self, "specifier", Specifier(spec))
 
     @classmethod
     def parse(cls, text: str) -> VersionFilter:
@@ -49,17 +66,10 @@ class VersionFilter:
         if not version:
             return False  # rsconnect drops items without that runtime
         try:
-            candidate = parse_version(version)
+            candidate = release(version)
         except ValueError:
             return False
-        # Compare at equal length, so "4.2" == "4.2.0" and ">=3.9" admits "3.9.17".
-        width = max(len(candidate), len(self.version))
-        wanted = self.version + (0,) * (width - len(self.version))
-        if self.op == "==" and len(self.version) < len(candidate):
-            # "==3.9" means any 3.9.x
-            return candidate[: len(self.version)] == self.version
-        candidate = candidate + (0,) * (width - len(candidate))
-        return _OPERATORS[self.op](candidate, wanted)
+        return self.specifier.contains(candidate, prereleases=True)
 
     def __str__(self) -> str:
         return f"{self.op}{'.'.join(map(str, self.version))}"

@@ -24,6 +24,7 @@ class AuditRecord:
     channel: str | None
     reference: str | None
     detail: str
+    server: str | None = None
 
 
 class AuditLog:
@@ -41,6 +42,7 @@ class AuditLog:
         channel: str | None = None,
         reference: str | None = None,
         detail: str = "",
+        server: str | None = None,
     ) -> AuditRecord:
         with self._db.session() as session:
             entry = AuditEntry(
@@ -51,13 +53,20 @@ class AuditLog:
                 channel=channel,
                 reference=reference,
                 detail=detail[:4000],
+                server=server,
             )
             session.add(entry)
             session.flush()
             record = _to_record(entry)
         log.info(
             "audit",
-            extra={"event": "audit", "action": action, "outcome": outcome, "user": actor},
+            extra={
+                "event": "audit",
+                "action": action,
+                "outcome": outcome,
+                "user": actor,
+                "server": server,
+            },
         )
         if self.notify is not None:
             try:
@@ -84,4 +93,5 @@ def _to_record(entry: AuditEntry) -> AuditRecord:
         channel=entry.channel,
         reference=entry.reference,
         detail=entry.detail,
+        server=entry.server,
     )

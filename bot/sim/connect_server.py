@@ -180,6 +180,7 @@ class _Faults:
     paths: re.Pattern[str] | None
     reset_rate: float
     rng: random.Random
+    retry_after: str | None = None
 
 
 class _Scheduler:
@@ -449,11 +450,13 @@ class FakeConnect:
         paths: str | None = None,
         seed: int | None = None,
         reset_rate: float = 0.0,
+        retry_after: str | None = None,
     ) -> None:
         """Add latency / proxy errors / connection resets to matching requests.
 
         `paths` is a regex searched in the request path (None: every /__api__ path). One random
         draw per matching request decides: reset (reset_rate), error (error_rate) or normal.
+        `retry_after` (seconds or an HTTP-date) is sent as a Retry-After header on each error.
         """
         if not 0.0 <= error_rate + reset_rate <= 1.0:
             raise ValueError("error_rate + reset_rate must be within 0..1")
@@ -465,6 +468,7 @@ class FakeConnect:
                 paths=re.compile(paths) if paths is not None else None,
                 reset_rate=reset_rate,
                 rng=random.Random(seed),
+                retry_after=retry_after,
             )
 
     def clear_faults(self) -> None:
@@ -621,23 +625,23 @@ class FakeConnect:
 
     # ---------------------------------------------------------------- HTTP dispatch
 
-    def _draw_fault(self, path: str) -> tuple[float, str | None, int]:
-        """(latency, action, status) for this request; action is None, "error" or "reset"."""
+    def _draw_fault(self, path: str) -> tuple[float, str | None, int, str | None]:
+        """(latency, action, status, retry_after); action is None, "error" or "reset"."""
         with self._fault_lock:
             faults = self._faults
             if faults is None:
-                return 0.0, None, 0
+                return 0.0, None, 0, None
             if faults.paths is None:
                 if not path.startswith(API_PREFIX + "/"):
-                    return 0.0, None, 0
+                    return 0.0, None, 0, None
             elif not faults.paths.search(path):
-                return 0.0, None, 0
+                return 0.0, None, 0, None
             draw = faults.rng.random()
         if draw < faults.reset_rate:
-            return faults.latency, "reset", 0
+            return faults.latency, "reset", 0, None
         if draw < faults.reset_rate + faults.error_rate:
-            return faults.latency, "error", faults.status
-        return faults.latency, None, 0
+            return faults.latency, "error", faults.status, faults.retry_after
+        return faults.latency, None, 0, None
 
     def _dispatch(
         self,
@@ -1075,7 +1079,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(headers.get("content-length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
 
-        latency, action, fault_status = fake._draw_fault(path)
+        latency, action, fault_status, retry_after = fake._draw_fault(path)
         if latency:
             time.sleep(latency)
         if action == "reset":
@@ -1092,6 +1096,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))
+            if action == "error" and retry_after is not None:
+                self.send_header("Retry-After", retry_after)
             if fake.sticky_sessions and action is None:
                 self.send_header("Set-Cookie", f"{STICKY_COOKIE}={fake.node_id}; Path=/; HttpOnly")
             self.end_headers()

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot.sim.slack_server import FakeSlack, Interaction, JsonDict
+from bot.sim.slack import FakeSlack, Interaction, JsonDict
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 

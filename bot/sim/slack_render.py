@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from bot.sim.slack_server import (
+from bot.sim.slack import (
     Ephemeral,
     FakeSlack,
     Interaction,

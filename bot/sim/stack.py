@@ -15,8 +15,8 @@ from bot.config import ExplicitSettings, Settings
 from bot.runtime import Runtime, build_runtime
 from bot.sim.connect_seed import Seed, demo_seed
 from bot.sim.connect_server import FakeConnect
+from bot.sim.slack import FakeSlack
 from bot.sim.slack_client import SlackRequests
-from bot.sim.slack_server import FakeSlack
 
 CONNECT_KEY = "sim-connect-admin-key"
 BOT_TOKEN = "xoxb-sim-bot-token"

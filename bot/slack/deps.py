@@ -1,4 +1,8 @@
-"""What the Slack layer needs from the rest of the bot, and the request shapes it passes around."""
+"""What the Slack layer needs from the rest of the bot, and the request shapes it passes around.
+
+Work after the ack runs on `Deps.submit`, not Bolt's lazy listeners: the submit waits (bounded)
+for a quiet moment between acks (`AckGate`), never raises into Bolt, and is drained on shutdown.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,8 @@ from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.services.audit import AuditLog
-from bot.services.authz import Authorizer
-from bot.services.caches import CacheService
-from bot.services.pending import PendingStore
+from bot.services.container import Services
+from bot.services.outcomes import Actor
 from bot.slack.poster import SlackPoster
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,10 @@ class Invocation:
     channel: str
     response_url: str | None
     team: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user, self.channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +95,13 @@ class AckGate:
 
 @dataclass
 class Deps:
-    caches: CacheService
-    pending: PendingStore
-    audit: AuditLog
-    authz: Authorizer
+    """The use cases, and how the Slack layer talks back (poster) and works after the ack."""
+
+    services: Services
     poster: SlackPoster
     executor: Executor
-    connect_server: str
-    two_person_rule: bool = False
     bot_user_id: str | None = None
-    rebuilds: Any = None  # bot.services.rebuilds.RebuildService, when the engine is wired
+    team_url: str | None = None  # the workspace's URL, for links to threads
     gate: AckGate = field(default_factory=AckGate)
     background_yield: float = 2.0  # longest a background task waits for a quiet moment
     _outstanding: set[Future[None]] = field(default_factory=set, repr=False)

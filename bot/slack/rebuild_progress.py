@@ -17,17 +17,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
-from bot.services.rebuilds import Progress, RebuildService
+from bot.services.rebuild_store import Progress, RebuildStore
 from bot.slack.poster import SlackPoster, SlackUnavailable
-from bot.slack.rebuild_views import (
+from bot.slack.views import (
     failures_reply,
     progress_view,
     start_reply,
     summary_reply,
     warmup_reply,
 )
+from bot.store import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +58,17 @@ def update_interval(elapsed: float | None) -> float:
 
 
 class RebuildReporter:
-    def __init__(self, service: RebuildService, poster: SlackPoster) -> None:
+    def __init__(
+        self,
+        service: RebuildStore,
+        poster: SlackPoster,
+        clock: Callable[[], datetime] = utcnow,
+        several_servers: bool = False,
+    ) -> None:
         self.service = service
         self.poster = poster
+        self.clock = clock  # wall clock for elapsed / time left in the messages
+        self.several_servers = several_servers  # then every message names its server
         self._watched: dict[int, _Seen] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -118,7 +129,9 @@ class RebuildReporter:
     def _tell(self, p: Progress, seen: _Seen, now: float) -> None:
         service = self.service
         if p.thread_ts is None:  # the plan card was never posted: start a parent message now
-            ts = self.poster.post(p.channel, progress_view(p))
+            ts = self.poster.post(
+                p.channel, progress_view(p, now=self.clock(), server=self._server(p))
+            )
             service.attach_message(p.rebuild_id, ts)
             p = replace(p, thread_ts=ts)
         assert p.thread_ts is not None
@@ -142,7 +155,7 @@ class RebuildReporter:
         if p.warmup_total and not p.warmup_open and not p.flags.get("warmup_reported"):
             self.poster.post(
                 p.channel,
-                warmup_reply(p, service.items(p.rebuild_id, wave=0)),
+                warmup_reply(p, service.items(p.rebuild_id, wave=0), now=self.clock()),
                 thread_ts=p.thread_ts,
             )
             service.set_flags(p.rebuild_id, warmup_reported=True)
@@ -153,24 +166,35 @@ class RebuildReporter:
                 return  # the summary comes after the last failure reply
             p = self._update(p, seen)
             self.poster.post(
-                p.channel, summary_reply(p), thread_ts=p.thread_ts, reply_broadcast=True
+                p.channel,
+                summary_reply(p, now=self.clock(), server=self._server(p)),
+                thread_ts=p.thread_ts,
+                reply_broadcast=True,
             )
             service.set_flags(p.rebuild_id, final_reported=True)
             with self._lock:
                 self._watched.pop(p.rebuild_id, None)
             return
-        if _key(p) != seen.last_key and now - seen.last_update >= update_interval(p.elapsed):
+        interval = update_interval(p.elapsed(self.clock()))
+        if _key(p) != seen.last_key and now - seen.last_update >= interval:
             self._update(p, seen)
+
+    def _server(self, p: Progress) -> str | None:
+        return p.server if self.several_servers else None
 
     def _update(self, p: Progress, seen: _Seen) -> Progress:
         assert p.thread_ts is not None
         try:
-            self.poster.update(p.channel, p.thread_ts, progress_view(p))
+            self.poster.update(
+                p.channel, p.thread_ts, progress_view(p, now=self.clock(), server=self._server(p))
+            )
         except SlackUnavailable as exc:
             if exc.error not in GONE:
                 raise
             # Someone deleted the card: carry on in a new parent message and its thread.
-            ts = self.poster.post(p.channel, progress_view(p))
+            ts = self.poster.post(
+                p.channel, progress_view(p, now=self.clock(), server=self._server(p))
+            )
             self.service.attach_message(p.rebuild_id, ts)
             p = replace(p, thread_ts=ts)
         seen.last_key = _key(p)

@@ -69,6 +69,8 @@ class AuditEntry(Base):
     channel: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # The Connect server the act was on (migration 0003); None before servers had names.
+    server: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Rebuild(Base):
@@ -91,6 +93,8 @@ class Rebuild(Base):
     # Lease of the process driving the rebuild (migration 0002): one driver at a time.
     driver: Mapped[str | None] = mapped_column(String(128), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The Connect server it builds on (migration 0003); None before servers had names.
+    server: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RebuildItem(Base):

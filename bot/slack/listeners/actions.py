@@ -1,26 +1,20 @@
-"""Button clicks and menu selections. Ack at once; the work runs on the executor."""
+"""Button clicks and menu selections, from the routes table. Ack at once; work on the executor."""
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.services.caches import CacheTarget
-from bot.slack import parser, requestlog
+from bot.slack import requestlog
 from bot.slack.deps import Click, Deps
-from bot.slack.flows import caches, content
-from bot.slack.views import Actions, denied_view, notice_view, parse_cache_value
+from bot.slack.replies import answer
+from bot.slack.routes import ACTIONS, ActionRoute
+from bot.slack.views import denied_view
 
 log = logging.getLogger("bot.slack.actions")
-
-ClickHandler = Callable[[Deps, Click], None]
-# Extra click handlers (e.g. the rebuild engine's) register here: action_id -> handler.
-EXTRA_ACTIONS: dict[str, ClickHandler] = {}
 
 
 def click_from(body: dict[str, Any]) -> Click:
@@ -39,68 +33,24 @@ def click_from(body: dict[str, Any]) -> Click:
 
 
 def register(app: App, deps: Deps) -> None:
-    def on(action_id: str | re.Pattern[str], handler: ClickHandler) -> None:
-        @app.action(action_id)
-        def listener(ack: Ack, body: dict[str, Any]) -> None:
-            ack()
-            try:
-                click = click_from(body)
-                requestlog.annotate(action=click.action_id, user=click.user, channel=click.channel)
-                gate = deps.authz.channel(click.channel)
-                if not gate.allowed:
-                    deps.submit(_respond_denied, deps, click, gate.reason)
-                    return
-                deps.submit(handler, deps, click)
-            except Exception:
-                log.exception("the %s listener failed", action_id)
-
-    on(Actions.CACHE_DELETE_START, _delete_one)
-    on(Actions.CACHE_DELETE_SELECTED, _delete_selected)
-    on(Actions.CACHE_DELETE_CONFIRM, caches.confirm_deletion)
-    on(Actions.CACHE_DELETE_CANCEL, caches.cancel_deletion)
-    on(re.compile(f"^{Actions.SEARCH_PAGE}"), _search_page)
-    for action_id, handler in EXTRA_ACTIONS.items():
-        on(action_id, handler)
-
-    @app.action(Actions.CACHE_SELECT)
-    def selection_changed(ack: Ack) -> None:
-        ack()  # the choice travels with the "Delete selected" click; nothing to do now
+    for route in ACTIONS:
+        app.action(route.action_id)(_listener(deps, route))
 
 
-def _respond_denied(deps: Deps, click: Click, reason: str) -> None:
-    deps.poster.respond(click.response_url, denied_view(reason))
+def _listener(deps: Deps, route: ActionRoute) -> Callable[..., None]:
+    def listener(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        if route.work is None:
+            return
+        try:
+            click = click_from(body)
+            requestlog.annotate(action=click.action_id, user=click.user, channel=click.channel)
+            gate = deps.services.authz.channel(click.channel)
+            if not gate.allowed:
+                deps.submit(answer, deps, click, denied_view(gate.reason))
+                return
+            deps.submit(route.work, deps, click)
+        except Exception:
+            log.exception("the %s listener failed", route.action_id)
 
-
-def _targets(values: list[str]) -> list[CacheTarget]:
-    targets = []
-    for value in values:
-        cache = parse_cache_value(value)
-        if cache is not None:
-            targets.append(CacheTarget(cache.language, cache.version, cache.image_name))
-    return targets
-
-
-def _delete_one(deps: Deps, click: Click) -> None:
-    targets = _targets([click.value])
-    if targets:
-        caches.start_deletion(deps, click, targets)
-
-
-def _delete_selected(deps: Deps, click: Click) -> None:
-    targets = _targets(click.selected_values(Actions.CACHE_SELECT))
-    if not targets:
-        deps.poster.respond(
-            click.response_url, notice_view("Choose one or more caches in the menu first.")
-        )
-        return
-    caches.start_deletion(deps, click, targets)
-
-
-def _search_page(deps: Deps, click: Click) -> None:
-    try:
-        data = json.loads(click.value)
-        parsed = parser.parse(f"content search {data['args']} --page {int(data['page'])}")
-    except (ValueError, KeyError, TypeError):
-        return
-    if isinstance(parsed, parser.ContentSearch):
-        content.search(deps, click, parsed, replace=True)
+    return listener

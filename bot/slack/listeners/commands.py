@@ -1,4 +1,5 @@
-"""`/connect`: parse (pure), check the channel (pure), ack, then hand the work to the executor.
+"""`/connect`: parse (pure), check the channel and the server name (pure), ack, then hand the
+route's work to the executor.
 
 Nothing before `ack()` touches the network or the database: Slack gives us 3 s, the bar is 5 ms.
 """
@@ -6,23 +7,25 @@ Nothing before `ack()` touches the network or the database: Slack gives us 3 s, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.services.outcomes import UnknownServer
 from bot.slack import parser, requestlog
 from bot.slack.deps import Deps, Invocation
-from bot.slack.flows import caches, content
-from bot.slack.views import Message, denied_view, help_view, notice_view, usage_error_view
+from bot.slack.routes import COMMANDS
+from bot.slack.views import (
+    Message,
+    denied_view,
+    notice_view,
+    unknown_server_view,
+    usage_error_view,
+)
 
 log = logging.getLogger("bot.slack.commands")
 
 COMMAND = "/connect"
-
-# Extra command handlers (e.g. the rebuild engine's) register here: type -> (ack text, handler).
-Handler = Callable[[Deps, Invocation, Any], None]
-EXTRA_HANDLERS: dict[type, tuple[str | None, Handler]] = {}
 
 
 def register(app: App, deps: Deps) -> None:
@@ -49,47 +52,31 @@ def handle(deps: Deps, ack: Ack, command: dict[str, Any]) -> None:
     if isinstance(parsed, parser.ParseError):
         _ack(ack, usage_error_view(parsed))
         return
-    in_channel = deps.authz.channel(req.channel)
+    services = deps.services
+    in_channel = services.authz.channel(req.channel)
     if not in_channel.allowed:
         _ack(ack, denied_view(in_channel.reason))
-        deps.submit(_audit_refusal, deps, req, parsed, in_channel.reason)
+        deps.submit(
+            services.queries.channel_refused, req.actor, type(parsed).__name__, in_channel.reason
+        )
         return
-    if isinstance(parsed, parser.Help):
-        _ack(ack, help_view(parsed.topic))
-        return
-    if isinstance(parsed, parser.CachesList):
-        ack()
-        deps.submit(caches.list_caches, deps, req)
-    elif isinstance(parsed, parser.CachesDelete):
-        labels = ", ".join(t.label for t in parsed.targets)
-        _ack(ack, notice_view(f"Dry-running the deletion of {labels} with Connect…", ":mag:"))
-        deps.submit(caches.start_deletion, deps, req, parsed.targets)
-    elif isinstance(parsed, parser.ContentSearch):
-        ack()
-        deps.submit(content.search, deps, req, parsed)
-    elif isinstance(parsed, parser.Audit):
-        ack()
-        deps.submit(content.show_audit, deps, req, parsed.limit)
-    elif type(parsed) in EXTRA_HANDLERS:
-        text, handler = EXTRA_HANDLERS[type(parsed)]
-        if text:
-            _ack(ack, notice_view(text, ":hourglass_flowing_sand:"))
-        else:
-            ack()
-        deps.submit(handler, deps, req, parsed)
-    else:
+    if parsed.server is not None:
+        server = services.servers.resolve(parsed.server, req.channel)
+        if isinstance(server, UnknownServer):  # refused before any Connect is asked
+            _ack(ack, unknown_server_view(server.name, server.names))
+            return
+    route = COMMANDS.get(type(parsed))
+    if route is None:
         _ack(ack, notice_view("That command is not available in this version of connect-bot."))
+        return
+    answer = route.ack(parsed)
+    if answer is None:
+        ack()
+    else:
+        _ack(ack, answer)
+    if route.work is not None:
+        deps.submit(route.work, deps, req, parsed)
 
 
 def _ack(ack: Ack, message: Message) -> None:
     ack(**message.to_dict())
-
-
-def _audit_refusal(deps: Deps, req: Invocation, parsed: Any, reason: str) -> None:
-    deps.audit.record(
-        actor=req.user,
-        action=f"command_{type(parsed).__name__}",
-        outcome="denied",
-        channel=req.channel,
-        detail=reason,
-    )

@@ -1,5 +1,6 @@
 """Block Kit for rebuilds: the plan card (which becomes the progress message), thread replies,
-status and history. Pure functions; every Connect string goes through `esc`/`code`/`link`."""
+status and history. Pure: the caller passes `now` wherever elapsed time or time left is shown.
+Every Connect string goes through `esc`/`code`/`link`."""
 
 from __future__ import annotations
 
@@ -11,41 +12,16 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ConfirmObject,
-    ContextBlock,
     HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
 )
 
-from bot.services.rebuilds import ItemView, PlanSummary, Progress
+from bot.services.rebuild_store import ItemView, PlanSummary, Progress
+from bot.services.rebuilds import PlanCard
 from bot.slack.text import clip, code, esc, link
-from bot.slack.views import Actions, Message
+from bot.slack.views.common import Actions, Message, context, date, duration, md, who
 
 BAR_CELLS = 20
 Permalink = Callable[[str, str | None], str | None]
-
-
-def _md(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))
-
-
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=clip(text, 3000))])
-
-
-def _who(user_id: str | None) -> str:
-    if not user_id:
-        return "someone"
-    return f"<@{user_id}>" if user_id.isalnum() else esc(user_id)
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _runtime(label: str) -> str:
@@ -62,26 +38,28 @@ def _counted(pairs: Sequence[tuple[str, int]], render: Callable[[str], str], lim
 # --- the plan card ---------------------------------------------------------------------------
 
 
-def plan_card_view(
-    plan: PlanSummary,
-    *,
-    pending_id: str,
-    expires_at: datetime | None = None,
-    two_person: bool = False,
-    state: str = "pending",  # pending | discarded | expired | refused
-    decided_by: str | None = None,
-) -> Message:
+def _on(server: str | None) -> str:
+    return f" on *{esc(server)}*" if server else ""
+
+
+def plan_card_view(card: PlanCard, *, server: str | None = None) -> Message:
+    """`server`: the server's name, shown with several servers."""
+    plan, state, pending_id = card.summary, card.state, card.pending_id
+    expires_at, two_person, decided_by = card.expires_at, card.two_person, card.decided_by
     title = f"Rebuild plan #{plan.rebuild_id}: {plan.total} item(s)"
     blocks: list[Block] = [HeaderBlock(text=clip(title, 150))]
     blocks.append(
-        _md(f"Requested by {_who(plan.requested_by)}: *{esc(clip(plan.description, 300))}*")
+        md(
+            f"Requested by {who(plan.requested_by)}{_on(server)}:"
+            f" *{esc(clip(plan.description, 300))}*"
+        )
     )
-    blocks.append(_md(_plan_details(plan)))
+    blocks.append(md(_plan_details(plan)))
     if plan.skipped:
         names = ", ".join(esc(clip(t, 60)) for t in plan.skipped_titles)
         more = "…" if plan.skipped > len(plan.skipped_titles) else ""
         blocks.append(
-            _context(
+            context(
                 f":fast_forward: Skipped {plan.skipped} item(s) already queued or building in"
                 f" another running rebuild: {names}{more}"
             )
@@ -90,9 +68,8 @@ def plan_card_view(
         rule = " Another administrator must start it." if two_person else ""
         expiry = ""
         if expires_at is not None:
-            stamp = int(expires_at.timestamp())
-            expiry = f" Expires <!date^{stamp}^{{time}}|soon>."
-        blocks.append(_context(f"Nothing runs until an administrator clicks Start.{expiry}{rule}"))
+            expiry = f" Expires {date(expires_at, '{time}', 'soon')}."
+        blocks.append(context(f"Nothing runs until an administrator clicks Start.{expiry}{rule}"))
         blocks.append(
             ActionsBlock(
                 block_id=f"rebuild_plan_{plan.rebuild_id}",
@@ -120,11 +97,11 @@ def plan_card_view(
             )
         )
     elif state == "discarded":
-        blocks.append(_context(f"Discarded by {_who(decided_by)}. Nothing was built."))
+        blocks.append(context(f"Discarded by {who(decided_by)}. Nothing was built."))
     elif state == "expired":
-        blocks.append(_context("Nobody started it in time. Nothing was built; plan again."))
+        blocks.append(context("Nobody started it in time. Nothing was built; plan again."))
     else:
-        blocks.append(_context("This plan could not be started. Nothing was built."))
+        blocks.append(context("This plan could not be started. Nothing was built."))
     return Message(f"{title} ({esc(plan.description)})", blocks)
 
 
@@ -180,12 +157,12 @@ def counts_line(p: Progress) -> str:
     return " · ".join(parts)
 
 
-def progress_view(p: Progress) -> Message:
+def progress_view(p: Progress, *, now: datetime, server: str | None = None) -> Message:
     title = f"Rebuild #{p.rebuild_id}: {p.total} item(s)"
     state = _STATE_LABEL.get(p.state, esc(p.state))
-    timing = f"Elapsed {duration(p.elapsed)}"
+    timing = f"Elapsed {duration(p.elapsed(now))}"
     if p.active:
-        eta = p.eta
+        eta = p.eta(now)
         timing += f" · about {duration(eta)} left" if eta is not None else " · estimating time left"
     warm = ""
     if p.warmup_total:
@@ -196,11 +173,11 @@ def progress_view(p: Progress) -> Message:
         )
     blocks: list[Block] = [
         HeaderBlock(text=clip(title, 150)),
-        _md(f"*{esc(clip(p.description, 300))}* · {state}"),
-        _md(progress_bar(p.done_items, p.total) + "\n" + counts_line(p)),
-        _context(
-            f"{timing} · {p.parallelism} at a time{warm} · requested by {_who(p.requested_by)},"
-            f" started by {_who(p.started_by)} · details in the thread"
+        md(f"*{esc(clip(p.description, 300))}*{_on(server)} · {state}"),
+        md(progress_bar(p.done_items, p.total) + "\n" + counts_line(p)),
+        context(
+            f"{timing} · {p.parallelism} at a time{warm} · requested by {who(p.requested_by)},"
+            f" started by {who(p.started_by)} · details in the thread"
         ),
     ]
     if p.state == "running":
@@ -234,29 +211,29 @@ def progress_view(p: Progress) -> Message:
 def start_reply(p: Progress, plan: PlanSummary) -> Message:
     warm = plan.waves.get(0, 0)
     text = (
-        f":rocket: Rebuild #{p.rebuild_id} started by {_who(p.started_by)}: {p.total} item(s),"
+        f":rocket: Rebuild #{p.rebuild_id} started by {who(p.started_by)}: {p.total} item(s),"
         f" {p.parallelism} at a time. Warm-up first ({warm} item(s), one per runtime), then"
         f" {plan.waves.get(1, 0)} interactive app(s) and API(s), then"
         f" {plan.waves.get(2, 0)} rendered or static item(s)."
     )
     if p.skipped:
         text += f" Skipped {p.skipped} already in another running rebuild."
-    return Message(f"Rebuild #{p.rebuild_id} started", [_md(text)])
+    return Message(f"Rebuild #{p.rebuild_id} started", [md(text)])
 
 
-def warmup_reply(p: Progress, items: Sequence[ItemView]) -> Message:
+def warmup_reply(p: Progress, items: Sequence[ItemView], *, now: datetime) -> Message:
     lines = [
         f"{':white_check_mark:' if i.state == 'succeeded' else ':x:'} {_runtime(i.runtime)}"
         f" · {esc(clip(i.title, 80))}"
         for i in items[:20]
     ]
     failed = sum(1 for i in items if i.state != "succeeded")
-    head = f":fire: Warm-up finished after {duration(p.elapsed)}: {len(items)} runtime(s)"
+    head = f":fire: Warm-up finished after {duration(p.elapsed(now))}: {len(items)} runtime(s)"
     head += f", {failed} failed" if failed else ", all rebuilt"
     rest = p.counts.get("queued", 0) + p.counts.get("building", 0)
     tail = f"Now the other {rest} item(s), {p.parallelism} at a time." if rest else ""
     return Message(
-        f"Rebuild #{p.rebuild_id}: warm-up finished", [_md("\n".join([head, *lines, tail]))]
+        f"Rebuild #{p.rebuild_id}: warm-up finished", [md("\n".join([head, *lines, tail]))]
     )
 
 
@@ -266,7 +243,7 @@ def failures_reply(rebuild_id: int, items: Sequence[ItemView]) -> Message:
         logs = f"{item.dashboard_url.rstrip('/')}/logs" if item.dashboard_url else None
         reason = esc(clip(item.error or "no reason given", 600))
         blocks.append(
-            _md(
+            md(
                 f":x: *{link(item.dashboard_url, clip(item.title, 150))}* · {code(item.app_mode)}"
                 f" · {_runtime(item.runtime)}\n> {reason}\n{link(logs, 'Logs')}"
             )
@@ -275,7 +252,7 @@ def failures_reply(rebuild_id: int, items: Sequence[ItemView]) -> Message:
     return Message(f"Rebuild #{rebuild_id}: {noun}", blocks)
 
 
-def summary_reply(p: Progress) -> Message:
+def summary_reply(p: Progress, *, now: datetime, server: str | None = None) -> Message:
     c = p.counts
     counts = f"{c.get('succeeded', 0)} succeeded, {c.get('failed', 0)} failed"
     if c.get("cancelled"):
@@ -283,11 +260,12 @@ def summary_reply(p: Progress) -> Message:
     if p.skipped:
         counts += f", {p.skipped} skipped"
     if p.state == "cancelled":
-        who = p.flags.get("cancelled_by")
+        by = p.flags.get("cancelled_by")
         running = int(p.flags.get("running_at_cancel") or 0)
         text = (
-            f":octagonal_sign: Rebuild #{p.rebuild_id} ({esc(clip(p.description, 200))}) was"
-            f" cancelled by {_who(who)} after {duration(p.elapsed)}: {counts}."
+            f":octagonal_sign: Rebuild #{p.rebuild_id}{_on(server)}"
+            f" ({esc(clip(p.description, 200))}) was"
+            f" cancelled by {who(by)} after {duration(p.elapsed(now))}: {counts}."
         )
         if running:
             text += (
@@ -297,23 +275,26 @@ def summary_reply(p: Progress) -> Message:
     else:
         emoji = ":white_check_mark:" if not c.get("failed") else ":warning:"
         text = (
-            f"{emoji} Rebuild #{p.rebuild_id} ({esc(clip(p.description, 200))}) finished in"
-            f" {duration(p.elapsed)}: {counts}."
+            f"{emoji} Rebuild #{p.rebuild_id}{_on(server)} ({esc(clip(p.description, 200))})"
+            " finished in"
+            f" {duration(p.elapsed(now))}: {counts}."
         )
         if c.get("failed"):
             text += " The failures are listed in this thread."
-    return Message(f"Rebuild #{p.rebuild_id}: {counts}", [_md(text)])
+    return Message(f"Rebuild #{p.rebuild_id}: {counts}", [md(text)])
 
 
 # --- status, cancel, history -----------------------------------------------------------------
 
 
-def status_view(p: Progress, permalink: str | None) -> Message:
-    view = progress_view(p)
+def status_view(
+    p: Progress, permalink: str | None, *, now: datetime, server: str | None = None
+) -> Message:
+    view = progress_view(p, now=now, server=server)
     blocks = [b for b in view.blocks if not isinstance(b, ActionsBlock)]
     where = f"<#{p.channel}>" if p.channel.isalnum() else esc(p.channel)
     thread = link(permalink, "the thread") if permalink else "the thread"
-    blocks.append(_context(f"Progress and failures: {thread} in {where}."))
+    blocks.append(context(f"Progress and failures: {thread} in {where}."))
     return Message(view.text, blocks)
 
 
@@ -323,29 +304,32 @@ def cancel_view(rebuild_id: int, building: int, queued: int) -> Message:
         f" built; {building} build(s) already running on Connect finish first (Connect has no"
         " way to stop them) and are reported in the thread."
     )
-    return Message(f"Cancelling rebuild #{rebuild_id}", [_md(text)])
+    return Message(f"Cancelling rebuild #{rebuild_id}", [md(text)])
 
 
 def cancel_requested_reply(rebuild_id: int, user: str) -> Message:
     return Message(
         f"Rebuild #{rebuild_id}: cancel requested",
         [
-            _md(
-                f":octagonal_sign: {_who(user)} cancelled rebuild #{rebuild_id}."
+            md(
+                f":octagonal_sign: {who(user)} cancelled rebuild #{rebuild_id}."
                 " No new builds start; running ones finish."
             )
         ],
     )
 
 
-def history_view(rebuilds: Sequence[Progress], permalink: Permalink) -> Message:
+def history_view(
+    rebuilds: Sequence[Progress],
+    permalink: Permalink,
+    *,
+    now: datetime,
+    several_servers: bool = False,
+) -> Message:
     if not rebuilds:
-        return Message("No rebuilds yet.", [_md(":information_source: No rebuilds yet.")])
+        return Message("No rebuilds yet.", [md(":information_source: No rebuilds yet.")])
     lines = []
     for p in rebuilds:
-        when = p.started_at or p.created_at
-        stamp = int(when.timestamp())
-        date = f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{when:%Y-%m-%d %H:%M} UTC>"
         c = p.counts
         counts = (
             f"{c.get('succeeded', 0)} ok, {c.get('failed', 0)} failed"
@@ -355,13 +339,14 @@ def history_view(rebuilds: Sequence[Progress], permalink: Permalink) -> Message:
         )
         url = permalink(p.channel, p.thread_ts)
         ref = link(url, f"#{p.rebuild_id}") if url else f"#{p.rebuild_id}"
-        who = _who(p.started_by or p.requested_by)
+        by = who(p.started_by or p.requested_by)
+        on = f" · {esc(p.server or '')}" if several_servers else ""
         lines.append(
-            f"• *{ref}* {date} · {who} · {esc(p.state)} · {counts}"
-            f" · {duration(p.elapsed) if p.started_at else 'not started'}"
+            f"• *{ref}*{on} {date(p.started_at or p.created_at)} · {by} · {esc(p.state)} · {counts}"
+            f" · {duration(p.elapsed(now)) if p.started_at else 'not started'}"
             f" · {esc(clip(p.description, 80))}"
         )
     return Message(
         f"Last {len(rebuilds)} rebuilds",
-        [HeaderBlock(text=f"Rebuilds: last {len(rebuilds)}"), _md(clip("\n".join(lines), 3000))],
+        [HeaderBlock(text=f"Rebuilds: last {len(rebuilds)}"), md(clip("\n".join(lines), 3000))],
     )

@@ -1,0 +1,340 @@
+"""Deleting runtime caches: request (dry run), confirm (delete), cancel, expire. Audited.
+
+The request is stored server-side as a pending confirmation (the card's buttons carry only its
+id); whoever confirms, exactly one click deletes. The card is told of every change through a
+`DeletionNotifier`, which the Slack layer implements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.connect import ConnectError, RuntimeCache
+from bot.services.audit import AuditLog
+from bot.services.authz import Authorizer
+from bot.services.caches import CacheTarget, DeletionResult, PlannedDeletion, Rejection
+from bot.services.confirmations import Confirmations
+from bot.services.outcomes import Actor, ConnectFailed, Denied, NotFound, Refusal, UnknownServer
+from bot.services.pending import Pending, PendingStore
+from bot.services.servers import Servers
+
+KIND = "cache_delete"
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionState:
+    """A deletion request as its card shows it."""
+
+    id: str
+    server: str
+    requested_by: str
+    channel: str
+    message_ts: str | None
+    deletions: tuple[PlannedDeletion, ...]
+    state: str = "pending"  # pending | running | done | cancelled | expired
+    decided_by: str | None = None
+    results: tuple[DeletionResult, ...] = ()
+    expires_at: datetime | None = None
+    two_person: bool = False
+    rebuild_candidates: int = 0
+
+    @property
+    def labels(self) -> str:
+        return ", ".join(p.cache.label for p in self.deletions)
+
+
+class DeletionNotifier(Protocol):
+    def deletion_changed(self, state: DeletionState) -> None:
+        """Show the new state on the request's card (if it has one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionRequested:
+    state: DeletionState
+    rejected: tuple[Rejection, ...]  # targets Connect's dry run refused; the rest are planned
+
+
+@dataclass(frozen=True, slots=True)
+class NothingToDelete:
+    rejected: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionFinished:
+    state: DeletionState
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.state.results if not r.succeeded)
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionCancelled:
+    state: DeletionState
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedCaches:
+    """What a finished deletion removed, for "Rebuild affected content"."""
+
+    request_id: str
+    server: str
+    caches: tuple[RuntimeCache, ...]
+
+
+RequestOutcome = DeletionRequested | NothingToDelete | Denied | UnknownServer | ConnectFailed
+
+
+class Deletions:
+    def __init__(
+        self,
+        *,
+        servers: Servers,
+        pending: PendingStore,
+        confirmations: Confirmations,
+        authz: Authorizer,
+        audit: AuditLog,
+        notifier: DeletionNotifier,
+    ) -> None:
+        self.servers = servers
+        self.pending = pending
+        self.confirmations = confirmations
+        self.authz = authz
+        self.audit = audit
+        self.notifier = notifier
+
+    def request(
+        self, actor: Actor, server_name: str | None, targets: Sequence[CacheTarget]
+    ) -> RequestOutcome:
+        """Dry-run `targets` with Connect and store a request waiting for its Confirm."""
+        server = self.servers.resolve(server_name, actor.channel)
+        if isinstance(server, UnknownServer):
+            return server
+        decision = self.authz.destroy(actor.user, actor.channel)
+        if not decision.allowed:
+            self.audit.record(
+                actor=actor.user,
+                action="cache_delete_request",
+                outcome="denied",
+                target=", ".join(t.label for t in targets),
+                channel=actor.channel,
+                detail=decision.reason,
+                server=server.name,
+            )
+            return Denied(decision.reason)
+        try:
+            plan = server.caches.plan(targets)
+        except ConnectError as exc:
+            return ConnectFailed("The dry run", exc.reason)
+        if not plan.ok:
+            return NothingToDelete(plan.rejected)
+        pending = self.pending.create(
+            kind=KIND,
+            requested_by=actor.user,
+            channel=actor.channel,
+            payload={
+                "server": server.name,
+                "deletions": [_planned_json(p) for p in plan.deletions],
+            },
+        )
+        return DeletionRequested(self._state(pending), plan.rejected)
+
+    def posted(self, request_id: str, message_ts: str) -> None:
+        """The card is in the channel: remember where, and audit the request."""
+        self.pending.attach_message(request_id, message_ts)
+        pending = self.pending.get(request_id)
+        if pending is None:
+            return
+        state = self._state(pending)
+        self.audit.record(
+            actor=pending.requested_by,
+            action="cache_delete_request",
+            outcome="requested",
+            target=state.labels,
+            channel=pending.channel,
+            reference=pending.id,
+            server=state.server,
+        )
+
+    def abandon(self, request_id: str) -> None:
+        """The card could not be posted: the request can never be confirmed."""
+        self.pending.finish(request_id, state="failed", result={"reason": "could not post card"})
+
+    def confirm(
+        self, actor: Actor, request_id: str, message_ts: str | None = None
+    ) -> DeletionFinished | Refusal:
+        pending = self._decide(actor, request_id, message_ts, "confirm", "confirmed")
+        if not isinstance(pending, Pending):
+            return pending
+        state = replace(self._state(pending), state="running", decided_by=actor.user)
+        self.notifier.deletion_changed(state)
+        server = self.servers.get(state.server)
+        results: list[DeletionResult] = []
+        for planned in state.deletions:
+            if isinstance(server, UnknownServer):
+                result = DeletionResult(
+                    planned.cache, False, None, f"the server {state.server} is not configured"
+                )
+            else:
+                result = server.caches.delete(planned.cache)
+            results.append(result)
+            self.audit.record(
+                actor=actor.user,
+                action="cache_delete",
+                outcome="succeeded" if result.succeeded else "failed",
+                target=planned.cache.label,
+                channel=pending.channel,
+                reference=pending.id,
+                detail=result.detail if not result.succeeded else f"Connect task {result.task_id}",
+                server=state.server,
+            )
+            if len(results) < len(state.deletions):
+                self.notifier.deletion_changed(replace(state, results=tuple(results)))
+        failed = any(not r.succeeded for r in results)
+        self.pending.finish(
+            pending.id,
+            state="failed" if failed else "done",
+            result={"results": [_result_json(r) for r in results]},
+        )
+        candidates = sum(
+            p.published_items for p, r in zip(state.deletions, results, strict=True) if r.succeeded
+        )
+        final = replace(state, state="done", results=tuple(results), rebuild_candidates=candidates)
+        self.notifier.deletion_changed(final)
+        return DeletionFinished(final)
+
+    def cancel(
+        self, actor: Actor, request_id: str, message_ts: str | None = None
+    ) -> DeletionCancelled | Refusal:
+        pending = self._decide(actor, request_id, message_ts, "cancel", "cancelled")
+        if not isinstance(pending, Pending):
+            return pending
+        state = replace(self._state(pending), state="cancelled", decided_by=actor.user)
+        self.notifier.deletion_changed(state)
+        return DeletionCancelled(state)
+
+    def expire_overdue(self) -> int:
+        """Scheduler job: requests nobody confirmed within the TTL expire; their cards say so."""
+        expired = self.pending.expire_overdue(KIND)
+        for pending in expired:
+            state = replace(self._state(pending), state="expired")
+            self.notifier.deletion_changed(state)
+            self._audit_expired(pending.requested_by, "cache_delete_request", state)
+        return len(expired)
+
+    def deleted(self, request_id: str) -> DeletedCaches | NotFound:
+        pending = self.pending.get(request_id)
+        if pending is None or pending.kind != KIND:
+            return NotFound(KIND)
+        results = (pending.result or {}).get("results") or []
+        caches = tuple(
+            RuntimeCache(r["language"], r["version"], r["image_name"])
+            for r in results
+            if r.get("succeeded")
+        )
+        return DeletedCaches(pending.id, _server(pending, self.servers.default), caches)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _decide(
+        self, actor: Actor, request_id: str, message_ts: str | None, verb: str, new_state: str
+    ) -> Pending | Refusal:
+        rule = (
+            self.confirmations.confirmer("confirm")
+            if verb == "confirm"
+            else self.confirmations.requester_or_admin("cancel this")
+        )
+        action = f"cache_delete_{verb}"
+        outcome = self.confirmations.decide(
+            actor,
+            request_id,
+            kind=KIND,
+            new_state=new_state,
+            rule=rule,
+            action=action,
+            describe=self._describe,
+            on_expired=lambda p: self.notifier.deletion_changed(
+                replace(self._state(p), state="expired")
+            ),
+            message_ts=message_ts,
+        )
+        if isinstance(outcome, Pending):
+            state = self._state(outcome)
+            self.audit.record(
+                actor=actor.user,
+                action=action,
+                outcome=new_state,
+                target=state.labels,
+                channel=outcome.channel,
+                reference=outcome.id,
+                server=state.server,
+            )
+        return outcome
+
+    def _describe(self, pending: Pending) -> tuple[str, str | None]:
+        state = self._state(pending)
+        return state.labels, state.server
+
+    def _audit_expired(self, actor: str, action: str, state: DeletionState) -> None:
+        self.audit.record(
+            actor=actor,
+            action=action,
+            outcome="expired",
+            target=state.labels,
+            channel=state.channel,
+            reference=state.id,
+            server=state.server,
+        )
+
+    def _state(self, pending: Pending) -> DeletionState:
+        return DeletionState(
+            id=pending.id,
+            server=_server(pending, self.servers.default),
+            requested_by=pending.requested_by,
+            channel=pending.channel,
+            message_ts=pending.message_ts,
+            deletions=tuple(_planned(pending)),
+            state=pending.state,
+            decided_by=pending.decided_by,
+            expires_at=pending.expires_at,
+            two_person=self.confirmations.two_person_rule,
+        )
+
+
+def _server(pending: Pending, default: str) -> str:
+    return str(pending.payload.get("server") or default)
+
+
+def _planned(pending: Pending) -> list[PlannedDeletion]:
+    return [
+        PlannedDeletion(
+            cache=RuntimeCache(d["language"], d["version"], d["image_name"]),
+            published_items=int(d.get("published_items", 0)),
+            interactive_items=int(d.get("interactive_items", 0)),
+        )
+        for d in pending.payload.get("deletions", [])
+    ]
+
+
+def _planned_json(planned: PlannedDeletion) -> dict[str, Any]:
+    return {
+        "language": planned.cache.language,
+        "version": planned.cache.version,
+        "image_name": planned.cache.image_name,
+        "published_items": planned.published_items,
+        "interactive_items": planned.interactive_items,
+    }
+
+
+def _result_json(result: DeletionResult) -> dict[str, Any]:
+    return {
+        "language": result.cache.language,
+        "version": result.cache.version,
+        "image_name": result.cache.image_name,
+        "succeeded": result.succeeded,
+        "task_id": result.task_id,
+        "detail": result.detail,
+    }

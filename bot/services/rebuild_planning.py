@@ -1,0 +1,246 @@
+"""Rebuild planning: what to build on one Connect server, in which order, skipping duplicates.
+
+Planning streams Connect's content list into `rebuild_items` rows in batches, so a 10,000-item
+plan never holds a list of item dicts; the order and the counts the cards show are computed
+by SQL over those rows. `RebuildStore` (`bot.services.rebuild_store`) uses these functions and
+re-exports the constants; this module imports neither the store nor the engine.
+
+Order (the `wave` column, then Connect's order, newest deployment first, within a wave):
+0. warm-up: one item per distinct runtime, an interactive one when the runtime has any, so each
+   runtime cache is rebuilt once before the parallel waves (rsconnect's docs advise this);
+1. interactive apps and APIs (visitors wait on them first);
+2. rendered documents and static content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, update
+
+from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
+from bot.store import Database, Rebuild, RebuildItem, utcnow
+
+START_LOCK = 0x636F6E6E  # advisory lock id for Starts ("conn")
+DEFAULT_PARALLELISM = 3  # rsconnect's docs: start at 2-3
+MAX_PARALLELISM = 16
+WARMUP, INTERACTIVE, RENDERED = 0, 1, 2
+ACTIVE = ("running", "cancelling")
+FINISHED = ("done", "cancelled")
+OPEN_ITEM_STATES = ("queued", "building")
+INSERT_BATCH = 500
+
+
+def runtime_label(item: ContentItem) -> str:
+    return " + ".join(r.label for r in item.runtimes)
+
+
+def wave_of(item: ContentItem) -> int:
+    return INTERACTIVE if item.interactive else RENDERED
+
+
+def affected_by(item: ContentItem, caches: Iterable[RuntimeCache]) -> bool:
+    """True when one of the item's runtimes is one of `caches` (language, version and image)."""
+    return any(
+        cache.matches(runtime.language, runtime.version, runtime.image_name)
+        for runtime in item.runtimes
+        for cache in caches
+    )
+
+
+def clamp_parallelism(value: int | None) -> int:
+    return max(1, min(MAX_PARALLELISM, value or DEFAULT_PARALLELISM))
+
+
+# ---- plan and start ---------------------------------------------------------------------------
+
+
+def plan(
+    db: Database,
+    client: ConnectClient,
+    *,
+    server: str | None,
+    requested_by: str,
+    channel: str,
+    description: str,
+    parallelism: int | None = None,
+    content_filter: ContentFilter | None = None,
+    caches: Iterable[RuntimeCache] | None = None,
+) -> int:
+    """Persist a plan (state `planned`) on `server` of the published items selected by the
+    filter, or affected by `caches`; its id. Raises ConnectError when Connect cannot list its
+    content (nothing is left behind then)."""
+    selected_caches = tuple(caches) if caches is not None else None
+    with db.session() as session:
+        row = Rebuild(
+            state="planned",
+            server=server,
+            requested_by=requested_by,
+            channel=channel,
+            parallelism=clamp_parallelism(parallelism),
+            description=description,
+            progress={},
+        )
+        session.add(row)
+        session.flush()
+        rebuild_id = row.id
+    try:
+        _insert_items(db, rebuild_id, _selected(client, content_filter, selected_caches))
+        with db.session() as session:
+            skip_duplicates(session, rebuild_id)
+            choose_warmup(session, rebuild_id)
+            store_totals(session, rebuild_id)
+    except BaseException:
+        _drop(db, rebuild_id)
+        raise
+    return rebuild_id
+
+
+def start(db: Database, rebuild_id: int, *, started_by: str) -> bool:
+    """planned -> running, re-checking duplicates against rebuilds started meanwhile.
+
+    One transaction, serialised with every other Start (SQLite locks the file; PostgreSQL
+    takes a transaction-level advisory lock), so of two Starts over the same items the
+    second skips what the first queued.
+    """
+    with db.session() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": START_LOCK})
+        won = session.execute(
+            update(Rebuild)
+            .where(Rebuild.id == rebuild_id, Rebuild.state == "planned")
+            .values(state="running", started_by=started_by, started_at=utcnow())
+        ).rowcount
+        if not won:
+            return False
+        if skip_duplicates(session, rebuild_id):
+            choose_warmup(session, rebuild_id)
+            store_totals(session, rebuild_id)
+    return True
+
+
+def _selected(
+    client: ConnectClient,
+    content_filter: ContentFilter | None,
+    caches: tuple[RuntimeCache, ...] | None,
+) -> Iterator[ContentItem]:
+    for item in client.content.iter():
+        if not item.published:
+            continue
+        if content_filter is not None and not content_filter.matches(item):
+            continue
+        if caches is not None and not affected_by(item, caches):
+            continue
+        yield item
+
+
+def _insert_items(db: Database, rebuild_id: int, items: Iterable[ContentItem]) -> None:
+    batch: list[dict[str, Any]] = []
+    for position, item in enumerate(items):
+        batch.append(
+            {
+                "rebuild_id": rebuild_id,
+                "position": position,
+                "wave": wave_of(item),
+                "guid": item.guid,
+                "title": item.display_title[:500],
+                "app_mode": item.app_mode[:48],
+                "runtime": runtime_label(item)[:255],
+                "bundle_id": item.bundle_id,
+                "dashboard_url": item.dashboard_url,
+                "state": "queued",
+                "attempts": 0,
+                "notified": False,
+            }
+        )
+        if len(batch) >= INSERT_BATCH:
+            _write_batch(db, batch)
+            batch = []
+    if batch:
+        _write_batch(db, batch)
+
+
+def _write_batch(db: Database, batch: list[dict[str, Any]]) -> None:
+    with db.session() as session:
+        session.execute(insert(RebuildItem), batch)
+
+
+def _drop(db: Database, rebuild_id: int) -> None:
+    with db.session() as session:
+        session.execute(delete(RebuildItem).where(RebuildItem.rebuild_id == rebuild_id))
+        session.execute(delete(Rebuild).where(Rebuild.id == rebuild_id))
+
+
+# ---- SQL helpers (inside a caller's transaction) ---------------------------------------------
+
+
+def skip_duplicates(session: Any, rebuild_id: int) -> int:
+    """Mark `skipped` the queued items another active rebuild on the same server is still going
+    to build (the same GUID on another server is other content)."""
+    own_server = select(Rebuild.server).where(Rebuild.id == rebuild_id).scalar_subquery()
+    others = select(Rebuild.id).where(
+        Rebuild.state.in_(ACTIVE),
+        Rebuild.id != rebuild_id,
+        Rebuild.server.is_not_distinct_from(own_server),
+    )
+    busy = select(RebuildItem.guid).where(
+        RebuildItem.rebuild_id.in_(others), RebuildItem.state.in_(OPEN_ITEM_STATES)
+    )
+    result = session.execute(
+        update(RebuildItem)
+        .where(
+            RebuildItem.rebuild_id == rebuild_id,
+            RebuildItem.state == "queued",
+            RebuildItem.guid.in_(busy),
+        )
+        .values(state="skipped", wave=RENDERED)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def choose_warmup(session: Any, rebuild_id: int) -> None:
+    """Promote to wave 0 the first queued item of each runtime that has no warm-up item yet,
+    preferring an interactive one."""
+    mine = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
+    warmed = set(
+        session.scalars(
+            select(RebuildItem.runtime).where(*mine, RebuildItem.wave == WARMUP).distinct()
+        ).all()
+    )
+    chosen: dict[str, int] = {}
+    for wave in (INTERACTIVE, RENDERED):
+        for runtime, position in session.execute(
+            select(RebuildItem.runtime, func.min(RebuildItem.position))
+            .where(*mine, RebuildItem.wave == wave, RebuildItem.runtime != "")
+            .group_by(RebuildItem.runtime)
+        ).all():
+            if runtime not in warmed and runtime not in chosen:
+                chosen[runtime] = position
+    if chosen:
+        session.execute(
+            update(RebuildItem)
+            .where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.position.in_(chosen.values()))
+            .values(wave=WARMUP)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def store_totals(session: Any, rebuild_id: int) -> None:
+    counts = state_counts(session, rebuild_id)
+    skipped = counts.get("skipped", 0)
+    session.execute(
+        update(Rebuild)
+        .where(Rebuild.id == rebuild_id)
+        .values(total=sum(counts.values()) - skipped, skipped=skipped)
+    )
+
+
+def state_counts(session: Any, rebuild_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(RebuildItem.state, func.count())
+        .where(RebuildItem.rebuild_id == rebuild_id)
+        .group_by(RebuildItem.state)
+    ).all()
+    return {state: int(n) for state, n in rows}

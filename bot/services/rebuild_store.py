@@ -1,0 +1,403 @@
+"""Rebuilds in the database: plans (made by `bot.services.rebuild_planning`), their state
+changes, and how far each has got. The store never calls the engine: the use case
+(`bot.services.rebuilds`) launches or cancels the driver after a state change here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from bot.connect import ConnectClient, ContentFilter, RuntimeCache
+from bot.services import rebuild_planning
+from bot.services.rebuild_planning import (
+    ACTIVE,
+    DEFAULT_PARALLELISM,
+    FINISHED,
+    INTERACTIVE,
+    MAX_PARALLELISM,
+    OPEN_ITEM_STATES,
+    RENDERED,
+    WARMUP,
+    affected_by,
+    clamp_parallelism,
+    runtime_label,
+    state_counts,
+    wave_of,
+)
+from bot.store import Database, Rebuild, RebuildItem, utcnow
+
+__all__ = [
+    "ACTIVE",
+    "DEFAULT_PARALLELISM",
+    "FINISHED",
+    "INTERACTIVE",
+    "MAX_PARALLELISM",
+    "OPEN_ITEM_STATES",
+    "RENDERED",
+    "WARMUP",
+    "CancelResult",
+    "ItemView",
+    "PlanSummary",
+    "Progress",
+    "RebuildNotFound",
+    "RebuildStore",
+    "affected_by",
+    "clamp_parallelism",
+    "runtime_label",
+    "wave_of",
+]
+
+
+class RebuildNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSummary:
+    rebuild_id: int
+    state: str
+    description: str
+    requested_by: str
+    channel: str
+    parallelism: int
+    total: int
+    skipped: int
+    by_type: list[tuple[str, int]]
+    by_runtime: list[tuple[str, int]]
+    waves: dict[int, int]
+    warmup: list[tuple[str, str]]  # (runtime, title) of the warm-up items
+    skipped_titles: list[str]
+    server: str | None = None  # the Connect server's name (None: made before names)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    rebuild_id: int
+    state: str
+    description: str
+    requested_by: str
+    started_by: str | None
+    channel: str
+    thread_ts: str | None
+    parallelism: int
+    total: int
+    skipped: int
+    counts: dict[str, int]
+    warmup_total: int
+    warmup_open: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    flags: dict[str, Any] = field(default_factory=dict)
+    server: str | None = None  # the Connect server's name (None: made before names)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def done_items(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ("succeeded", "failed", "cancelled"))
+
+    def elapsed(self, now: datetime) -> float | None:
+        """Seconds since the start, up to the finish (or `now` while it runs)."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or now
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    def eta(self, now: datetime) -> float | None:
+        """Seconds left at the rate so far; None until something finished."""
+        elapsed = self.elapsed(now)
+        finished = self.counts.get("succeeded", 0) + self.counts.get("failed", 0)
+        if self.finished or not elapsed or not finished:
+            return None
+        remaining = self.counts.get("queued", 0) + self.counts.get("building", 0)
+        return remaining * elapsed / finished
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    id: int
+    guid: str
+    title: str
+    app_mode: str
+    runtime: str
+    wave: int
+    state: str
+    error: str | None
+    dashboard_url: str | None
+    task_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    ok: bool
+    state: str
+    building: int = 0
+    queued: int = 0
+
+
+class RebuildStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._flags_lock = threading.Lock()
+
+    # ---- planning ------------------------------------------------------------------------
+
+    def plan(
+        self,
+        client: ConnectClient,
+        *,
+        server: str | None,
+        requested_by: str,
+        channel: str,
+        description: str,
+        parallelism: int | None = None,
+        content_filter: ContentFilter | None = None,
+        caches: Iterable[RuntimeCache] | None = None,
+    ) -> PlanSummary:
+        """Persist a plan (state `planned`) on `server`, whose Connect is `client`, of the
+        published items selected by the filter, or affected by `caches`. Raises ConnectError
+        when Connect cannot list its content."""
+        rebuild_id = rebuild_planning.plan(
+            self.db,
+            client,
+            server=server,
+            requested_by=requested_by,
+            channel=channel,
+            description=description,
+            parallelism=parallelism,
+            content_filter=content_filter,
+            caches=caches,
+        )
+        return self.summary(rebuild_id)
+
+    def attach_message(self, rebuild_id: int, ts: str) -> None:
+        """The plan card is also the progress message: its thread holds the rebuild's replies."""
+        with self.db.session() as session:
+            session.execute(update(Rebuild).where(Rebuild.id == rebuild_id).values(thread_ts=ts))
+
+    # ---- state changes (the use case launches or cancels the driver afterwards) -------------
+
+    def start(self, rebuild_id: int, *, started_by: str) -> bool:
+        """planned -> running (False: it was not `planned`); see `rebuild_planning.start`."""
+        return rebuild_planning.start(self.db, rebuild_id, started_by=started_by)
+
+    def close_plan(self, rebuild_id: int, state: str) -> bool:
+        """A plan nobody started: `discarded` or `expired`."""
+        with self.db.session() as session:
+            return bool(
+                session.execute(
+                    update(Rebuild)
+                    .where(Rebuild.id == rebuild_id, Rebuild.state == "planned")
+                    .values(state=state, finished_at=utcnow())
+                ).rowcount
+            )
+
+    def cancel(self, rebuild_id: int, *, by: str) -> CancelResult:
+        """running -> cancelling; then the caller tells the engine (running builds finish)."""
+        with self._flags_lock, self.db.session() as session:
+            row = session.get(Rebuild, rebuild_id)
+            if row is None:
+                raise RebuildNotFound(rebuild_id)
+            if row.state != "running":
+                return CancelResult(False, row.state)
+            counts = state_counts(session, rebuild_id)
+            flags = {
+                **(row.progress or {}),
+                "cancelled_by": by,
+                "running_at_cancel": counts.get("building", 0),
+            }
+            won = session.execute(
+                update(Rebuild)
+                .where(Rebuild.id == rebuild_id, Rebuild.state == "running")
+                .values(state="cancelling", progress=flags)
+            ).rowcount
+            if not won:
+                return CancelResult(False, "cancelling")
+        return CancelResult(True, "cancelling", counts.get("building", 0), counts.get("queued", 0))
+
+    def set_flags(self, rebuild_id: int, **flags: Any) -> None:
+        """Merge into the `progress` JSON (what the Slack thread has already been told)."""
+        with self._flags_lock, self.db.session() as session:
+            current = session.scalar(select(Rebuild.progress).where(Rebuild.id == rebuild_id))
+            merged = {**(current or {}), **flags}
+            session.execute(update(Rebuild).where(Rebuild.id == rebuild_id).values(progress=merged))
+
+    # ---- queries -------------------------------------------------------------------------
+
+    def summary(self, rebuild_id: int) -> PlanSummary:
+        with self.db.session() as session:
+            row = session.get(Rebuild, rebuild_id)
+            if row is None:
+                raise RebuildNotFound(rebuild_id)
+            planned = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state != "skipped")
+
+            def grouped(column: Any) -> list[tuple[Any, int]]:
+                rows = session.execute(
+                    select(column, func.count()).where(*planned).group_by(column)
+                ).all()
+                return sorted(((key, int(n)) for key, n in rows), key=lambda kv: (-kv[1], kv[0]))
+
+            warmup = session.execute(
+                select(RebuildItem.runtime, RebuildItem.title)
+                .where(*planned, RebuildItem.wave == WARMUP)
+                .order_by(RebuildItem.position)
+            ).all()
+            skipped_titles = session.scalars(
+                select(RebuildItem.title)
+                .where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "skipped")
+                .order_by(RebuildItem.position)
+                .limit(10)
+            ).all()
+            return PlanSummary(
+                rebuild_id=row.id,
+                state=row.state,
+                description=row.description,
+                requested_by=row.requested_by,
+                channel=row.channel,
+                parallelism=row.parallelism,
+                total=row.total,
+                skipped=row.skipped,
+                by_type=grouped(RebuildItem.app_mode),
+                by_runtime=grouped(RebuildItem.runtime),
+                waves=dict(grouped(RebuildItem.wave)),
+                warmup=[(r, t) for r, t in warmup],
+                skipped_titles=list(skipped_titles),
+                server=row.server,
+            )
+
+    def progress(self, rebuild_id: int) -> Progress | None:
+        with self.db.session() as session:
+            row = session.get(Rebuild, rebuild_id)
+            if row is None:
+                return None
+            counts = state_counts(session, rebuild_id)
+            warmup = dict(
+                session.execute(
+                    select(RebuildItem.state, func.count())
+                    .where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.wave == WARMUP)
+                    .group_by(RebuildItem.state)
+                ).all()
+            )
+            return _progress(row, counts, warmup)
+
+    def latest(self, *, active_only: bool = False) -> Progress | None:
+        with self.db.session() as session:
+            query = select(Rebuild.id).where(Rebuild.state.not_in(("planned",)))
+            if active_only:
+                query = query.where(Rebuild.state.in_(ACTIVE))
+            rebuild_id = session.scalar(query.order_by(Rebuild.id.desc()).limit(1))
+        return self.progress(rebuild_id) if rebuild_id is not None else None
+
+    def history(self, limit: int = 10) -> list[Progress]:
+        with self.db.session() as session:
+            rows = session.scalars(select(Rebuild).order_by(Rebuild.id.desc()).limit(limit)).all()
+            ids = [row.id for row in rows]
+            counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+            for rebuild_id, state, n in session.execute(
+                select(RebuildItem.rebuild_id, RebuildItem.state, func.count())
+                .where(RebuildItem.rebuild_id.in_(ids))
+                .group_by(RebuildItem.rebuild_id, RebuildItem.state)
+            ).all():
+                counts[rebuild_id][state] = int(n)
+            return [_progress(row, counts[row.id], {}) for row in rows]
+
+    def active_ids(self) -> list[int]:
+        with self.db.session() as session:
+            return list(session.scalars(select(Rebuild.id).where(Rebuild.state.in_(ACTIVE))).all())
+
+    def unreported_ids(self) -> list[int]:
+        """Finished rebuilds whose final summary was not posted (the bot died in between)."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(Rebuild.id, Rebuild.progress).where(
+                    Rebuild.state.in_(FINISHED), Rebuild.started_at.is_not(None)
+                )
+            ).all()
+        return [rid for rid, flags in rows if not (flags or {}).get("final_reported")]
+
+    def failures_to_report(self, rebuild_id: int, limit: int = 10) -> list[ItemView]:
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(RebuildItem)
+                .where(
+                    RebuildItem.rebuild_id == rebuild_id,
+                    RebuildItem.state == "failed",
+                    RebuildItem.notified.is_(False),
+                )
+                .order_by(RebuildItem.finished_at, RebuildItem.id)
+                .limit(limit)
+            ).all()
+            return [_item_view(row) for row in rows]
+
+    def mark_reported(self, item_ids: Iterable[int]) -> None:
+        ids = list(item_ids)
+        if not ids:
+            return
+        with self.db.session() as session:
+            session.execute(
+                update(RebuildItem).where(RebuildItem.id.in_(ids)).values(notified=True)
+            )
+
+    def items(
+        self, rebuild_id: int, *, state: str | None = None, wave: int | None = None
+    ) -> list[ItemView]:
+        """Items of a rebuild in plan order (the warm-up wave, tests; not for 10,000 rows)."""
+        with self.db.session() as session:
+            query = select(RebuildItem).where(RebuildItem.rebuild_id == rebuild_id)
+            if state is not None:
+                query = query.where(RebuildItem.state == state)
+            if wave is not None:
+                query = query.where(RebuildItem.wave == wave)
+            rows = session.scalars(query.order_by(RebuildItem.wave, RebuildItem.position)).all()
+            return [_item_view(row) for row in rows]
+
+
+def _progress(row: Rebuild, counts: dict[str, int], warmup: dict[str, int]) -> Progress:
+    return Progress(
+        rebuild_id=row.id,
+        state=row.state,
+        description=row.description,
+        requested_by=row.requested_by,
+        started_by=row.started_by,
+        channel=row.channel,
+        thread_ts=row.thread_ts,
+        parallelism=row.parallelism,
+        total=row.total,
+        skipped=row.skipped,
+        counts=counts,
+        warmup_total=sum(n for s, n in warmup.items() if s != "skipped"),
+        warmup_open=sum(warmup.get(s, 0) for s in OPEN_ITEM_STATES),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        flags=dict(row.progress or {}),
+        server=row.server,
+    )
+
+
+def _item_view(row: RebuildItem) -> ItemView:
+    return ItemView(
+        id=row.id,
+        guid=row.guid,
+        title=row.title,
+        app_mode=row.app_mode,
+        runtime=row.runtime,
+        wave=row.wave,
+        state=row.state,
+        error=row.error,
+        dashboard_url=row.dashboard_url,
+        task_id=row.task_id,
+    )

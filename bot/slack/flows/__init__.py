@@ -1,1 +1,0 @@
-"""What happens after the ack: orchestration of services and Slack replies, one module per area."""

@@ -1,0 +1,43 @@
+"""`/connect` text -> command objects (pure). `parse` is the entry point."""
+
+from bot.slack.parser.commands import (
+    Addressed,
+    Audit,
+    CachesDelete,
+    CachesList,
+    Command,
+    ContentSearch,
+    Help,
+    ParseError,
+    RebuildCancel,
+    RebuildHistory,
+    RebuildPlan,
+    RebuildStatus,
+    Servers,
+)
+from bot.slack.parser.options import describe_filter
+from bot.slack.parser.parse import parse, tokenize
+from bot.slack.parser.usage import HELP, SERVER_HINT, USAGE, HelpEntry
+
+__all__ = [
+    "HELP",
+    "SERVER_HINT",
+    "USAGE",
+    "Addressed",
+    "Audit",
+    "CachesDelete",
+    "CachesList",
+    "Command",
+    "ContentSearch",
+    "Help",
+    "HelpEntry",
+    "ParseError",
+    "RebuildCancel",
+    "RebuildHistory",
+    "RebuildPlan",
+    "RebuildStatus",
+    "Servers",
+    "describe_filter",
+    "parse",
+    "tokenize",
+]

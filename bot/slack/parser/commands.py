@@ -1,0 +1,90 @@
+"""What `/connect ...` can ask for: one frozen dataclass per command. Pure data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.connect import ContentFilter
+from bot.services.caches import CacheTarget
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Addressed:
+    """Every command may name its Connect server with `-n NAME` / `--name NAME`."""
+
+    server: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Help(Addressed):
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Servers(Addressed):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CachesList(Addressed):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CachesDelete(Addressed):
+    targets: tuple[CacheTarget, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContentSearch(Addressed):
+    filter: ContentFilter
+    args: str  # normalised arguments, so a "next page" button can repeat the search
+    page: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Audit(Addressed):
+    limit: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildPlan(Addressed):
+    filter: ContentFilter
+    parallelism: int | None = None
+    description: str = "all published content"
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildStatus(Addressed):
+    rebuild_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildCancel(Addressed):
+    rebuild_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildHistory(Addressed):
+    limit: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ParseError:
+    message: str
+    usage: str = ""
+    topic: str | None = None
+
+
+Command = (
+    Help
+    | Servers
+    | CachesList
+    | CachesDelete
+    | ContentSearch
+    | Audit
+    | RebuildPlan
+    | RebuildStatus
+    | RebuildCancel
+    | RebuildHistory
+)

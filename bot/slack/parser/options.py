@@ -1,0 +1,155 @@
+"""A tiny getopt for `/connect` words, and the content filters rsconnect's commands take."""
+
+from __future__ import annotations
+
+import re
+
+from bot.connect import ContentFilter, VersionFilter
+from bot.slack.parser.commands import ParseError
+from bot.slack.parser.usage import USAGE
+
+MAX_PARALLELISM = 16
+_GUID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+
+
+class Bad(Exception):
+    """A mistake in the words of `command`; `message` says what, in the user's terms."""
+
+    def __init__(self, message: str, command: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.command = command
+
+    def error(self) -> ParseError:
+        return ParseError(self.message, USAGE[self.command], self.command)
+
+
+def short(word: str) -> str:
+    """A user's word, quoted back safely in a message (backticks would end the code span)."""
+    return word[:40].replace("`", "'")
+
+
+class Options:
+    """`--name value`, `--name=value`, `-n value`, and flags."""
+
+    def __init__(self, words: list[str], command: str) -> None:
+        self.words = words
+        self.pos = 0
+        self.command = command
+
+    def __iter__(self) -> Options:
+        return self
+
+    def __next__(self) -> tuple[str, str | None]:
+        if self.pos >= len(self.words):
+            raise StopIteration
+        word = self.words[self.pos]
+        self.pos += 1
+        if word.startswith("--") and "=" in word:
+            name, _, value = word.partition("=")
+            return name, value
+        return word, None
+
+    def value(self, name: str, inline: str | None) -> str:
+        if inline is not None:
+            if inline == "":
+                raise Bad(f"`{name}` needs a value.", self.command)
+            return inline
+        if self.pos >= len(self.words) or (
+            self.words[self.pos].startswith("-") and len(self.words[self.pos]) > 1
+        ):
+            raise Bad(f"`{name}` needs a value.", self.command)
+        value = self.words[self.pos]
+        self.pos += 1
+        return value
+
+
+def filters(
+    words: list[str], command: str, *, allow_page: bool = False, rebuild: bool = False
+) -> tuple[ContentFilter, int]:
+    """rsconnect's content filters; returns the filter and the page (search) or parallelism."""
+    published: bool | None = None
+    types: set[str] = set()
+    guids: set[str] = set()
+    py = r = None
+    title = image = None
+    page = 1
+    parallelism = 0
+    options = Options(words, command)
+    for name, inline in options:
+        if name == "--published" and not rebuild:
+            published = True
+        elif name == "--unpublished" and not rebuild:
+            published = False
+        elif name in ("--content-type", "-t"):
+            types.add(options.value(name, inline).lower())
+        elif name in ("--py-version", "-p"):
+            py = version_filter(options.value(name, inline), command)
+        elif name in ("--r-version", "-r"):
+            r = version_filter(options.value(name, inline), command)
+        elif name == "--title-contains" and not rebuild:
+            title = options.value(name, inline)
+        elif name in ("--image-name", "-I") and rebuild:
+            image = options.value(name, inline)
+        elif name in ("--guid", "-g") and rebuild:
+            guids.update(_guids(options.value(name, inline), command))
+        elif name == "--parallelism" and rebuild:
+            parallelism = whole(options.value(name, inline), name, command, 1, MAX_PARALLELISM)
+        elif name == "--page" and allow_page:
+            page = whole(options.value(name, inline), name, command, 1, 10_000)
+        else:
+            raise Bad(f"I don't understand `{short(name)}` here.", command)
+    if rebuild:
+        published = True
+    content_filter = ContentFilter(
+        published=published,
+        content_types=frozenset(types),
+        py_version=py,
+        r_version=r,
+        title_contains=title,
+        image_name=image,
+        guids=frozenset(guids),
+    )
+    return content_filter, (parallelism if rebuild else page)
+
+
+def _guids(value: str, command: str) -> list[str]:
+    """`--guid a,b` names two items (as rsconnect's repeated --guid does); none is dropped."""
+    guids = [part.strip() for part in value.split(",") if part.strip()]
+    if not guids:
+        raise Bad("`--guid` needs a content GUID.", command)
+    for guid in guids:
+        if not _GUID.match(guid):
+            raise Bad(f"`{short(guid)}` does not look like a content GUID.", command)
+    return [guid.lower() for guid in guids]
+
+
+def version_filter(text: str, command: str) -> VersionFilter:
+    try:
+        return VersionFilter.parse(text)
+    except ValueError as exc:
+        raise Bad(str(exc).replace("'", "`"), command) from None
+
+
+def whole(text: str, name: str, command: str, low: int, high: int) -> int:
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise Bad(f"`{name}` takes a whole number from {low} to {high}.", command)
+    return int(text)
+
+
+def describe_filter(content_filter: ContentFilter) -> str:
+    """Plain words for a filter, e.g. `shiny, python-dash; Python ==3.9.5`."""
+    parts: list[str] = []
+    if content_filter.guids:
+        parts.append(f"{len(content_filter.guids)} chosen item(s)")
+    if content_filter.content_types:
+        parts.append(", ".join(sorted(content_filter.content_types)))
+    if content_filter.py_version:
+        parts.append(f"Python {content_filter.py_version}")
+    if content_filter.r_version:
+        parts.append(f"R {content_filter.r_version}")
+    if content_filter.image_name:
+        parts.append(f"image {content_filter.image_name}")
+    if content_filter.title_contains:
+        parts.append(f'title contains "{content_filter.title_contains}"')
+    return "; ".join(parts)

@@ -1,0 +1,68 @@
+"""The words of `/connect help` and of the usage lines that follow a mistake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVER_OPTION = "[-n SERVER]"
+
+USAGE = {
+    "help": "/connect help",
+    "servers": "/connect servers",
+    "caches list": "/connect caches list [-n SERVER]",
+    "caches delete": (
+        "/connect caches delete --language Python --version 3.11.3 [--image-name Local] [-n SERVER]"
+    ),
+    "content search": (
+        "/connect content search [--published|--unpublished] [--content-type shiny]... "
+        '[--py-version ">=3.9"] [--r-version 4.3.0] [--title-contains Sales] [-n SERVER]'
+    ),
+    "rebuild": (
+        "/connect rebuild [--guid GUID]... [--content-type T]... [--py-version OPV] "
+        "[--r-version OPV] [--image-name I] [--parallelism N] [-n SERVER]"
+    ),
+    "rebuild status": "/connect rebuild status [ID]",
+    "rebuild cancel": "/connect rebuild cancel ID",
+    "rebuild history": "/connect rebuild history [-n SERVER]",
+    "audit": "/connect audit [N]",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HelpEntry:
+    usage: str
+    example: str
+    what: str
+    admin: bool = False
+
+
+HELP: tuple[HelpEntry, ...] = (
+    HelpEntry("servers", "/connect servers", "The Connect servers this bot serves."),
+    HelpEntry("caches list", "/connect caches list", "Show the runtime caches."),
+    HelpEntry(
+        "caches delete",
+        "/connect caches delete -l Python -V 3.9.5 -I rstudio/content-base:r3.6.3-py3.9.5-jammy",
+        "Dry-run, then post a confirmation card. Several `-l/-V` pairs allowed.",
+        admin=True,
+    ),
+    HelpEntry(
+        "content search",
+        "/connect content search --published --content-type shiny --r-version >=4.2",
+        "Find content with rsconnect's filters.",
+    ),
+    HelpEntry(
+        "rebuild",
+        "/connect rebuild --py-version 3.11.3 --parallelism 3",
+        "Plan a rebuild of published content (no filter: everything), then Start.",
+        admin=True,
+    ),
+    HelpEntry("rebuild status", "/connect rebuild status 12", "Progress of a rebuild."),
+    HelpEntry("rebuild cancel", "/connect rebuild cancel 12", "Stop dispatching builds.", True),
+    HelpEntry("rebuild history", "/connect rebuild history", "Recent rebuilds."),
+    HelpEntry("audit", "/connect audit 20", "The last N destructive acts.", admin=True),
+    HelpEntry("help", "/connect help", "This message."),
+)
+
+SERVER_HINT = (
+    "With several Connect servers, add `-n NAME` to any command (`/connect servers` lists them)."
+)

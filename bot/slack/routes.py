@@ -1,0 +1,75 @@
+"""The one table of everything the Slack app answers: every `/connect` verb and every action.
+
+A command route says what the ack says (at once, no I/O) and what runs after it; an action
+route names the handler of a button or menu. Listeners read these tables; nothing adds to them
+at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.slack import parser
+from bot.slack.deps import Click, Deps, Invocation
+from bot.slack.handlers import admin, caches, content, rebuilds
+from bot.slack.views import Actions, Message, help_view, notice_view
+
+WORKING = ":hourglass_flowing_sand:"
+
+
+@dataclass(frozen=True)
+class CommandRoute:
+    ack: Callable[[Any], Message | None]  # the immediate answer (None: an empty ack)
+    work: Callable[[Deps, Invocation, Any], None] | None = None  # after the ack
+
+
+@dataclass(frozen=True)
+class ActionRoute:
+    action_id: str | re.Pattern[str]
+    work: Callable[[Deps, Click], None] | None  # None: ack only
+
+
+def _say(text: str, emoji: str = WORKING) -> Callable[[Any], Message]:
+    message = notice_view(text, emoji)
+    return lambda _command: message
+
+
+def _silent(_command: Any) -> None:
+    return None
+
+
+def _dry_running(command: parser.CachesDelete) -> Message:
+    labels = ", ".join(t.label for t in command.targets)
+    return notice_view(f"Dry-running the deletion of {labels} with Connect…", ":mag:")
+
+
+COMMANDS: dict[type, CommandRoute] = {
+    parser.Help: CommandRoute(ack=lambda command: help_view(command.topic)),
+    parser.Servers: CommandRoute(ack=_silent, work=admin.list_servers),
+    parser.CachesList: CommandRoute(ack=_silent, work=caches.list_caches),
+    parser.CachesDelete: CommandRoute(ack=_dry_running, work=caches.delete_command),
+    parser.ContentSearch: CommandRoute(ack=_silent, work=content.search),
+    parser.Audit: CommandRoute(ack=_silent, work=admin.show_audit),
+    parser.RebuildPlan: CommandRoute(
+        ack=_say("Planning the rebuild: asking Connect for its content…"), work=rebuilds.plan
+    ),
+    parser.RebuildStatus: CommandRoute(ack=_silent, work=rebuilds.status),
+    parser.RebuildCancel: CommandRoute(ack=_silent, work=rebuilds.cancel_command),
+    parser.RebuildHistory: CommandRoute(ack=_silent, work=rebuilds.history),
+}
+
+ACTIONS: tuple[ActionRoute, ...] = (
+    ActionRoute(Actions.CACHE_DELETE_START, caches.delete_one),
+    ActionRoute(Actions.CACHE_DELETE_SELECTED, caches.delete_selected),
+    ActionRoute(Actions.CACHE_DELETE_CONFIRM, caches.confirm),
+    ActionRoute(Actions.CACHE_DELETE_CANCEL, caches.cancel),
+    ActionRoute(Actions.CACHE_SELECT, None),  # the choice travels with "Delete selected"
+    ActionRoute(re.compile(f"^{Actions.SEARCH_PAGE}"), content.page),
+    ActionRoute(Actions.REBUILD_AFFECTED, rebuilds.plan_affected),
+    ActionRoute(Actions.REBUILD_START, rebuilds.start),
+    ActionRoute(Actions.REBUILD_DISCARD, rebuilds.discard),
+    ActionRoute(Actions.REBUILD_CANCEL, rebuilds.cancel_click),
+)
