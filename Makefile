@@ -20,6 +20,8 @@ test: $(BIN)/connect-bot
 lint: $(BIN)/connect-bot
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(BIN)/connect-bot
 	$(BIN)/ruff format .
@@ -30,4 +32,4 @@ bench: $(BIN)/connect-bot
 	$(BIN)/python bench/rebuild.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache dist build
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache dist build

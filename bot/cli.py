@@ -16,11 +16,18 @@ if TYPE_CHECKING:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="connect-bot")
 def main() -> None:
-    """Slack chat-ops for Posit Connect administrators.
+    """Slack chat-ops for Posit Connect administrators: list and delete runtime caches behind
+    a dry run and a confirmation, rebuild published content in the background, audit every act;
+    one bot for one or several Connect servers (`/connect ... -n staging`).
 
     Configuration comes from environment variables (or a .env file, or NAME_FILE secret files):
-    CONNECT_SERVER, CONNECT_API_KEY, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, ...
+    CONNECT_SERVER and CONNECT_API_KEY (or BOT_CONNECT_SERVERS=name=url,... with
+    CONNECT_API_KEY_<NAME>), SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, ...
     Run `connect-bot check` to see what is set and what is missing.
+
+    \b
+    Inside: bot/connect (Connect API) <- bot/services (use cases) <- bot/slack (Bolt app:
+    routes, handlers, pure parser and views); bot/store (database); bot/sim (simulators).
     """
 
 

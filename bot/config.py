@@ -176,6 +176,13 @@ class Settings(BaseSettings):
                 )
             if any(c.name == name for c in configs):
                 raise ServerConfigError(f"BOT_CONNECT_SERVERS names {name!r} twice.")
+            # `Prod-EU` and `prod_eu` are two servers but one CONNECT_API_KEY_PROD_EU.
+            shared = [c.name for c in configs if key_variable(c.name) == key_variable(name)]
+            if shared:
+                raise ServerConfigError(
+                    f"BOT_CONNECT_SERVERS: {shared[0]!r} and {name!r} would share the key"
+                    f" {key_variable(name)}; rename one."
+                )
             configs.append(ServerConfig(name, url, self.server_key(name)))
         if not configs:
             raise ServerConfigError("BOT_CONNECT_SERVERS lists no server.")

@@ -216,7 +216,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class _BotHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _BotHandler(logging.StreamHandler[TextIO]):
     """Marks the handler we install, so configuring again replaces it rather than adding one."""
 
 

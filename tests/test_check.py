@@ -13,18 +13,29 @@ from slack_sdk import WebClient
 
 from bot.check import MARKS, run_check
 from bot.cli import main
-from bot.config import Settings
+from bot.config import ExplicitSettings, Settings, key_variable
 from bot.sim.connect_server import FakeConnect
 from bot.sim.slack import FakeSlack
 from bot.store import Database
 
 ADMIN_KEY = "Adm1nKeyForCheckTests0000000000A"
 PUBLISHER_KEY = "Publ1sherKeyForCheckTests000000B"
+PRODUCTION_KEY = "Pr0ductionKeyForCheckTests00000E"
+WRONG_KEY = "Wr0ngKeyForCheckTests0000000000D"
 BOT_TOKEN = "xoxb-check-bot-token-3f9a1c"
 APP_TOKEN = "xapp-check-app-token-8e2d4b"
 SIGNING_SECRET = "check-signing-secret-71c0"
 DB_PASSWORD = "check-db-password-9931"
-SECRETS = (ADMIN_KEY, PUBLISHER_KEY, BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, DB_PASSWORD)
+SECRETS = (
+    ADMIN_KEY,
+    PUBLISHER_KEY,
+    PRODUCTION_KEY,
+    WRONG_KEY,
+    BOT_TOKEN,
+    APP_TOKEN,
+    SIGNING_SECRET,
+    DB_PASSWORD,
+)
 ALL_SCOPES = ("commands", "chat:write", "users:read", "usergroups:read")
 OK, WARN, FAIL = MARKS["ok"], MARKS["warn"], MARKS["fail"]
 
@@ -35,6 +46,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
         monkeypatch.delenv(f"{name.upper()}_FILE", raising=False)
+    for server in ("staging", "production"):
+        monkeypatch.delenv(key_variable(server), raising=False)
+        monkeypatch.delenv(f"{key_variable(server)}_FILE", raising=False)
     monkeypatch.chdir(tmp_path)
 
 
@@ -119,6 +133,7 @@ def test_good_http_mode_configuration_passes_every_line(
     assert "scopes the bot needs: commands, chat:write" in text
     assert "HTTP mode" in text
     assert "schema is current" in text
+    assert "[" not in text  # one server: no server names
 
 
 def test_good_socket_mode_with_groups(
@@ -399,5 +414,192 @@ def test_cli_check_exit_codes(
     bad = runner.invoke(main, ["check"], env={**env, "CONNECT_API_KEY": "WrongKey0000"})
     assert bad.exit_code == 1
     assert "the key is not valid" in bad.output
+    for secret in SECRETS:
+        assert secret not in good.output + bad.output
+
+
+# ---------------------------------------------------------------- several Connect servers
+
+PRODUCTION_VERSION = "2025.01.0"
+
+
+@pytest.fixture(scope="module")
+def production() -> Iterator[FakeConnect]:
+    with FakeConnect(
+        api_keys={PRODUCTION_KEY: "administrator"}, version=PRODUCTION_VERSION
+    ) as fake:
+        yield fake.start()
+
+
+def servers_entry(staging: FakeConnect, production: FakeConnect) -> str:
+    return f"staging={staging.url},production={production.url}"
+
+
+def two_servers(
+    staging: FakeConnect,
+    production: FakeConnect,
+    slack: FakeSlack,
+    tmp_path: Path,
+    **overrides: Any,
+) -> Settings:
+    """Staging (the module's `connect`) and production, keys given explicitly."""
+    values: dict[str, Any] = {
+        "bot_connect_servers": servers_entry(staging, production),
+        "connect_api_keys": {"staging": ADMIN_KEY, "production": PRODUCTION_KEY},
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "bot_admin_users": ["U0ADMIN1"],
+        "bot_database_url": f"sqlite:///{tmp_path}/connect-bot.db",
+    }
+    values.update(overrides)
+    return ExplicitSettings(**values)
+
+
+def server_lines(lines: list[str], name: str) -> list[str]:
+    return [line for line in lines if line[2:].startswith(f"[{name}] ")]
+
+
+def test_two_good_servers_are_each_checked_and_named(
+    connect: FakeConnect, production: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    code, lines = check(two_servers(connect, production, slack, tmp_path))
+    assert code == 0, lines
+    *checks, summary = lines
+    assert all(line.startswith(f"{OK} ") for line in checks), lines
+    assert summary.startswith("Everything is in place")
+    assert f"{OK} 2 Connect servers in BOT_CONNECT_SERVERS: staging (default), production" in lines
+    assert f"{OK} [staging] Connect at {connect.url} answers: Posit Connect 2024.08.0" in lines
+    assert (
+        f"{OK} [production] Connect at {production.url} answers: Posit Connect {PRODUCTION_VERSION}"
+    ) in lines
+    for name in ("staging", "production"):
+        named = "\n".join(server_lines(lines, name))
+        assert f"{key_variable(name)} is valid and belongs to admin, an administrator" in named
+        assert "runtime cache management is enabled" in named
+        assert "the key can list runtime caches" in named
+    # Slack, authorisation and the database are not a server's, so they carry no name.
+    assert any(line.startswith(f"{OK} SLACK_BOT_TOKEN is valid") for line in lines)
+
+
+def test_one_server_with_a_bad_key_fails_under_its_name(
+    connect: FakeConnect, production: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    keys = {"staging": ADMIN_KEY, "production": WRONG_KEY}
+    code, lines = check(two_servers(connect, production, slack, tmp_path, connect_api_keys=keys))
+    assert code == 1
+    line = only_failure(lines)
+    assert line.startswith(f"{FAIL} [production] CONNECT_API_KEY_PRODUCTION: the key is not valid")
+    assert "set CONNECT_API_KEY_PRODUCTION to it" in line
+    assert all(line.startswith(OK) for line in server_lines(lines, "staging")), lines
+
+
+def test_missing_key_variable_is_named(
+    connect: FakeConnect,
+    production: FakeConnect,
+    slack: FakeSlack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONNECT_API_KEY_STAGING", ADMIN_KEY)  # production's key is not set
+    config = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_connect_servers=servers_entry(connect, production),
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        bot_admin_users=["U0ADMIN1"],
+        bot_database_url=f"sqlite:///{tmp_path}/connect-bot.db",
+    )
+    code, lines = check(config)
+    assert code == 1
+    line = only_failure(lines)
+    assert line.startswith(f"{FAIL} [production] CONNECT_API_KEY_PRODUCTION is not set")
+    assert "set CONNECT_API_KEY_PRODUCTION to it" in line
+    assert f"{OK} [staging] CONNECT_API_KEY_STAGING is valid" in "\n".join(lines)
+
+
+def test_unknown_default_server(
+    connect: FakeConnect, production: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    config = two_servers(connect, production, slack, tmp_path, bot_default_server="qa")
+    code, lines = check(config)
+    assert code == 1
+    line = only_failure(lines)
+    assert line.startswith(f"{FAIL} BOT_DEFAULT_SERVER is 'qa', which is not a server")
+    assert "(staging, production): set it to one of those" in line
+    # The servers themselves are still checked.
+    assert server_lines(lines, "staging") and server_lines(lines, "production")
+
+
+def test_unknown_default_server_with_one_server(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    code, lines = check(settings(connect, slack, tmp_path, bot_default_server="staging"))
+    assert code == 1
+    assert "unset BOT_DEFAULT_SERVER" in only_failure(lines)
+
+
+def test_channel_default_naming_an_unknown_server(
+    connect: FakeConnect, production: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    channels = ["C0STAGING=staging", "C0QA=qa"]
+    config = two_servers(connect, production, slack, tmp_path, bot_channel_servers=channels)
+    code, lines = check(config)
+    assert code == 1
+    line = only_failure(lines)
+    assert "BOT_CHANNEL_SERVERS sends channel C0QA to 'qa'" in line
+    assert "1 channel default(s)" in "\n".join(marked(lines, OK))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"connect_server": "https://connect.example.com"},
+            "Set either CONNECT_SERVER (one server) or BOT_CONNECT_SERVERS (several), not both.",
+        ),
+        (
+            {"bot_connect_servers": "staging https://connect.example.com"},
+            "BOT_CONNECT_SERVERS: 'staging https://connect.example.com' is not NAME=URL",
+        ),
+    ],
+)
+def test_inconsistent_server_settings(
+    connect: FakeConnect,
+    production: FakeConnect,
+    slack: FakeSlack,
+    tmp_path: Path,
+    overrides: dict[str, Any],
+    expected: str,
+) -> None:
+    code, lines = check(two_servers(connect, production, slack, tmp_path, **overrides))
+    assert code == 1
+    assert only_failure(lines).startswith(f"{FAIL} {expected}")
+    assert not any("Connect at" in line for line in lines)  # no server was asked
+    assert any("SLACK_BOT_TOKEN is valid" in line for line in lines)  # the rest still runs
+
+
+def test_cli_check_several_servers_from_the_environment(
+    connect: FakeConnect, production: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    env = {
+        "BOT_CONNECT_SERVERS": servers_entry(connect, production),
+        "CONNECT_API_KEY_STAGING": ADMIN_KEY,
+        "CONNECT_API_KEY_PRODUCTION": PRODUCTION_KEY,
+        "BOT_DEFAULT_SERVER": "production",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "BOT_ADMIN_USERS": "U0ADMIN1",
+        "BOT_DATABASE_URL": f"sqlite:///{tmp_path}/connect-bot.db",
+    }
+    runner = CliRunner()
+    good = runner.invoke(main, ["check"], env=env)
+    assert good.exit_code == 0, good.output
+    assert "staging, production (default)" in good.output
+    bad = runner.invoke(main, ["check"], env={**env, "CONNECT_API_KEY_PRODUCTION": WRONG_KEY})
+    assert bad.exit_code == 1
+    assert "[production] CONNECT_API_KEY_PRODUCTION: the key is not valid" in bad.output
     for secret in SECRETS:
         assert secret not in good.output + bad.output

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import demo
-from bot.demo import run_demo
+from bot.demo import GUTTER, run_demo
+from bot.demo import play as demo
 from bot.sim.stack import APP_TOKEN, BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET
 
 SECRETS = (CONNECT_KEY, BOT_TOKEN, APP_TOKEN, SIGNING_SECRET)
@@ -73,7 +73,7 @@ KEY_MOMENTS = [
 def unwrapped(out: str) -> str:
     """The printout with the gutter removed and wrapped lines joined (wrapping depends on
     timings printed earlier in a line)."""
-    return " ".join(line.removeprefix(demo.GUTTER).strip() for line in out.splitlines())
+    return " ".join(line.removeprefix(GUTTER).strip() for line in out.splitlines())
 
 
 def assert_in_order(text: str, fragments: list[str]) -> None:

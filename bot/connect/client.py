@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import ijson
@@ -19,6 +19,9 @@ from bot.connect.retry import (
     RetryPolicy,
     parse_retry_after,
 )
+
+if TYPE_CHECKING:
+    from httpx._client import UseClientDefault  # the type of httpx.USE_CLIENT_DEFAULT
 
 log = logging.getLogger("bot.connect")
 
@@ -193,7 +196,7 @@ class HttpCore:
 
     def _timeout_for(
         self, read_timeout: float | None, timeout: float | None = None
-    ) -> httpx.Timeout | httpx.USE_CLIENT_DEFAULT:
+    ) -> httpx.Timeout | UseClientDefault:
         if timeout is not None:
             return httpx.Timeout(timeout)
         if read_timeout is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -54,7 +55,7 @@ class Content:
     def get(self, guid: str) -> ContentItem:
         return ContentItem.from_json(self._http.get(f"v1/content/{guid}"))
 
-    def search(self, content_filter: ContentFilter) -> list[ContentItem]:
+    def search(self, content_filter: ContentFilter) -> builtins.list[ContentItem]:
         return [item for item in self.iter() if content_filter.matches(item)]
 
     def build(self, guid: str, *, bundle_id: str | None = None) -> str:

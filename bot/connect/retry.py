@@ -61,7 +61,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed try number `attempt` (1-based)."""
-        backoff = min(self.cap, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+        backoff = min(self.cap, self.backoff * 2.0 ** (attempt - 1)) * (0.5 + random.random() / 2)
         if retry_after is None:
             return backoff
         # The server's word, but never shorter than our own backoff nor longer than the cap.

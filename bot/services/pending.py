@@ -96,7 +96,7 @@ class PendingStore:
                 .values(state=new_state, decided_by=user_id, decided_at=now)
                 .execution_options(synchronize_session=False)
             )
-            won = result.rowcount == 1
+            won = result.rowcount == 1  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
         current = self.get(pending_id)
         if won:
             return Claim.OK, current
@@ -131,7 +131,7 @@ class PendingStore:
         expired: list[Pending] = []
         for pending_id in ids:
             with self._db.session() as session:
-                won = session.execute(
+                won = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                     update(PendingAction)
                     .where(PendingAction.id == pending_id, PendingAction.state == "pending")
                     .values(state="expired")

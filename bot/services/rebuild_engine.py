@@ -163,7 +163,7 @@ class RebuildEngine:
             if holder not in (None, self.me) and not self._stale(holder, row.heartbeat_at):
                 return False
             same_holder = Rebuild.driver.is_(None) if holder is None else Rebuild.driver == holder
-            won = session.execute(
+            won = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id, same_holder)
                 .values(driver=self.me, heartbeat_at=now)
@@ -173,7 +173,7 @@ class RebuildEngine:
     def renew(self, rebuild_id: int) -> str | None:
         """Extend the lease; the rebuild's state, or None when the lease is someone else's."""
         with self.db.session() as session:
-            won = session.execute(
+            won = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id, Rebuild.driver == self.me)
                 .values(heartbeat_at=utcnow())
@@ -223,7 +223,7 @@ class RebuildEngine:
                     log.warning("rebuild %s: %d item(s) left; retrying", rebuild_id, left)
                     return
             outcome = "cancelled" if cancelled else "done"
-            ended = session.execute(
+            ended = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id, Rebuild.state.in_(ACTIVE))
                 .values(state=outcome, finished_at=now)

@@ -107,7 +107,7 @@ def start(db: Database, rebuild_id: int, *, started_by: str) -> bool:
     with db.session() as session:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": START_LOCK})
-        won = session.execute(
+        won = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
             update(Rebuild)
             .where(Rebuild.id == rebuild_id, Rebuild.state == "planned")
             .values(state="running", started_by=started_by, started_at=utcnow())

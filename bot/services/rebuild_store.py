@@ -198,7 +198,7 @@ class RebuildStore:
         """A plan nobody started: `discarded` or `expired`."""
         with self.db.session() as session:
             return bool(
-                session.execute(
+                session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                     update(Rebuild)
                     .where(Rebuild.id == rebuild_id, Rebuild.state == "planned")
                     .values(state=state, finished_at=utcnow())
@@ -219,7 +219,7 @@ class RebuildStore:
                 "cancelled_by": by,
                 "running_at_cancel": counts.get("building", 0),
             }
-            won = session.execute(
+            won = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id, Rebuild.state == "running")
                 .values(state="cancelling", progress=flags)

@@ -337,6 +337,7 @@ class FakeConnect:
         self._httpd = _Server((host, port), _Handler)
         self._httpd.fake = self
         bound_host, bound_port = self._httpd.server_address[:2]
+        assert isinstance(bound_host, str)  # AF_INET: the host is always a str
         self.url = f"http://{bound_host}:{bound_port}"
         self._serve_thread: threading.Thread | None = None
         self._lifecycle_lock = threading.Lock()

@@ -31,12 +31,13 @@ VIEWER = "U0VIEWER"
 
 @dataclass
 class Stack:
-    connect: FakeConnect
+    connect: FakeConnect  # the default server's simulator
     slack: FakeSlack
     runtime: Runtime
     requests: SlackRequests
     workdir: Path
     _tmp: Any = field(default=None, repr=False)
+    connects: dict[str, FakeConnect] = field(default_factory=dict)  # by server name
 
     @property
     def bot_url(self) -> str:
@@ -51,7 +52,8 @@ class Stack:
             self.slack.socket_close_connections()
         self.runtime.close()
         self.slack.stop()
-        self.connect.stop()
+        for connect in self.connects.values() or [self.connect]:
+            connect.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -60,6 +62,11 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _key(server: str) -> str:
+    """Each simulated server has its own admin key, so a key sent to the wrong one fails."""
+    return f"{CONNECT_KEY}-{server}" if server else CONNECT_KEY
 
 
 def sim_settings(
@@ -91,6 +98,7 @@ def start_workspace(slack: FakeSlack) -> None:
 def start_stack(
     *,
     seed: Seed | None = None,
+    servers: dict[str, Seed] | None = None,
     build_seconds: float = 0.3,
     build_limit: int = 4,
     cache_delete_seconds: float = 0.2,
@@ -98,18 +106,33 @@ def start_stack(
     connect_options: dict[str, Any] | None = None,
     **settings_overrides: Any,
 ) -> Stack:
+    """The bot with a fake Slack and one Connect simulator, or one per name in `servers`
+    (then the bot is configured with BOT_CONNECT_SERVERS, each with its own key)."""
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="connect-bot-")
         workdir = Path(tmp.name)
-    connect = FakeConnect(
-        api_keys={CONNECT_KEY: "administrator"},
-        seed=seed or demo_seed(),
-        build_seconds=build_seconds,
-        build_limit=build_limit,
-        cache_delete_seconds=cache_delete_seconds,
-        **(connect_options or {}),
-    ).start()
+    seeds = servers or {"": seed or demo_seed()}
+    connects = {
+        name: FakeConnect(
+            api_keys={_key(name): "administrator"},
+            seed=server_seed,
+            build_seconds=build_seconds,
+            build_limit=build_limit,
+            cache_delete_seconds=cache_delete_seconds,
+            **(connect_options or {}),
+        ).start()
+        for name, server_seed in seeds.items()
+    }
+    connect = next(iter(connects.values()))
+    if servers:
+        settings_overrides = {
+            "connect_server": None,
+            "connect_api_key": None,
+            "bot_connect_servers": ",".join(f"{n}={c.url}" for n, c in connects.items()),
+            "connect_api_keys": {name: _key(name) for name in connects},
+            **settings_overrides,
+        }
     slack = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING_SECRET)
     slack.start()
     start_workspace(slack)
@@ -117,11 +140,12 @@ def start_stack(
         runtime = build_runtime(sim_settings(connect, slack, workdir, **settings_overrides))
     except Exception:
         slack.stop()
-        connect.stop()
+        for started in connects.values():
+            started.stop()
         raise
     runtime.start_http(host="127.0.0.1", port=0)  # events in HTTP mode; health in both
     if runtime.settings.socket_mode:
         runtime.start_socket_mode()
-    stack = Stack(connect, slack, runtime, None, workdir, tmp)  # type: ignore[arg-type]
+    stack = Stack(connect, slack, runtime, None, workdir, tmp, connects if servers else {})  # type: ignore[arg-type]
     stack.requests = SlackRequests(stack.bot_url, SIGNING_SECRET, slack)
     return stack

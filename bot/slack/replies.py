@@ -45,6 +45,14 @@ def shared_view(outcome: Shared, *, subject: str = "request", undone: str = "don
     return notice_view(f"That {subject} no longer exists.")
 
 
+def answer_lost_click(
+    deps: Deps, click: Invocation, outcome: object, *, subject: str, undone: str
+) -> None:
+    """A won click shows on its card (the notifier updates it); a lost one is told privately."""
+    if isinstance(outcome, Denied | NotFound | Expired | AlreadyHandled):
+        answer(deps, click, shared_view(outcome, subject=subject, undone=undone))
+
+
 def answer(deps: Deps, req: Invocation, message: Message, *, replace: bool = False) -> None:
     """Privately, through the response_url (works even where the bot is not a member)."""
     deps.poster.respond(req.response_url, message, replace_original=replace)

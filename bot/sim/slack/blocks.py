@@ -215,7 +215,7 @@ def validate_blocks(blocks: Any) -> list[str]:
     errors: list[str] = []
     if len(blocks) > MAX_BLOCKS:
         errors.append(_pointer(f"no more than {MAX_BLOCKS} items allowed", "/blocks"))
-    block_ids: set[str] = set()
+    block_ids: set[object] = set()  # as sent: any JSON value, None included
     for i, block in enumerate(blocks):
         path = f"/blocks/{i}"
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):

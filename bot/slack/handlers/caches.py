@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from bot.connect import RuntimeCache
 from bot.services.caches import CacheTarget
 from bot.services.deletions import DeletionRequested, NothingToDelete
-from bot.services.outcomes import AlreadyHandled, Denied, Expired, NotFound
 from bot.services.queries import CachesListed
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
-from bot.slack.replies import answer, post_or_explain, server_label, shared_view
+from bot.slack.replies import answer, answer_lost_click, post_or_explain, server_label, shared_view
 from bot.slack.views import (
     Actions,
     caches_list_view,
@@ -81,15 +80,9 @@ def request_deletion(
 
 def confirm(deps: Deps, click: Click) -> None:
     outcome = deps.services.deletions.confirm(click.actor, click.value, click.message_ts)
-    _answer_refusal(deps, click, outcome)
+    answer_lost_click(deps, click, outcome, subject="request", undone="deleted")
 
 
 def cancel(deps: Deps, click: Click) -> None:
     outcome = deps.services.deletions.cancel(click.actor, click.value, click.message_ts)
-    _answer_refusal(deps, click, outcome)
-
-
-def _answer_refusal(deps: Deps, click: Click, outcome: object) -> None:
-    """A won click shows on the card (the notifier updates it); a lost one is told privately."""
-    if isinstance(outcome, Denied | NotFound | Expired | AlreadyHandled):
-        answer(deps, click, shared_view(outcome, subject="request", undone="deleted"))
+    answer_lost_click(deps, click, outcome, subject="request", undone="deleted")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.services.outcomes import AlreadyHandled, Denied, Expired, NotFound
+from bot.services.outcomes import NotFound
 from bot.services.rebuilds import (
     Cancelling,
     NoCachesDeleted,
@@ -19,7 +19,7 @@ from bot.services.rebuilds import (
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.poster import SlackUnavailable
-from bot.slack.replies import answer, post_or_explain, server_label, shared_view
+from bot.slack.replies import answer, answer_lost_click, post_or_explain, server_label, shared_view
 from bot.slack.views import (
     cancel_requested_reply,
     cancel_view,
@@ -81,17 +81,12 @@ def start(deps: Deps, click: Click) -> None:
     if isinstance(outcome, NotStartable):
         answer(deps, click, notice_view(f"Rebuild #{outcome.rebuild_id} can no longer be started."))
     else:
-        _answer_refusal(deps, click, outcome)
+        answer_lost_click(deps, click, outcome, subject="plan", undone="built")
 
 
 def discard(deps: Deps, click: Click) -> None:
     outcome = deps.services.rebuilds.discard(click.actor, click.value, click.message_ts)
-    _answer_refusal(deps, click, outcome)
-
-
-def _answer_refusal(deps: Deps, click: Click, outcome: object) -> None:
-    if isinstance(outcome, Denied | NotFound | Expired | AlreadyHandled):
-        answer(deps, click, shared_view(outcome, subject="plan", undone="built"))
+    answer_lost_click(deps, click, outcome, subject="plan", undone="built")
 
 
 def cancel_command(deps: Deps, req: Invocation, command: parser.RebuildCancel) -> None:

@@ -132,7 +132,8 @@ def version_filter(text: str, command: str) -> VersionFilter:
 
 
 def whole(text: str, name: str, command: str, low: int, high: int) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
+    # ASCII digits, few of them: int() refuses "²" (though "²".isdigit()) and 4300+ digits.
+    if not (text.isascii() and text.isdigit() and len(text) < 10) or not low <= int(text) <= high:
         raise Bad(f"`{name}` takes a whole number from {low} to {high}.", command)
     return int(text)
 

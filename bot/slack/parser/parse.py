@@ -26,8 +26,8 @@ from bot.slack.parser.usage import USAGE
 
 MAX_AUDIT = 50
 MAX_TARGETS = 20
-_VERSION3 = re.compile(r"^\d+\.\d+\.\d+$")
-_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+_VERSION3 = re.compile(r"^\d+\.\d+\.\d+\Z")
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}\Z")  # \Z: no "name\n"
 _LANGUAGES = {"r": "R", "python": "Python"}
 _SERVER_FLAGS = ("-n", "--name")
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
@@ -81,7 +81,7 @@ def _take_server(words: list[str]) -> str | ParseError | None:
 
 
 def _command(words: list[str]) -> Command | ParseError:
-    if not words or words[0] in ("help", "-h", "--help", "?"):
+    if not words or words[0].lower() in ("help", "-h", "--help", "?"):
         return Help(words[1] if len(words) > 1 else None)
     head, rest = words[0].lower(), words[1:]
     if head in ("server", "servers"):
@@ -208,12 +208,18 @@ def _rebuild(words: list[str]) -> Command | ParseError:
 
 def _rebuild_id(word: str) -> int | None:
     word = word.lstrip("#")
-    return int(word) if word.isdigit() and len(word) < 10 else None
+    return int(word) if _small_number(word) else None
+
+
+def _small_number(word: str) -> bool:
+    """ASCII digits only: `"²".isdigit()` is True but int() refuses it, and int() refuses
+    more than 4300 digits."""
+    return word.isascii() and word.isdigit() and len(word) < 10
 
 
 def _audit(words: list[str]) -> Audit | ParseError:
     if not words:
         return Audit()
-    if len(words) == 1 and words[0].isdigit() and 1 <= int(words[0]) <= MAX_AUDIT:
+    if len(words) == 1 and _small_number(words[0]) and 1 <= int(words[0]) <= MAX_AUDIT:
         return Audit(int(words[0]))
     return ParseError(f"`audit` takes a number from 1 to {MAX_AUDIT}.", USAGE["audit"])

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from slack_sdk.models.blocks import HeaderBlock
 
-from bot.slack.parser import HELP
+from bot.slack.parser import HELP, SERVER_HINT
 from bot.slack.text import esc
 from bot.slack.views.common import Message, context, md
 
@@ -26,6 +26,7 @@ def help_view(topic: str | None = None) -> Message:
             context(
                 "After a system change (R/Python rebuilt, GDAL/BLAS upgraded, a move to"
                 " containers), delete the affected runtime caches, then rebuild published content."
+                f" {SERVER_HINT}"
             ),
         ],
     )

@@ -1,0 +1,440 @@
+"""`/connect ...` text -> command objects: pure, and never raises on what a user types."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.connect import ContentFilter, VersionFilter
+from bot.services.caches import CacheTarget
+from bot.slack.parser import (
+    Audit,
+    CachesDelete,
+    CachesList,
+    ContentSearch,
+    Help,
+    ParseError,
+    RebuildCancel,
+    RebuildHistory,
+    RebuildPlan,
+    RebuildStatus,
+    Servers,
+    describe_filter,
+    parse,
+)
+
+GUID_A = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+GUID_B = "ABCDEF01-2345-6789-ABCD-EF0123456789"
+SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+def v(text: str) -> VersionFilter:
+    return VersionFilter.parse(text)
+
+
+def search(args: str, page: int = 1, server: str | None = None, **filter_fields) -> ContentSearch:
+    return ContentSearch(ContentFilter(**filter_fields), args, page, server=server)
+
+
+def plan(description: str, parallelism: int | None = None, **filter_fields) -> RebuildPlan:
+    return RebuildPlan(ContentFilter(published=True, **filter_fields), parallelism, description)
+
+
+GOOD = [
+    # help
+    ("", Help()),
+    ("   ", Help()),
+    ("help", Help()),
+    ("Help", Help()),  # a phone capitalises the first word
+    ("-h", Help()),
+    ("--help", Help()),
+    ("?", Help()),
+    ("help rebuild", Help("rebuild")),
+    ("help caches", Help("caches")),
+    # servers
+    ("servers", Servers()),
+    ("server", Servers()),
+    ("SERVERS", Servers()),
+    # caches list
+    ("caches list", CachesList()),
+    ("cache ls", CachesList()),
+    ("Caches LIST", CachesList()),
+    # caches delete
+    (
+        "caches delete -l Python -V 3.11.3",
+        CachesDelete((CacheTarget("Python", "3.11.3", "Local"),)),
+    ),
+    (
+        "caches delete --language r --version 4.3.0",
+        CachesDelete((CacheTarget("R", "4.3.0", "Local"),)),
+    ),
+    (
+        "caches delete --language=python --version=3.9.5 --image-name=rstudio/content-base:jammy",
+        CachesDelete((CacheTarget("Python", "3.9.5", "rstudio/content-base:jammy"),)),
+    ),
+    (
+        "caches rm -l Python -V 3.9.5 -I rstudio/content-base:r3.6.3-py3.9.5-jammy",
+        CachesDelete(
+            (CacheTarget("Python", "3.9.5", "rstudio/content-base:r3.6.3-py3.9.5-jammy"),)
+        ),
+    ),
+    (
+        "caches delete -l Python -V 3.11.3 -l R -V 4.3.0 -I img:1 -l python -I img:2 -V 3.8.10",
+        CachesDelete(
+            (
+                CacheTarget("Python", "3.11.3", "Local"),
+                CacheTarget("R", "4.3.0", "img:1"),
+                CacheTarget("Python", "3.8.10", "img:2"),
+            )
+        ),
+    ),
+    (
+        "caches remove " + " ".join(f"-l R -V 4.{i}.0" for i in range(20)),
+        CachesDelete(tuple(CacheTarget("R", f"4.{i}.0", "Local") for i in range(20))),
+    ),
+    # content search, each filter
+    ("content search", search("")),
+    ("content search --published", search("--published", published=True)),
+    ("content search --unpublished", search("--unpublished", published=False)),
+    (
+        "content search --content-type Shiny -t python-dash",
+        search(
+            "--content-type Shiny -t python-dash", content_types=frozenset({"shiny", "python-dash"})
+        ),
+    ),
+    (
+        'content search --py-version ">=3.9"',
+        search("--py-version '>=3.9'", py_version=v(">=3.9")),
+    ),
+    ("content search -p 3.9.5", search("-p 3.9.5", py_version=v("3.9.5"))),
+    ("content search --r-version=4.3.0", search("--r-version=4.3.0", r_version=v("4.3.0"))),
+    ("content search -r <4.2", search("-r '<4.2'", r_version=v("<4.2"))),
+    (
+        'content search --title-contains "Sales report"',
+        search("--title-contains 'Sales report'", title_contains="Sales report"),
+    ),
+    ("content search --page 3", search("--page 3", page=3)),
+    (
+        "content search --published --content-type shiny --r-version >=4.2 --page=2",
+        search(
+            "--published --content-type shiny --r-version '>=4.2' --page=2",
+            page=2,
+            published=True,
+            content_types=frozenset({"shiny"}),
+            r_version=v(">=4.2"),
+        ),
+    ),
+    # rebuild (a plan)
+    ("rebuild", plan("all published content")),
+    (
+        "rebuild --py-version 3.11.3 --parallelism 3",
+        plan("Python ==3.11.3", 3, py_version=v("3.11.3")),
+    ),
+    ("rebuild --parallelism=16", plan("all published content", 16)),
+    ("rebuild -r 4.3.0", plan("R ==4.3.0", r_version=v("4.3.0"))),
+    (
+        "rebuild -t shiny --content-type quarto-static",
+        plan("quarto-static, shiny", content_types=frozenset({"shiny", "quarto-static"})),
+    ),
+    ("rebuild --image-name img:1", plan("image img:1", image_name="img:1")),
+    ("rebuild -I img:1", plan("image img:1", image_name="img:1")),
+    (f"rebuild --guid {GUID_A}", plan("1 chosen item(s)", guids=frozenset({GUID_A}))),
+    (
+        f"rebuild --guid {GUID_A},{GUID_B}",
+        plan("2 chosen item(s)", guids=frozenset({GUID_A, GUID_B.lower()})),
+    ),
+    (
+        f"rebuild -g {GUID_A} --guid={GUID_B}",
+        plan("2 chosen item(s)", guids=frozenset({GUID_A, GUID_B.lower()})),
+    ),
+    (
+        f"rebuild --guid {GUID_A}, --py-version >=3.9 --parallelism 2",
+        plan("1 chosen item(s); Python >=3.9", 2, guids=frozenset({GUID_A}), py_version=v(">=3.9")),
+    ),
+    # rebuild status / cancel / history
+    ("rebuild status", RebuildStatus()),
+    ("rebuild status 12", RebuildStatus(12)),
+    ("rebuild STATUS #7", RebuildStatus(7)),
+    ("rebuild cancel 12", RebuildCancel(12)),
+    ("rebuild cancel #3", RebuildCancel(3)),
+    ("rebuild history", RebuildHistory()),
+    ("rebuild list", RebuildHistory()),
+    ("rebuild ls", RebuildHistory()),
+    # audit
+    ("audit", Audit()),
+    ("audit 1", Audit(1)),
+    ("audit 20", Audit(20)),
+    ("audit 50", Audit(50)),
+    # the server option, anywhere
+    ("-n staging servers", Servers(server="staging")),
+    ("--name staging caches list", CachesList(server="staging")),
+    ("--name=prod-eu caches list", CachesList(server="prod-eu")),
+    ("caches -n staging list", CachesList(server="staging")),
+    ("caches list --name production", CachesList(server="production")),
+    ("help -n staging", Help(server="staging")),
+    ("rebuild status 4 -n prod_2", RebuildStatus(4, server="prod_2")),
+    ("rebuild -n staging cancel 4", RebuildCancel(4, server="staging")),
+    ("rebuild history --name=s", RebuildHistory(server="s")),
+    ("audit -n staging 5", Audit(5, server="staging")),
+    ("-n staging --name staging audit", Audit(server="staging")),  # the same name twice is fine
+    (
+        "caches delete -l R -n staging -V 4.3.0",
+        CachesDelete((CacheTarget("R", "4.3.0", "Local"),), server="staging"),
+    ),
+    (
+        "content search --published -n staging --page 2",
+        search("--published --page 2", page=2, server="staging", published=True),
+    ),
+    (
+        "--name=production rebuild --parallelism 4",
+        RebuildPlan(ContentFilter(published=True), 4, "all published content", server="production"),
+    ),
+    # what Slack delivers: typographic quotes, HTML entities, autocorrected dashes
+    (
+        "content search --title-contains \u201cSales report\u201d",
+        search("--title-contains 'Sales report'", title_contains="Sales report"),
+    ),
+    (
+        "content search --title-contains \u2018Q1 numbers\u2019",
+        search("--title-contains 'Q1 numbers'", title_contains="Q1 numbers"),
+    ),
+    ("content search --py-version &gt;=3.9", search("--py-version '>=3.9'", py_version=v(">=3.9"))),
+    ("content search -r &lt;4.2", search("-r '<4.2'", r_version=v("<4.2"))),
+    (
+        "content search --title-contains R&amp;D",
+        search("--title-contains 'R&D'", title_contains="R&D"),
+    ),
+    (
+        "content search --title-contains &amp;lt;b&amp;gt;",  # decoded once, not twice
+        search("--title-contains '&lt;b&gt;'", title_contains="&lt;b&gt;"),
+    ),
+    ("content search \u2014published", search("--published", published=True)),
+    ("rebuild \u2014parallelism 2", plan("all published content", 2)),
+    ("\u2014name staging servers", Servers(server="staging")),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), GOOD, ids=[t or "<empty>" for t, _ in GOOD])
+def test_parses(text: str, expected: object) -> None:
+    assert parse(text) == expected
+
+
+def test_rebuild_plan_keeps_every_guid_and_forces_published() -> None:
+    command = parse(f"rebuild --guid {GUID_A},{GUID_B} -g {GUID_A}")
+    assert isinstance(command, RebuildPlan)
+    assert command.filter.guids == {GUID_A, GUID_B.lower()}
+    assert command.filter.published is True
+    assert command.parallelism is None
+
+
+def test_search_args_repeat_the_search() -> None:
+    command = parse('content search --title-contains "it\'s here" --page 2')
+    assert isinstance(command, ContentSearch)
+    again = parse(f"content search {command.args}")
+    assert again == command
+
+
+BAD = [
+    # (text, a phrase of the message)
+    ("frobnicate", "I don't know the command `frobnicate`"),
+    ("servers --all", "`servers` takes no options"),
+    ("caches", "`list` or `delete`"),
+    ("caches frobnicate", "`caches frobnicate` is not a command"),
+    ("caches list -l R", "`caches list` takes no options"),
+    ("caches delete", "Say which cache to delete"),
+    ("caches delete -V 3.11.3 -l Python", "Put `--language` before `-V`"),
+    ("caches delete -I img -l Python -V 3.11.3", "Put `--language` before `-I`"),
+    ("caches delete -l Julia -V 1.9.0", "must be R or Python, not `Julia`"),
+    ("caches delete -l Python", "Give the Python version with `--version`"),
+    ("caches delete -l Python -V 3.11", "not a three-part version number"),
+    ("caches delete -l R -V 4.3.0.1", "not a three-part version number"),
+    ("caches delete -l R -V v4.3.0", "not a three-part version number"),
+    ('caches delete -l R -V "4.3.0\n"', "not a three-part version number"),
+    ("caches delete -l R -V 4.3.0 -V 4.2.0", "its own `--language`"),
+    ("caches delete -l R -V", "`-V` needs a value"),
+    ("caches delete -l R --version=", "`--version` needs a value"),
+    ("caches delete -l -V 4.3.0", "`-l` needs a value"),
+    ("caches delete -l Python -V 3.11.3 --dry-run", "drop `--dry-run`"),
+    ("caches delete -d -l Python -V 3.11.3", "drop `--dry-run`"),
+    ("caches delete -l R -V 4.3.0 --force", "I don't understand `--force`"),
+    (f"caches delete -l R -V 4.3.0 -I {'x' * 256}", "image name is too long"),
+    ("caches delete " + " ".join(f"-l R -V 4.{i}.0" for i in range(21)), "At most 20 caches"),
+    ("content", "Try `content search`"),
+    ("content find", "Try `content search`"),
+    ("content search --guid x", "I don't understand `--guid`"),
+    ("content search --image-name x", "I don't understand `--image-name`"),
+    ("content search --parallelism 2", "I don't understand `--parallelism`"),
+    ("content search --py-version", "`--py-version` needs a value"),
+    ("content search --py-version latest", "not a version filter"),
+    ("content search -r ~=4.2", "not a version filter"),
+    ("content search --page 0", "`--page` takes a whole number"),
+    ("content search --page two", "`--page` takes a whole number"),
+    ("content search --page \u00b2", "`--page` takes a whole number"),
+    ("content search --title-contains", "`--title-contains` needs a value"),
+    ("content search --title-contains -t", "`--title-contains` needs a value"),
+    ("rebuild --published", "I don't understand `--published`"),
+    ("rebuild --title-contains x", "I don't understand `--title-contains`"),
+    ("rebuild --dry-run", "I don't understand `--dry-run`"),
+    ("rebuild now", "I don't understand `now`"),
+    ("rebuild --parallelism 0", "`--parallelism` takes a whole number from 1 to 16"),
+    ("rebuild --parallelism 17", "`--parallelism` takes a whole number from 1 to 16"),
+    ("rebuild --parallelism 99", "`--parallelism` takes a whole number from 1 to 16"),
+    ("rebuild --parallelism -1", "`--parallelism` needs a value"),
+    ("rebuild --parallelism \u00b2", "`--parallelism` takes a whole number"),
+    ("rebuild --parallelism " + "9" * 5000, "`--parallelism` takes a whole number"),
+    ("rebuild --guid not-a-guid", "does not look like a content GUID"),
+    ("rebuild --guid 1234567", "does not look like a content GUID"),
+    (f"rebuild --guid {GUID_A},zzzz-zzzz", "`zzzz-zzzz` does not look like a content GUID"),
+    ("rebuild --guid ,", "`--guid` needs a content GUID"),
+    ("rebuild --guid=", "`--guid` needs a value"),
+    ("rebuild status abc", "A rebuild ID is a number"),
+    ("rebuild status 1 2", "at most one ID"),
+    ("rebuild status \u00b2", "A rebuild ID is a number"),
+    ("rebuild status 12345678901", "A rebuild ID is a number"),
+    ("rebuild cancel", "Say which rebuild to cancel"),
+    ("rebuild cancel abc", "Say which rebuild to cancel"),
+    ("rebuild cancel 1 2", "Say which rebuild to cancel"),
+    ("rebuild history 5", "`rebuild history` takes no options"),
+    ("audit 0", "`audit` takes a number from 1 to 50"),
+    ("audit 51", "`audit` takes a number from 1 to 50"),
+    ("audit 999", "`audit` takes a number from 1 to 50"),
+    ("audit -5", "`audit` takes a number from 1 to 50"),
+    ("audit ten", "`audit` takes a number from 1 to 50"),
+    ("audit 5 6", "`audit` takes a number from 1 to 50"),
+    ("audit \u00b2", "`audit` takes a number from 1 to 50"),
+    ("audit " + "9" * 5000, "`audit` takes a number from 1 to 50"),
+    # the text itself
+    ('content search --title-contains "Sales', "I could not read that"),
+    ("content search --title-contains \u201cSales", "I could not read that"),
+    ("audit \\", "I could not read that"),
+    # the server option
+    ("servers -n", "`-n` needs a server name"),
+    ("-n", "`-n` needs a server name"),
+    ("--name -n staging servers", "`--name` needs a server name"),
+    ("caches list --name", "`--name` needs a server name"),
+    ("--name= servers", "is not a server name"),
+    ("-n staging -n production servers", "Name one Connect server per command"),
+    ("-n staging caches list --name=production", "Name one Connect server per command"),
+    ('-n "prod eu" servers', "`prod eu` is not a server name"),
+    ("-n prod.eu servers", "`prod.eu` is not a server name"),
+    ("-n prod/eu servers", "`prod/eu` is not a server name"),
+    ("-n _prod servers", "`_prod` is not a server name"),
+    ("-n pr`od servers", "`pr'od` is not a server name"),
+    ('-n "prod\n" servers', "is not a server name"),
+    (f"-n {'a' * 41} servers", "is not a server name"),
+]
+
+
+@pytest.mark.parametrize(("text", "phrase"), BAD, ids=[t[:60] for t, _ in BAD])
+def test_refuses_with_a_friendly_message(text: str, phrase: str) -> None:
+    result = parse(text)
+    assert isinstance(result, ParseError), result
+    assert phrase in result.message
+    assert result.usage.startswith("/connect ")
+    assert len(result.message) < 200  # the user's words are quoted back shortened
+
+
+def test_error_topic_names_the_command() -> None:
+    result = parse("rebuild --parallelism 0")
+    assert isinstance(result, ParseError)
+    assert result.topic == "rebuild"
+    assert "--parallelism" in result.usage
+
+
+# -- never raises ---------------------------------------------------------------------------
+
+FLAGS = [
+    *["-n", "--name", "-l", "--language", "-V", "--version", "-I", "--image-name"],
+    *["-d", "--dry-run", "--published", "--unpublished", "-t", "--content-type"],
+    *["-p", "--py-version", "-r", "--r-version", "--title-contains", "--page"],
+    *["--guid", "-g", "--parallelism", "-h", "--help", "--frobnicate"],
+]
+VALUES = [
+    *["staging", "prod-eu", "_bad", "R", "r", "Python", "python", "Julia"],
+    *["3.11.3", "4.3.0", "3.9", ">=3.9", "<4.2", "==", "latest", "shiny", "Local"],
+    *["list", "delete", "search", "status", "cancel", "history", "abc", "#12"],
+    *["0", "1", "16", "17", "50", "51", "999", "-1", "99999999999", "\u00b2", "\u0663"],
+    *["-", "--", ",", "=", "&", GUID_A, f"{GUID_A},{GUID_B}"],
+    *['"quoted words"', "'single quoted'", '"staging\n"', "\u201cSales report\u201d"],
+]
+PUNCTUATION = ['"', "'", "\\", "\u201c", "\u201d", "\u2018", "\u2019", "\u2014", "\u2013"]
+PUNCTUATION += ["&lt;", "&gt;", "&amp;", "\n", "\t", "\x00"]
+VERBS = ["help", "servers", "caches", "caches list", "caches delete", "content search"]
+VERBS += ["rebuild", "rebuild status", "rebuild cancel", "rebuild history", "audit", "nope"]
+flag = st.sampled_from(FLAGS)
+# Numbers as users type them, and characters Python calls digits that int() refuses ("²").
+number = st.one_of(
+    st.integers(-5, 10**11).map(str),
+    st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=4),
+)
+value = st.one_of(st.sampled_from(VALUES), number)
+# `--flag=value`, `--flag value`, a lone value, some punctuation, or anything at all.
+word = st.one_of(
+    st.builds("{}={}".format, flag, value),
+    st.builds("{} {}".format, flag, value),
+    flag,
+    value,
+    st.sampled_from(PUNCTUATION),
+    st.text(max_size=6),
+)
+# A verb, then words from the real vocabulary (and a few random ones), joined by spaces.
+tokens = st.builds(
+    lambda verb, words: " ".join([verb, *words]),
+    st.sampled_from(VERBS),
+    st.lists(word, max_size=4),
+)
+
+
+def check_never_raises(text: str) -> None:
+    result = parse(text)
+    if isinstance(result, ParseError):
+        assert isinstance(result.message, str) and result.message.strip()
+        assert isinstance(result.usage, str)
+    else:
+        assert result.server is None or SERVER_NAME.fullmatch(result.server), result.server
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_text_parses_or_is_refused(text: str) -> None:
+    check_never_raises(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tokens)
+def test_plausible_commands_parse_or_are_refused(text: str) -> None:
+    check_never_raises(text)
+
+
+# -- describe_filter ------------------------------------------------------------------------
+
+DESCRIPTIONS = [
+    (ContentFilter(), ""),
+    (ContentFilter(published=True), ""),
+    (ContentFilter(guids=frozenset({GUID_A, "b" * 8})), "2 chosen item(s)"),
+    (ContentFilter(content_types=frozenset({"shiny", "python-dash"})), "python-dash, shiny"),
+    (ContentFilter(py_version=v("3.9.5")), "Python ==3.9.5"),
+    (ContentFilter(py_version=v("=3.9")), "Python ==3.9"),
+    (ContentFilter(r_version=v(">=4.2")), "R >=4.2"),
+    (ContentFilter(image_name="img:1"), "image img:1"),
+    (ContentFilter(title_contains="Sales"), 'title contains "Sales"'),
+    (
+        ContentFilter(
+            guids=frozenset({GUID_A}),
+            content_types=frozenset({"shiny"}),
+            py_version=v("<3.10"),
+            r_version=v("4.3.0"),
+            image_name="img:1",
+            title_contains="Q1",
+        ),
+        '1 chosen item(s); shiny; Python <3.10; R ==4.3.0; image img:1; title contains "Q1"',
+    ),
+]
+
+
+@pytest.mark.parametrize(("content_filter", "expected"), DESCRIPTIONS)
+def test_describe_filter(content_filter: ContentFilter, expected: str) -> None:
+    assert describe_filter(content_filter) == expected
