@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     bot_admin_groups: CommaList = Field(default_factory=list)
     bot_allowed_channels: CommaList = Field(default_factory=list)
     bot_confirm_ttl_seconds: int = Field(default=900, gt=0)
+    # How long Connect may keep failing (per item of a rebuild) before the bot gives up.
+    bot_connect_retry_seconds: float = Field(default=600, gt=0)
     bot_two_person_rule: bool = False
     bot_audit_channel: str | None = None
     # Several Connect servers (see `server_configs`): "staging=https://s,production=https://c".

@@ -59,3 +59,17 @@ def expire_rebuild_plans(key: str) -> None:
     count = current.services.rebuilds.expire_overdue()
     if count:
         log.info("expired %d rebuild plan(s)", count)
+
+
+def reconcile(key: str) -> None:
+    """Deletions and rebuild starts that a process which died left half-done: finish them."""
+    current = runtime(key)
+    if current is None:
+        return
+    try:
+        count = current.services.deletions.reconcile() + current.services.rebuilds.reconcile()
+    except Exception:  # the next run tries again; a failure here must not stop the scheduler
+        log.exception("reconciliation failed")
+        return
+    if count:
+        log.info("reconciled %d unfinished act(s)", count)

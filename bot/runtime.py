@@ -24,6 +24,8 @@ from bot.services.authz import Authorizer
 from bot.services.caches import CacheService
 from bot.services.confirmations import Confirmations
 from bot.services.container import Services
+from bot.services.deletion_journal import DeletionJournal
+from bot.services.deletion_runner import DeletionRunner
 from bot.services.deletions import Deletions
 from bot.services.pending import PendingStore
 from bot.services.queries import Queries
@@ -104,7 +106,12 @@ class Runtime:
     def start_http(self, host: str = "0.0.0.0", port: int | None = None) -> HttpServer:
         app = None if self.settings.socket_mode else self.app
         self.http = HttpServer(
-            BotWsgi(app, self.readiness, self.deps.gate),
+            BotWsgi(
+                app,
+                self.readiness,
+                self.deps.gate,
+                signing_secret=_secret(self.settings.slack_signing_secret),
+            ),
             host=host,
             port=self.settings.port if port is None else port,
         ).start()
@@ -203,15 +210,18 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         key=key,
     )
     jobs.register_runtime(key, runtime)
-    for job in ("expire_pending", "expire_rebuild_plans"):
+    for job, seconds in (("expire_pending", 30), ("expire_rebuild_plans", 30), ("reconcile", 60)):
         scheduler.add_job(
             f"bot.jobs:{job}",
             "interval",
-            seconds=30,
+            seconds=seconds,
             args=[key],
             id=job.replace("_", "-"),
             replace_existing=True,
         )
+    # Acts a crashed process left half-done are finished now, not in a minute; off the main
+    # thread, since it may ask Connect (the bot answers Slack meanwhile).
+    executor.submit(jobs.reconcile, key)
     services.engine.subscribe(reporter.watch)
     for rebuild_id in services.rebuild_store.unreported_ids():
         reporter.watch(rebuild_id)  # finished, but the bot died before the summary
@@ -237,6 +247,7 @@ def build_services(
     audit = AuditLog(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
     pending = PendingStore(db, confirm_ttl_seconds)
     confirmations = Confirmations(pending, authz, audit, two_person_rule=two_person_rule)
+    journal = DeletionJournal(db)
     deletions = Deletions(
         servers=servers,
         pending=pending,
@@ -244,6 +255,8 @@ def build_services(
         authz=authz,
         audit=audit,
         notifier=notifier,
+        journal=journal,
+        runner=DeletionRunner(journal, audit, servers),
     )
     store = RebuildStore(db)
     engine = RebuildEngine(
@@ -279,7 +292,11 @@ def _servers(settings: Settings) -> Servers:
         connected = [
             ConnectServer(config.name, client, CacheService(client))
             for config in configs
-            for client in [ConnectClient(config.url, config.api_key)]
+            for client in [
+                ConnectClient(
+                    config.url, config.api_key, retry_seconds=settings.bot_connect_retry_seconds
+                )
+            ]
         ]
         return Servers(
             connected, default=settings.bot_default_server, channel_defaults=channel_defaults

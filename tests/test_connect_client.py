@@ -16,11 +16,13 @@ from bot.connect import (
     ConnectClient,
     ConnectError,
     ContentFilter,
+    Job,
     NotSent,
     RuntimeCache,
     ServerProbe,
     VersionFilter,
 )
+from bot.connect.models import parse_time
 from bot.connect.retry import RetryPolicy, parse_retry_after
 from bot.connect.versions import parse_version
 from bot.sim.connect_server import FakeConnect
@@ -106,6 +108,57 @@ def test_failed_build_task_is_reported_as_failure(
     assert task.finished and not task.succeeded
     assert task.code != 0
     assert "Cannot find compatible environment" in task.failure_reason
+
+
+def test_a_running_build_is_listed_as_an_active_restore_job(
+    connect: ConnectClient, fake_connect: FakeConnect
+):
+    guid = next(i["guid"] for i in fake_connect.content() if i["bundle_id"] and i["py_version"])
+    assert connect.content.jobs(guid) == []
+    task_id = connect.content.build(guid)
+    (job,) = connect.content.jobs(guid)
+    assert job.active and job.restores and job.tag == "python_restore"
+    assert job.start_time is not None and job.start_time.tzinfo is UTC
+    assert abs((datetime.now(UTC) - job.start_time).total_seconds()) < 5
+    assert (job.end_time, job.exit_code) == (None, None)
+    assert connect.tasks.follow(task_id).succeeded
+    (done,) = connect.content.jobs(guid)
+    assert (done.key, done.active, done.succeeded, done.exit_code) == (job.key, False, True, 0)
+    with pytest.raises(ConnectError) as info:
+        connect.content.jobs("no-such-guid")
+    assert info.value.not_found
+
+
+@pytest.mark.parametrize(
+    ("raw", "active", "succeeded", "reason"),
+    [
+        ({"status": 0, "exit_code": None}, True, False, "exited with status None"),
+        ({"status": 1, "exit_code": 0}, False, True, ""),
+        ({"status": 2, "exit_code": 1}, False, False, "(Connect job k1) exited with status 1"),
+        ({"status": 1, "exit_code": 2, "error": "out of memory"}, False, False, "out of memory"),
+        ({"status": 3, "exit_code": None}, False, False, "Connect skipped the build (job k1)"),
+    ],
+)
+def test_job_states(raw, active, succeeded, reason):
+    job = Job.from_json({"key": "k1", "tag": "packrat_restore", **raw})
+    assert (job.active, job.succeeded, job.restores) == (active, succeeded, True)
+    assert reason in job.failure_reason if reason else job.failure_reason == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-12-05T16:22:51Z", datetime(2024, 12, 5, 16, 22, 51, tzinfo=UTC)),
+        ("2023-07-24T18:49:28.584906476Z", datetime(2023, 7, 24, 18, 49, 28, 584906, tzinfo=UTC)),
+        ("2024-12-05T17:22:51+01:00", datetime(2024, 12, 5, 16, 22, 51, tzinfo=UTC)),
+        ("2024-12-05T16:22:51", datetime(2024, 12, 5, 16, 22, 51, tzinfo=UTC)),
+        (None, None),
+        ("", None),
+        ("yesterday", None),
+    ],
+)
+def test_parse_time(text, expected):
+    assert parse_time(text) == expected
 
 
 def test_long_poll_returns_promptly_when_the_task_ends(
@@ -429,12 +482,43 @@ def test_retry_policy_delay(policy: RetryPolicy, attempt, retry_after, low, high
         assert low <= policy.delay(attempt, retry_after) <= high
 
 
+def test_retry_policy_budget_on_an_injected_clock():
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    def fail(attempt: int) -> None:
+        now[0] += 1.0  # each try takes a second on this clock
+        raise ConnectError("down", method="GET", path="x", retry_after=2.0)
+
+    told: list[int] = []
+    policy = RetryPolicy(attempts=None, max_seconds=10.0)
+    retrying = policy.retrying(
+        retry_on=lambda exc: True,
+        sleep=sleep,
+        clock=lambda: now[0],
+        before_sleep=lambda state: told.append(state.attempt_number),
+    )
+    with pytest.raises(ConnectError):
+        for attempt in retrying:
+            with attempt:
+                fail(attempt.retry_state.attempt_number)
+    # Tries end at 1, 4, 7 s; a wait from 10 s would end past the 10 s budget.
+    assert sleeps == [2.0, 2.0, 2.0] and told == [1, 2, 3]
+    assert now[0] == 10.0
+
+
 def test_retry_policy_defaults_and_validation():
     assert RetryPolicy.from_retries(4, 0.5) == RetryPolicy(attempts=5, backoff=0.5)
     assert RetryPolicy().max_seconds is None
     client = ConnectClient("http://connect.test", ADMIN_KEY, retries=2, backoff=0.01)
     assert (client.http.retries, client.http.backoff) == (2, 0.01)
     assert client.http.retry_policy == RetryPolicy(attempts=3, backoff=0.01)
+    assert client.retry_seconds is None
+    assert ConnectClient("http://connect.test", ADMIN_KEY, retry_seconds=600).retry_seconds == 600
     for bad in ({"attempts": None}, {"attempts": 0}, {"max_seconds": -1.0}):
         with pytest.raises(ValueError):
             RetryPolicy(**bad)

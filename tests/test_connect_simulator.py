@@ -396,6 +396,58 @@ def test_successful_build_recreates_deleted_cache(fake: FakeConnect, admin: http
     assert {"language": "Python", "version": "3.11.3", "image_name": "Local"} in fake.caches()
 
 
+JOB_FIELDS = {
+    "id", "ppid", "pid", "key", "remote_id", "app_id", "content_id", "content_guid",
+    "variant_id", "bundle_id", "start_time", "end_time", "last_heartbeat_time", "queued_time",
+    "queue_name", "tag", "exit_code", "status", "hostname", "cluster", "image", "run_as",
+}  # fmt: skip
+
+
+def test_a_running_build_is_an_active_restore_job(fake: FakeConnect, admin: httpx.Client) -> None:
+    python_item = next(i for i in published(fake) if i["app_mode"] == "python-fastapi")
+    r_item = next(i for i in published(fake) if i["app_mode"] == "shiny")
+    fake.fail_builds([r_item["guid"]])
+    assert admin.get(f"/v1/content/{python_item['guid']}/jobs").json() == []
+    tasks = {item["guid"]: start_build(admin, item["guid"]) for item in (python_item, r_item)}
+    for item, tag in ((python_item, "python_restore"), (r_item, "packrat_restore")):
+        (job,) = admin.get(f"/v1/content/{item['guid']}/jobs").json()
+        assert set(job) == JOB_FIELDS
+        assert (job["tag"], job["status"], job["exit_code"]) == (tag, 0, None)
+        assert job["end_time"] is None
+        assert job["content_guid"] == item["guid"] and job["bundle_id"] == item["bundle_id"]
+        assert job["app_id"] == job["content_id"] == item["id"]
+        assert re.fullmatch(r"[A-Za-z0-9]{16}", job["key"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", job["start_time"])
+    for task_id in tasks.values():
+        admin.get(f"/v1/tasks/{task_id}", params={"wait": 5})
+    (done,) = admin.get(f"/v1/content/{python_item['guid']}/jobs").json()
+    assert (done["status"], done["exit_code"]) == (1, 0) and done["end_time"]
+    (failed,) = admin.get(f"/v1/content/{r_item['guid']}/jobs").json()
+    assert (failed["status"], failed["exit_code"]) == (1, 1)
+    # Newest first; the simulator's own view is oldest first.
+    start_build(admin, python_item["guid"])
+    listed = admin.get(f"/v1/content/{python_item['guid']}/jobs").json()
+    assert [j["status"] for j in listed] == [0, 1]
+    assert [j["key"] for j in fake.jobs(python_item["guid"])] == [j["key"] for j in listed[::-1]]
+
+
+def test_a_queued_build_has_no_job_yet() -> None:
+    with FakeConnect(build_seconds=0.3, build_limit=1) as server, api(server) as client:
+        with_runtime = [i for i in published(server) if i["py_version"] or i["r_version"]]
+        first, second = (item["guid"] for item in with_runtime[:2])
+        start_build(client, first)
+        task_id = start_build(client, second)
+        assert client.get(f"/v1/content/{second}/jobs").json() == []
+        client.get(f"/v1/tasks/{task_id}", params={"wait": 5})
+        assert [j["exit_code"] for j in client.get(f"/v1/content/{second}/jobs").json()] == [0]
+
+
+def test_jobs_errors(fake: FakeConnect, admin: httpx.Client) -> None:
+    assert_error(admin.get("/v1/content/no-such-guid/jobs"), 404, 4)
+    with api(fake, "view-key") as viewer:
+        assert_error(viewer.get(f"/v1/content/{published(fake)[0]['guid']}/jobs"), 403, 22)
+
+
 # ------------------------------------------------------------------ sticky sessions
 
 
@@ -466,6 +518,60 @@ def test_injected_connection_resets(fake: FakeConnect, admin: httpx.Client) -> N
         admin.get("/v1/content")
     assert fake.requests[-1].status == 0
     assert admin.get("/v1/user").status_code == 200
+
+
+def test_a_lost_answer_is_processed_then_reset(fake: FakeConnect, admin: httpx.Client) -> None:
+    guid = published(fake)[0]["guid"]
+    fake.inject_faults(lose_rate=1.0, paths=r"/build$", limit=1)
+    with pytest.raises(httpx.TransportError):
+        admin.post(f"/v1/content/{guid}/build", json={})
+    assert fake.builds_started() == [guid]  # Connect took it; the answer never came back
+    assert fake.requests[-1].status == 0
+    start_build(admin, guid)  # the limit: one fault, then none
+    assert fake.builds_started() == [guid, guid]
+
+
+def test_an_outage_refuses_connections_then_connect_comes_back(
+    fake: FakeConnect, admin: httpx.Client
+) -> None:
+    guid = published(fake)[0]["guid"]
+    fake.set_build_duration(guid, 30)
+    task_id = start_build(admin, guid)
+    errors: list[BaseException] = []
+    polling = threading.Event()
+
+    def long_poll() -> None:
+        with api(fake) as client:
+            client.get("/v1/user")  # connected before the outage
+            polling.set()
+            try:
+                client.get(f"/v1/tasks/{task_id}", params={"wait": 20})
+            except httpx.TransportError as exc:
+                errors.append(exc)
+
+    poller = threading.Thread(target=long_poll)
+    poller.start()
+    assert polling.wait(5)
+    fake.outage(1.0)
+    poller.join(5)  # well before its 20 s wait: the long poll (or its connection) was cut
+    assert not poller.is_alive() and len(errors) == 1
+    with pytest.raises(httpx.TransportError):
+        admin.get("/v1/user")  # a kept-alive connection is reset
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{fake.url}/__api__/server_settings")  # a new one is refused
+    assert fake.wait_up(5)
+    assert admin.get("/v1/user").status_code == 200
+    assert httpx.get(f"{fake.url}/__api__/server_settings").status_code == 200
+
+
+def test_an_outage_can_answer_503_with_retry_after(fake: FakeConnect, admin: httpx.Client) -> None:
+    fake.outage(30, status=503, retry_after="5")
+    response = admin.get("/v1/user")
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert "503 Service Unavailable" in response.text
+    assert not fake.wait_up(0)
+    fake.end_outage()
+    assert fake.wait_up(0) and admin.get("/v1/user").status_code == 200
 
 
 # ------------------------------------------------------------------ content

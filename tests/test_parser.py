@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import shlex
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -35,11 +39,13 @@ def v(text: str) -> VersionFilter:
     return VersionFilter.parse(text)
 
 
-def search(args: str, page: int = 1, server: str | None = None, **filter_fields) -> ContentSearch:
+def search(
+    args: str, page: int = 1, server: str | None = None, **filter_fields: Any
+) -> ContentSearch:
     return ContentSearch(ContentFilter(**filter_fields), args, page, server=server)
 
 
-def plan(description: str, parallelism: int | None = None, **filter_fields) -> RebuildPlan:
+def plan(description: str, parallelism: int | None = None, **filter_fields: Any) -> RebuildPlan:
     return RebuildPlan(ContentFilter(published=True, **filter_fields), parallelism, description)
 
 
@@ -54,6 +60,8 @@ GOOD = [
     ("?", Help()),
     ("help rebuild", Help("rebuild")),
     ("help caches", Help("caches")),
+    ("help rebuild status", Help("rebuild status")),  # every word of the topic counts
+    ("help caches delete", Help("caches delete")),
     # servers
     ("servers", Servers()),
     ("server", Servers()),
@@ -95,6 +103,17 @@ GOOD = [
         "caches remove " + " ".join(f"-l R -V 4.{i}.0" for i in range(20)),
         CachesDelete(tuple(CacheTarget("R", f"4.{i}.0", "Local") for i in range(20))),
     ),
+    (  # the same version on two images, and the same version of two languages: four caches
+        "caches delete -l R -V 4.3.0 -l R -V 4.3.0 -I img:1 -l Python -V 4.3.0 -l R -V 4.3.1",
+        CachesDelete(
+            (
+                CacheTarget("R", "4.3.0", "Local"),
+                CacheTarget("R", "4.3.0", "img:1"),
+                CacheTarget("Python", "4.3.0", "Local"),
+                CacheTarget("R", "4.3.1", "Local"),
+            )
+        ),
+    ),
     # content search, each filter
     ("content search", search("")),
     ("content search --published", search("--published", published=True)),
@@ -116,17 +135,39 @@ GOOD = [
         'content search --title-contains "Sales report"',
         search("--title-contains 'Sales report'", title_contains="Sales report"),
     ),
-    ("content search --page 3", search("--page 3", page=3)),
+    ("content search --page 3", search("", page=3)),  # args leave out the page
     (
         "content search --published --content-type shiny --r-version >=4.2 --page=2",
         search(
-            "--published --content-type shiny --r-version '>=4.2' --page=2",
+            "--published --content-type shiny --r-version '>=4.2'",
             page=2,
             published=True,
             content_types=frozenset({"shiny"}),
             r_version=v(">=4.2"),
         ),
     ),
+    # every value is taken: comma-separated types (as a repeated flag), a value given twice
+    (
+        "content search -t shiny,Quarto-Static",
+        search("-t shiny,Quarto-Static", content_types=frozenset({"shiny", "quarto-static"})),
+    ),
+    (
+        "content search --content-type=shiny, -t rmd-static",
+        search(
+            "--content-type=shiny, -t rmd-static",
+            content_types=frozenset({"shiny", "rmd-static"}),
+        ),
+    ),
+    ("content search --published --published", search("--published --published", published=True)),
+    (
+        "content search -p 3.9 --py-version ==3.9",  # the same filter, spelt twice
+        search("-p 3.9 --py-version ==3.9", py_version=v("==3.9")),
+    ),
+    (
+        "content search --title-contains Q1 --title-contains=Q1",
+        search("--title-contains Q1 --title-contains=Q1", title_contains="Q1"),
+    ),
+    ("content search --page 2 --page=2", search("", page=2)),
     # rebuild (a plan)
     ("rebuild", plan("all published content")),
     (
@@ -141,6 +182,13 @@ GOOD = [
     ),
     ("rebuild --image-name img:1", plan("image img:1", image_name="img:1")),
     ("rebuild -I img:1", plan("image img:1", image_name="img:1")),
+    ("rebuild -I img:1 --image-name img:1", plan("image img:1", image_name="img:1")),
+    ("rebuild --parallelism 2 --parallelism=2", plan("all published content", 2)),
+    ("rebuild -r 4.3.0 -r =4.3.0", plan("R ==4.3.0", r_version=v("=4.3.0"))),
+    (
+        "rebuild -t shiny,python-dash -t shiny",
+        plan("python-dash, shiny", content_types=frozenset({"shiny", "python-dash"})),
+    ),
     (f"rebuild --guid {GUID_A}", plan("1 chosen item(s)", guids=frozenset({GUID_A}))),
     (
         f"rebuild --guid {GUID_A},{GUID_B}",
@@ -186,7 +234,7 @@ GOOD = [
     ),
     (
         "content search --published -n staging --page 2",
-        search("--published --page 2", page=2, server="staging", published=True),
+        search("--published", page=2, server="staging", published=True),
     ),
     (
         "--name=production rebuild --parallelism 4",
@@ -230,11 +278,21 @@ def test_rebuild_plan_keeps_every_guid_and_forces_published() -> None:
     assert command.parallelism is None
 
 
-def test_search_args_repeat_the_search() -> None:
-    command = parse('content search --title-contains "it\'s here" --page 2')
+@pytest.mark.parametrize(
+    "text",
+    [
+        'content search --title-contains "it\'s here" --page 2',
+        "content search --page=3 -t shiny,rmd --published",
+        "content search -p >=3.9 --page 7 --page 7",
+    ],
+)
+def test_search_args_repeat_the_search(text: str) -> None:
+    """What a page button does: the search's words, then its own `--page N`."""
+    command = parse(text)
     assert isinstance(command, ContentSearch)
-    again = parse(f"content search {command.args}")
-    assert again == command
+    assert "--page" not in command.args
+    assert parse(f"content search {command.args} --page {command.page}") == command
+    assert parse(f"content search {command.args} --page 9") == replace(command, page=9)
 
 
 BAD = [
@@ -254,6 +312,15 @@ BAD = [
     ("caches delete -l R -V v4.3.0", "not a three-part version number"),
     ('caches delete -l R -V "4.3.0\n"', "not a three-part version number"),
     ("caches delete -l R -V 4.3.0 -V 4.2.0", "its own `--language`"),
+    ("caches delete -l R -V 4.3.0 -l r -V 4.3.0", "The R 4.3.0 cache on image `Local` is named"),
+    ("caches delete -l R -V 4.3.0 -l R -V 4.3.0 -I Local", "is named twice"),
+    (
+        "caches delete -l python -V 3.9.5 -I img -l R -V 4.3.0 -l Python -V 3.9.5 -I img",
+        "The Python 3.9.5 cache on image `img` is named twice",
+    ),
+    ('caches delete -l R -V 4.3.0 -I ""', "`-I` needs a value"),  # not silently "Local"
+    ("caches delete -l R -V 4.3.0 --image-name=", "`--image-name` needs a value"),
+    ('caches delete -l "" -V 4.3.0', "`-l` needs a value"),
     ("caches delete -l R -V", "`-V` needs a value"),
     ("caches delete -l R --version=", "`--version` needs a value"),
     ("caches delete -l -V 4.3.0", "`-l` needs a value"),
@@ -275,6 +342,26 @@ BAD = [
     ("content search --page \u00b2", "`--page` takes a whole number"),
     ("content search --title-contains", "`--title-contains` needs a value"),
     ("content search --title-contains -t", "`--title-contains` needs a value"),
+    ('content search --title-contains ""', "`--title-contains` needs a value"),
+    # a single-valued option given twice, or two that contradict each other
+    ("content search --published --unpublished", "`--published` or `--unpublished`, not both"),
+    ("content search --unpublished --published", "`--published` or `--unpublished`, not both"),
+    ("content search --published=no", "`--published` takes no value"),
+    ("content search --unpublished=yes", "`--unpublished` takes no value"),
+    (
+        "content search --py-version 3.9 --py-version 3.11",
+        "`--py-version` was given twice (`3.9` and `3.11`); give it once",
+    ),
+    ("content search -p 3.9 --py-version=3.11", "`--py-version` was given twice"),
+    ("content search -p 3.9 -p >=3.9", "`-p` was given twice (`3.9` and `>=3.9`)"),
+    ("content search --r-version 4.3.0 -r 4.2.0", "`-r` was given twice"),
+    ("content search --title-contains Sales --title-contains Q1", "`--title-contains` was given"),
+    ("content search --title-contains Sales --title-contains sales", "was given twice"),
+    ("content search --page 2 --page=3", "`--page` was given twice (`2` and `3`)"),
+    ("content search --page 1 --page 2 --page 1", "`--page` was given twice"),
+    ("content search --content-type ,", "`--content-type` needs a content type"),
+    ('content search --content-type ""', "`--content-type` needs a value"),
+    ("content search -t=shiny", "I don't understand `-t=shiny`"),
     ("rebuild --published", "I don't understand `--published`"),
     ("rebuild --title-contains x", "I don't understand `--title-contains`"),
     ("rebuild --dry-run", "I don't understand `--dry-run`"),
@@ -285,6 +372,13 @@ BAD = [
     ("rebuild --parallelism -1", "`--parallelism` needs a value"),
     ("rebuild --parallelism \u00b2", "`--parallelism` takes a whole number"),
     ("rebuild --parallelism " + "9" * 5000, "`--parallelism` takes a whole number"),
+    ("rebuild --parallelism 2 --parallelism 3", "`--parallelism` was given twice (`2` and `3`)"),
+    ("rebuild --py-version 3.11.3 --py-version 3.9.5", "`--py-version` was given twice"),
+    ("rebuild --r-version 4.3.0 --r-version >=4.2", "`--r-version` was given twice"),
+    ("rebuild --image-name a -I b", "`-I` was given twice (`a` and `b`)"),
+    ('rebuild --image-name ""', "`--image-name` needs a value"),
+    ('rebuild -t " , "', "`-t` needs a content type"),
+    ("rebuild --unpublished", "I don't understand `--unpublished`"),
     ("rebuild --guid not-a-guid", "does not look like a content GUID"),
     ("rebuild --guid 1234567", "does not look like a content GUID"),
     (f"rebuild --guid {GUID_A},zzzz-zzzz", "`zzzz-zzzz` does not look like a content GUID"),
@@ -292,11 +386,13 @@ BAD = [
     ("rebuild --guid=", "`--guid` needs a value"),
     ("rebuild status abc", "A rebuild ID is a number"),
     ("rebuild status 1 2", "at most one ID"),
+    ("rebuild status #1 #1", "at most one ID"),
     ("rebuild status \u00b2", "A rebuild ID is a number"),
     ("rebuild status 12345678901", "A rebuild ID is a number"),
     ("rebuild cancel", "Say which rebuild to cancel"),
     ("rebuild cancel abc", "Say which rebuild to cancel"),
     ("rebuild cancel 1 2", "Say which rebuild to cancel"),
+    ("rebuild cancel 1 1", "Say which rebuild to cancel"),
     ("rebuild history 5", "`rebuild history` takes no options"),
     ("audit 0", "`audit` takes a number from 1 to 50"),
     ("audit 51", "`audit` takes a number from 1 to 50"),
@@ -304,6 +400,7 @@ BAD = [
     ("audit -5", "`audit` takes a number from 1 to 50"),
     ("audit ten", "`audit` takes a number from 1 to 50"),
     ("audit 5 6", "`audit` takes a number from 1 to 50"),
+    ("audit 5 5", "`audit` takes a number from 1 to 50"),
     ("audit \u00b2", "`audit` takes a number from 1 to 50"),
     ("audit " + "9" * 5000, "`audit` takes a number from 1 to 50"),
     # the text itself
@@ -407,6 +504,96 @@ def test_any_text_parses_or_is_refused(text: str) -> None:
 @given(tokens)
 def test_plausible_commands_parse_or_are_refused(text: str) -> None:
     check_never_raises(text)
+
+
+# -- every value is taken, or the command is refused ---------------------------------------
+
+version_text = st.builds(
+    "{}{}.{}".format,
+    st.sampled_from(["", "=", "==", ">", ">=", "<", "<="]),
+    st.integers(3, 4),
+    st.integers(0, 12),
+)
+plain_text = st.text("abcXYZ019 _:/", min_size=1, max_size=12).filter(str.strip)
+# (command, the option's spellings, its values, what makes two values the same, where it lands)
+Single = tuple[str, list[str], st.SearchStrategy[str], Callable[[str], object], str]
+SINGLE: list[Single] = [
+    ("content search", ["--py-version", "-p"], version_text, lambda t: str(v(t)), "py"),
+    ("content search", ["--r-version", "-r"], version_text, lambda t: str(v(t)), "r"),
+    ("content search", ["--title-contains"], plain_text, str, "title"),
+    ("content search", ["--page"], st.integers(1, 10_000).map(str), int, "page"),
+    ("rebuild", ["--py-version", "-p"], version_text, lambda t: str(v(t)), "py"),
+    ("rebuild", ["--image-name", "-I"], plain_text, str, "image"),
+    ("rebuild", ["--parallelism"], st.integers(1, 16).map(str), int, "parallelism"),
+]
+
+
+def landed(command: object, where: str) -> object:
+    assert isinstance(command, (ContentSearch, RebuildPlan)), command
+    f = command.filter
+    return {
+        "py": lambda: str(f.py_version),
+        "r": lambda: str(f.r_version),
+        "title": lambda: f.title_contains,
+        "image": lambda: f.image_name,
+        "page": lambda: command.page if isinstance(command, ContentSearch) else None,
+        "parallelism": lambda: command.parallelism if isinstance(command, RebuildPlan) else None,
+    }[where]()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(SINGLE), st.data())
+def test_a_single_valued_option_twice_is_taken_only_if_the_same(
+    option: Single, data: st.DataObject
+) -> None:
+    command, names, values, key, where = option
+    first, second = data.draw(values), data.draw(values)
+    name1, name2 = data.draw(st.sampled_from(names)), data.draw(st.sampled_from(names))
+    glue = "=" if name2.startswith("--") else " "  # `--name=value`; short options take a word
+    result = parse(f"{command} {name1} {shlex.quote(first)} {name2}{glue}{shlex.quote(second)}")
+    if key(first) == key(second):
+        assert landed(result, where) == key(second)
+    else:
+        assert isinstance(result, ParseError), result
+        assert f"`{name2}` was given twice" in result.message
+
+
+content_type = st.from_regex(r"[a-z][a-z-]{0,10}", fullmatch=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(content_type, min_size=1, max_size=3), min_size=1, max_size=3))
+def test_every_content_type_is_taken(groups: list[list[str]]) -> None:
+    flags = " ".join(f"-t {','.join(group)}" for group in groups)
+    for command in (f"content search {flags}", f"rebuild {flags}"):
+        result = parse(command)
+        assert isinstance(result, (ContentSearch, RebuildPlan)), result
+        assert result.filter.content_types == {t for group in groups for t in group}
+
+
+cache = st.tuples(
+    st.sampled_from(["R", "r", "Python", "python"]),
+    st.sampled_from(["4.3.0", "3.11.3"]),
+    st.sampled_from([None, "Local", "img:1"]),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(cache, min_size=1, max_size=6))
+def test_every_cache_is_deleted_once_or_refused(caches: list[tuple[str, str, str | None]]) -> None:
+    words = [
+        f"-l {lang} -V {version}" + (f" -I {image}" if image else "")
+        for lang, version, image in caches
+    ]
+    result = parse("caches delete " + " ".join(words))
+    wanted = [
+        CacheTarget(lang.title() if lang.lower() == "python" else "R", version, image or "Local")
+        for lang, version, image in caches
+    ]
+    if len(set(wanted)) == len(wanted):
+        assert result == CachesDelete(tuple(wanted))
+    else:
+        assert isinstance(result, ParseError) and "is named twice" in result.message
 
 
 # -- describe_filter ------------------------------------------------------------------------

@@ -92,7 +92,8 @@ def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(
         for guid in finished | set(building):
             assert built[guid] == 1, f"{guid} was {before[guid].state} at the kill"
         assert all(built[guid] <= 2 for guid in in_flight)
-        assert sum(built.values()) == ITEMS + len(in_flight)
+        # An in-flight request is re-sent only when Connect shows no build for it (jobs).
+        assert ITEMS <= sum(built.values()) <= ITEMS + len(in_flight)
         # The running builds were re-attached by task id, not started again.
         for guid, task_id in building.items():
             polls = [

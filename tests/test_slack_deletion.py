@@ -98,7 +98,7 @@ def test_full_deletion_flow(stack: Stack):
         ("cache_delete", "succeeded"),
     ]
     assert stack.slack.wait_for(lambda fake: len(fake.messages(AUDIT_CHANNEL)) == 3)
-    assert pending_rows(stack)[0].state == "done"
+    assert stack.slack.wait_for(lambda _: pending_rows(stack)[0].state == "done")
 
 
 def test_several_targets_with_one_missing(stack: Stack):
@@ -241,7 +241,8 @@ def test_failed_deletion_is_shown_as_a_failure(stack: Stack):
     final = _finished(stack, message.ts)
     assert ":x: *failed*" in final and "no such cache" in final
     assert ("cache_delete", "failed") in [(r.action, r.outcome) for r in audit_rows(stack)]
-    assert pending_rows(stack)[0].state == "failed"
+    # The card is updated first, then the request's final state is stored.
+    assert stack.slack.wait_for(lambda _: pending_rows(stack)[0].state == "failed")
 
 
 def test_delete_buttons_from_the_list_and_multi_select(stack: Stack):

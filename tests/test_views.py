@@ -252,7 +252,7 @@ def test_hostile_strings_never_become_live_mentions_or_links(build: Callable[[],
         ("<!channel>", "&lt;!channel&gt;"),
         ("a & b", "a &amp; b"),
         ("<https://x|y>", "&lt;https://x|y&gt;"),
-        ("@here", "@here"),  # plain text: the poster sends parse=none, so it is not linkified
+        ("@here", "@\u2060here"),  # a word joiner after @: never a ping, whatever `parse` is
         ("x` <!here> `y", "x' &lt;!here&gt; 'y"),  # no way out of the code span
     ],
 )

@@ -9,6 +9,7 @@ from bot.connect.errors import ConnectError
 from bot.connect.models import (
     CacheDeletion,
     ContentItem,
+    Job,
     RuntimeCache,
     ServerProbe,
     ServerSettings,
@@ -25,6 +26,7 @@ __all__ = [
     "Content",
     "ContentFilter",
     "ContentItem",
+    "Job",
     "NotSent",
     "RuntimeCache",
     "RuntimeCaches",
@@ -49,6 +51,11 @@ class ConnectClient:
     @property
     def server(self) -> str:
         return self.http.server
+
+    @property
+    def retry_seconds(self) -> float | None:
+        """The retry time budget this client was made with (BOT_CONNECT_RETRY_SECONDS)."""
+        return self.http.retry_policy.max_seconds
 
     def __repr__(self) -> str:
         return f"ConnectClient(server={self.server!r})"

@@ -1,4 +1,4 @@
-"""Content: list, get, client-side search (rsconnect `content search`) and build."""
+"""Content: list, get, client-side search (rsconnect `content search`), build and jobs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from bot.connect.client import HttpCore
-from bot.connect.models import ContentItem
+from bot.connect.models import ContentItem, Job
 from bot.connect.versions import VersionFilter
 
 
@@ -65,6 +65,11 @@ class Content:
         """
         body = self._http.post(f"v1/content/{guid}/build", json={"bundle_id": bundle_id})
         return str(body["task_id"])
+
+    def jobs(self, guid: str) -> builtins.list[Job]:
+        """The item's jobs (running and recent): a running build is an active restore job."""
+        body = self._http.get(f"v1/content/{guid}/jobs")
+        return [Job.from_json(raw) for raw in body or [] if isinstance(raw, dict)]
 
 
 def filter_items(items: Iterable[ContentItem], content_filter: ContentFilter) -> list[ContentItem]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 # From posit-sdk-py's ContentItem.is_interactive / is_rendered.
@@ -26,6 +28,9 @@ INTERACTIVE_MODES = frozenset(
 )
 RENDERED_MODES = frozenset({"rmd-static", "jupyter-static", "quarto-static"})
 LOCAL_IMAGE = "Local"
+# Job tags of an environment restore, which is what a build runs (connect-api-2.md §6).
+RESTORE_TAGS = frozenset({"packrat_restore", "python_restore"})
+JOB_ACTIVE = 0  # Job.status: 0 active, 1 finished, 2 finalized, 3 skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,73 @@ class Task:
             return self.error
         result = self.result if isinstance(self.result, dict) else {}
         return str(result.get("data") or f"the task exited with status {self.code}")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A process Connect ran for a content item (`GET v1/content/{guid}/jobs`). Jobs carry no
+    task id; a build shows as a `packrat_restore` / `python_restore` job."""
+
+    key: str
+    tag: str
+    status: int
+    start_time: datetime | None
+    end_time: datetime | None
+    exit_code: int | None
+    error: str | None
+    bundle_id: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        exit_code = data.get("exit_code")
+        bundle_id = data.get("bundle_id")
+        return cls(
+            key=str(data.get("key") or data.get("id") or ""),
+            tag=str(data.get("tag") or "unknown"),
+            status=int(data.get("status") or 0),
+            start_time=parse_time(data.get("start_time")),
+            end_time=parse_time(data.get("end_time")),
+            exit_code=None if exit_code is None else int(exit_code),
+            error=str(data["error"]) if data.get("error") else None,
+            bundle_id=None if bundle_id is None else str(bundle_id),
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.status == JOB_ACTIVE
+
+    @property
+    def restores(self) -> bool:
+        """An environment restore: what a build request starts."""
+        return self.tag in RESTORE_TAGS
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.active and self.status != 3 and self.exit_code == 0
+
+    @property
+    def failure_reason(self) -> str:
+        if self.succeeded:
+            return ""
+        if self.error:
+            return self.error
+        if self.status == 3:
+            return f"Connect skipped the build (job {self.key})"
+        return f"the build (Connect job {self.key}) exited with status {self.exit_code}"
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time from Connect (`2024-12-05T16:22:51Z`, nanoseconds allowed), in UTC."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

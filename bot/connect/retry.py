@@ -72,18 +72,25 @@ class RetryPolicy:
         *,
         retry_on: Callable[[BaseException], bool],
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
+        before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
     ) -> tenacity.Retrying:
-        """A tenacity `Retrying` for this policy; the last failure is re-raised as it was."""
+        """A tenacity `Retrying` for this policy; the last failure is re-raised as it was.
+
+        The budget runs from this call, on `clock` (a monotonic clock; None: tenacity's own).
+        `before_sleep(state)` is told of every retry (to log it).
+        """
         stop: list[tenacity.stop.stop_base] = []
         if self.attempts is not None:
             stop.append(tenacity.stop_after_attempt(self.attempts))
         if self.max_seconds is not None:
-            stop.append(_StopBeforeBudget(self.max_seconds))
+            stop.append(_StopBeforeBudget(self.max_seconds, clock))
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception(retry_on),
             stop=tenacity.stop_any(*stop),
             wait=self._wait,
             sleep=sleep,
+            before_sleep=before_sleep,
             reraise=True,
         )
 
@@ -109,14 +116,21 @@ class _StopBeforeBudget(tenacity.stop.stop_base):
     """Stop when the coming wait would end past the budget.
 
     Like tenacity's `stop_before_delay`, but time spent counts the waits asked for as well as
-    the clock, so an injected sleep that returns at once (tests) still spends the budget.
+    the clock, so an injected sleep that returns at once (tests) still spends the budget. With
+    a `clock`, time runs on it from the stop's creation (an injected clock in tests).
     """
 
-    def __init__(self, max_seconds: float) -> None:
+    def __init__(self, max_seconds: float, clock: Callable[[], float] | None = None) -> None:
         self.max_seconds = max_seconds
+        self._clock = clock
+        self._started = clock() if clock is not None else 0.0
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        spent = max(retry_state.seconds_since_start or 0.0, retry_state.idle_for)
+        if self._clock is None:
+            elapsed = retry_state.seconds_since_start or 0.0
+        else:
+            elapsed = self._clock() - self._started
+        spent = max(elapsed, retry_state.idle_for)
         return spent + retry_state.upcoming_sleep > self.max_seconds
 
 

@@ -21,12 +21,41 @@ class Decision:
 
 ALLOWED = Decision(True)
 
+NOT_CONFIGURED = Decision(
+    False,
+    "No one is allowed to change Connect from Slack yet. An operator must set "
+    "BOT_ADMIN_USERS (Slack user IDs) or BOT_ADMIN_GROUPS (user group IDs).",
+)
+NOT_ADMIN = Decision(
+    False,
+    "Only connect-bot administrators can do this (BOT_ADMIN_USERS or a user group "
+    "in BOT_ADMIN_GROUPS). Ask one of them, or ask an operator to add you.",
+)
+GROUPS_UNKNOWN = Decision(
+    False,
+    "Slack could not be asked who is in the admin user group(s) (BOT_ADMIN_GROUPS), "
+    "so nothing was changed. Try again in a minute, or ask an operator.",
+)
+
+
+@dataclass(slots=True)
+class _Group:
+    """What is known of one user group: the last good answer and the last failed lookup."""
+
+    lock: threading.Lock
+    members: frozenset[str] | None = None
+    fetched_at: float = 0.0
+    failed_at: float | None = None
+
 
 class Authorizer:
     """Checks channel limits (pure) and admin rights (users, or members of user groups).
 
     Group membership comes from `resolve_group` (Slack's usergroups.users.list, a Tier 2
-    method), cached for `group_ttl` seconds; a failed lookup keeps the last good answer.
+    method), cached for `group_ttl` seconds. Fails closed: when a lookup fails, the last
+    answer is used only while it is younger than `max_stale` seconds; after that (or with no
+    answer at all) group members are refused until Slack answers again. After a failure the
+    lookup is not retried for `retry_after` seconds, so an outage is not hammered.
     """
 
     def __init__(
@@ -37,6 +66,8 @@ class Authorizer:
         allowed_channels: Iterable[str] = (),
         resolve_group: GroupResolver | None = None,
         group_ttl: float = 60.0,
+        max_stale: float = 300.0,
+        retry_after: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.admin_users = frozenset(admin_users)
@@ -44,8 +75,10 @@ class Authorizer:
         self.allowed_channels = frozenset(allowed_channels)
         self._resolve_group = resolve_group
         self._ttl = group_ttl
+        self._max_stale = max_stale
+        self._retry_after = retry_after
         self._clock = clock
-        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._groups: dict[str, _Group] = {}
         self._lock = threading.Lock()
 
     @property
@@ -70,35 +103,61 @@ class Authorizer:
         if not in_channel.allowed:
             return in_channel
         if not self.configured:
-            return Decision(
-                False,
-                "No one is allowed to change Connect from Slack yet. An operator must set "
-                "BOT_ADMIN_USERS (Slack user IDs) or BOT_ADMIN_GROUPS (user group IDs).",
-            )
-        if user_id in self.admin_users or self._in_admin_group(user_id):
+            return NOT_CONFIGURED
+        if user_id in self.admin_users:
             return ALLOWED
-        return Decision(
-            False,
-            "Only connect-bot administrators can do this (BOT_ADMIN_USERS or a user group "
-            "in BOT_ADMIN_GROUPS). Ask one of them, or ask an operator to add you.",
-        )
+        unknown = False
+        for group_id in self.admin_groups:
+            members = self._members(group_id)
+            if members is None:
+                unknown = True
+            elif user_id in members:
+                return ALLOWED
+        return GROUPS_UNKNOWN if unknown else NOT_ADMIN
 
-    def _in_admin_group(self, user_id: str) -> bool:
-        return any(user_id in self._members(group) for group in self.admin_groups)
-
-    def _members(self, group_id: str) -> frozenset[str]:
-        now = self._clock()
-        with self._lock:
-            cached = self._groups.get(group_id)
-        if cached and now - cached[0] < self._ttl:
-            return cached[1]
+    def _members(self, group_id: str) -> frozenset[str] | None:
+        """The group's members, or None when Slack could not say and the last answer is too old."""
         if self._resolve_group is None:
             return frozenset()
-        try:
-            members = frozenset(self._resolve_group(group_id))
-        except Exception as exc:  # a Slack outage must not grant or crash; keep the last answer
-            log.warning("could not resolve user group %s: %s", group_id, exc)
-            return cached[1] if cached else frozenset()
         with self._lock:
-            self._groups[group_id] = (now, members)
-        return members
+            group = self._groups.setdefault(group_id, _Group(threading.Lock()))
+        # One lookup per group at a time: callers waiting here then see its answer (or its
+        # failure, and back off) instead of asking Slack again.
+        with group.lock:
+            now = self._clock()
+            age = now - group.fetched_at
+            if group.members is not None and age < self._ttl:
+                return group.members
+            backing_off = group.failed_at is not None and now - group.failed_at < self._retry_after
+            if not backing_off:
+                try:
+                    members = frozenset(self._resolve_group(group_id))
+                except Exception as exc:  # a Slack outage must neither grant nor crash
+                    group.failed_at = now
+                    log.warning(
+                        "could not look up user group %s: %s; %s",
+                        group_id,
+                        _describe(exc),
+                        "using the last answer" if self._usable(group, now) else "refusing",
+                    )
+                else:
+                    group.members, group.fetched_at, group.failed_at = members, now, None
+                    return members
+            return group.members if self._usable(group, now) else None
+
+    def _usable(self, group: _Group, now: float) -> bool:
+        return group.members is not None and now - group.fetched_at < self._max_stale
+
+
+def _describe(exc: Exception) -> str:
+    """The kind of failure, never its text: Slack errors carry the request and its headers."""
+    response = getattr(exc, "response", None)
+    error = None
+    if response is not None:
+        try:
+            error = response.get("error")
+        except Exception:
+            error = None
+    if isinstance(error, str) and error.isascii() and len(error) < 60:
+        return f"{type(exc).__name__} ({error})"
+    return type(exc).__name__

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bot.connect import ConnectClient, ConnectError, ContentItem, RuntimeCache
+from bot.connect import ConnectClient, ConnectError, ContentItem, NotSent, RuntimeCache
 from bot.connect.models import LOCAL_IMAGE
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,13 @@ class DeletionResult:
     succeeded: bool
     task_id: str | None
     detail: str  # Connect's last output line on success, its error otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """The DELETE may have reached Connect, but no answer says what came of it."""
+
+    reason: str
 
 
 @dataclass(slots=True)
@@ -140,30 +147,43 @@ class CacheService:
         )
         return DeletionPlan(deletions, tuple(rejected))
 
-    def delete(self, cache: RuntimeCache, *, task_timeout: float = 600.0) -> DeletionResult:
-        """Really delete, then follow Connect's task to its end. A failed task is a failure."""
+    def request_delete(self, cache: RuntimeCache) -> str | DeletionResult | Unanswered:
+        """Really delete: Connect's task id, a definite refusal, or `Unanswered` when the
+        request may have reached Connect and its answer was lost (check before reporting)."""
         self.forget()
         try:
             answer = self.connect.caches.delete(cache, dry_run=False)
+        except NotSent as exc:
+            return DeletionResult(cache, False, None, f"{exc.reason}; the request was not sent")
         except ConnectError as exc:
+            if exc.transient:
+                return Unanswered(exc.reason)
             return DeletionResult(cache, False, None, _rejection_reason(exc))
         if answer.task_id is None:
             return DeletionResult(cache, False, None, "Connect started no deletion task")
+        return answer.task_id
+
+    def follow_delete(
+        self, cache: RuntimeCache, task_id: str, *, task_timeout: float = 600.0
+    ) -> DeletionResult | Unanswered:
+        """Follow Connect's deletion task to its end. A failed task is a failure."""
         try:
-            task = self.connect.tasks.follow(answer.task_id, timeout=task_timeout)
+            task = self.connect.tasks.follow(task_id, timeout=task_timeout)
         except ConnectError as exc:
-            return DeletionResult(
-                cache, False, answer.task_id, f"lost track of the task: {exc.reason}"
-            )
+            return Unanswered(f"lost track of task {task_id}: {exc.reason}")
+        self.forget()
         if not task.finished:
-            return DeletionResult(
-                cache, False, task.id, f"the task did not finish within {task_timeout:.0f} s"
-            )
+            return Unanswered(f"its task did not finish within {task_timeout:.0f} s")
         if not task.succeeded:
             return DeletionResult(cache, False, task.id, task.failure_reason)
         detail = task.output[-1] if task.output else "deleted"
-        self.forget()
         return DeletionResult(cache, True, task.id, detail)
+
+    def is_listed(self, cache: RuntimeCache) -> bool:
+        """Whether Connect lists the cache now (a fresh request). Raises ConnectError."""
+        self.forget()
+        wanted = _normal(cache)
+        return any(_normal(listed) == wanted for listed in self.connect.caches.list())
 
 
 def _cache_order(cache: RuntimeCache) -> tuple[str, bool, str, str]:
@@ -189,6 +209,7 @@ def _rejection_reason(exc: ConnectError) -> str:
     if exc.code == 194:
         return "runtime cache management is disabled on this Connect server"
     if exc.transient:
+        # Only dry runs get here: for them "nothing was changed" is true.
         status = f"HTTP {exc.status}" if exc.status else "no answer"
         return f"Connect is not answering ({status}); nothing was changed, try again shortly"
     return exc.reason

@@ -74,12 +74,14 @@ class Confirmations:
         describe: Callable[[Pending], tuple[str, str | None]],
         on_expired: Callable[[Pending], None],
         message_ts: str | None = None,
+        holder: str | None = None,
     ) -> Pending | Refusal:
         """Take the request for `actor`, or say why not. Refusals and expiries are audited
         under `action`; the winner's own audit record is the caller's (it knows the outcome).
 
         `describe(pending)` gives the audit target and server; `on_expired(pending)` runs when
-        this click is the one that noticed the expiry (the card must say so)."""
+        this click is the one that noticed the expiry (the card must say so). `holder`: the
+        process that will carry the act out, so a crash can be told from work under way."""
         pending = self.pending.get(pending_id)
         if pending is None or pending.kind != kind:
             return NotFound(kind)
@@ -88,7 +90,9 @@ class Confirmations:
         if reason:
             self._audit(actor, action, "denied", pending, describe, detail=reason)
             return Denied(reason)
-        claim, current = self.pending.claim(pending.id, user_id=actor.user, new_state=new_state)
+        claim, current = self.pending.claim(
+            pending.id, user_id=actor.user, new_state=new_state, holder=holder
+        )
         if claim is Claim.OK:
             return _with_message(current or pending, message_ts)
         current = _with_message(current or pending, message_ts)

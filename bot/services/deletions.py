@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.connect import ConnectError, RuntimeCache
@@ -17,11 +17,16 @@ from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
 from bot.services.caches import CacheTarget, DeletionResult, PlannedDeletion, Rejection
 from bot.services.confirmations import Confirmations
+from bot.services.deletion_journal import FAILED, SUCCEEDED, DeletionJournal
+from bot.services.deletion_runner import DeletionRunner
+from bot.services.holders import new_holder
 from bot.services.outcomes import Actor, ConnectFailed, Denied, NotFound, Refusal, UnknownServer
 from bot.services.pending import Pending, PendingStore
 from bot.services.servers import Servers
+from bot.store import utcnow
 
 KIND = "cache_delete"
+ORPHAN_AFTER = timedelta(minutes=30)  # a holder on another host that is silent this long is gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,8 @@ class DeletionState:
     expires_at: datetime | None = None
     two_person: bool = False
     rebuild_candidates: int = 0
+    note: str | None = None  # what a restart changed, said on the card
+    retry: bool = False  # some caches failed: offer a new request for them
 
     @property
     def labels(self) -> str:
@@ -98,7 +105,12 @@ class Deletions:
         authz: Authorizer,
         audit: AuditLog,
         notifier: DeletionNotifier,
+        journal: DeletionJournal,
+        runner: DeletionRunner,
     ) -> None:
+        self.holder = new_holder()  # this process, as the holder of the deletions it runs
+        self.journal = journal
+        self.runner = runner
         self.servers = servers
         self.pending = pending
         self.confirmations = confirmations
@@ -140,6 +152,7 @@ class Deletions:
                 "deletions": [_planned_json(p) for p in plan.deletions],
             },
         )
+        self.journal.plan(pending.id, [p.cache for p in plan.deletions])
         return DeletionRequested(self._state(pending), plan.rejected)
 
     def posted(self, request_id: str, message_ts: str) -> None:
@@ -169,42 +182,88 @@ class Deletions:
         pending = self._decide(actor, request_id, message_ts, "confirm", "confirmed")
         if not isinstance(pending, Pending):
             return pending
-        state = replace(self._state(pending), state="running", decided_by=actor.user)
-        self.notifier.deletion_changed(state)
-        server = self.servers.get(state.server)
-        results: list[DeletionResult] = []
-        for planned in state.deletions:
-            if isinstance(server, UnknownServer):
-                result = DeletionResult(
-                    planned.cache, False, None, f"the server {state.server} is not configured"
+        running = replace(self._state(pending), state="running", decided_by=actor.user)
+        self.notifier.deletion_changed(running)
+        self.runner.run(
+            pending.id,
+            actor=actor.user,
+            channel=pending.channel,
+            server=running.server,
+            on_progress=lambda: self.notifier.deletion_changed(
+                replace(self._state(pending), state="running", decided_by=actor.user)
+            ),
+        )
+        return DeletionFinished(self._finish(pending, decided_by=actor.user))
+
+    def reconcile(self) -> int:
+        """Bring confirmed deletions whose process died to a true final state (at start-up and
+        periodically): sent ones are checked with Connect, unsent ones resumed if the
+        confirmation is recent and dropped otherwise; the card says which."""
+        count = 0
+        for pending in self.pending.orphans(KIND, stale_after=ORPHAN_AFTER):
+            taken = self.pending.take_over(pending, self.holder)
+            if taken is None:
+                continue  # another process got it first
+            count += 1
+            server = _server(taken, self.servers.default)
+            unsent = self.runner.recover(taken.id, server=server)
+            decided = taken.decided_at or taken.created_at
+            fresh = utcnow() - decided < self.pending.ttl
+            if unsent and fresh:
+                note = "The bot restarted during this deletion; it resumed the caches not yet sent."
+                self.runner.run(
+                    taken.id,
+                    actor=taken.decided_by or taken.requested_by,
+                    channel=taken.channel,
+                    server=server,
                 )
+            elif unsent:
+                note = (
+                    "The bot restarted after this was confirmed; the confirmation is too old to act"
+                    " on now, so the caches not yet sent were left alone."
+                )
+                self.runner.drop(unsent, "not sent: the bot restarted; confirm again if needed")
             else:
-                result = server.caches.delete(planned.cache)
-            results.append(result)
-            self.audit.record(
-                actor=actor.user,
-                action="cache_delete",
-                outcome="succeeded" if result.succeeded else "failed",
-                target=planned.cache.label,
-                channel=pending.channel,
-                reference=pending.id,
-                detail=result.detail if not result.succeeded else f"Connect task {result.task_id}",
-                server=state.server,
-            )
-            if len(results) < len(state.deletions):
-                self.notifier.deletion_changed(replace(state, results=tuple(results)))
-        failed = any(not r.succeeded for r in results)
+                note = "The bot restarted during this deletion; Connect was asked what came of it."
+            self._finish(taken, decided_by=taken.decided_by, note=note)
+        return count
+
+    def retry(self, actor: Actor, request_id: str) -> RequestOutcome | NotFound:
+        """'Retry' on a finished card: a new request (dry run, card) for the caches that failed."""
+        pending = self.pending.get(request_id)
+        if pending is None or pending.kind != KIND:
+            return NotFound(KIND)
+        failed = [row.cache for row in self.journal.rows(request_id) if row.state == FAILED]
+        if not failed:
+            return NotFound(KIND)
+        targets = [CacheTarget(c.language, c.version, c.image_name) for c in failed]
+        return self.request(actor, _server(pending, self.servers.default), targets)
+
+    def _finish(
+        self, pending: Pending, *, decided_by: str | None, note: str | None = None
+    ) -> DeletionState:
+        """The card first, then the request's final state: a crash in between leaves the
+        request to reconciliation, which says it again (no card is left saying "Deleting…")."""
+        state = self._state(pending)
+        failed = any(not r.succeeded for r in state.results)
+        succeeded = {r.cache for r in state.results if r.succeeded}
+        final = replace(
+            state,
+            state="done",
+            decided_by=decided_by,
+            rebuild_candidates=sum(
+                p.published_items for p in state.deletions if p.cache in succeeded
+            ),
+            note=note,
+            retry=failed,
+        )
+        self.notifier.deletion_changed(final)
         self.pending.finish(
             pending.id,
             state="failed" if failed else "done",
-            result={"results": [_result_json(r) for r in results]},
+            result={"deleted": len(succeeded)},
         )
-        candidates = sum(
-            p.published_items for p, r in zip(state.deletions, results, strict=True) if r.succeeded
-        )
-        final = replace(state, state="done", results=tuple(results), rebuild_candidates=candidates)
-        self.notifier.deletion_changed(final)
-        return DeletionFinished(final)
+        return final
 
     def cancel(
         self, actor: Actor, request_id: str, message_ts: str | None = None
@@ -229,12 +288,8 @@ class Deletions:
         pending = self.pending.get(request_id)
         if pending is None or pending.kind != KIND:
             return NotFound(KIND)
-        results = (pending.result or {}).get("results") or []
-        caches = tuple(
-            RuntimeCache(r["language"], r["version"], r["image_name"])
-            for r in results
-            if r.get("succeeded")
-        )
+        rows = self.journal.rows(pending.id)
+        caches = tuple(row.cache for row in rows if row.state == SUCCEEDED)
         return DeletedCaches(pending.id, _server(pending, self.servers.default), caches)
 
     # ---- helpers -------------------------------------------------------------------------
@@ -260,6 +315,7 @@ class Deletions:
                 replace(self._state(p), state="expired")
             ),
             message_ts=message_ts,
+            holder=self.holder,
         )
         if isinstance(outcome, Pending):
             state = self._state(outcome)
@@ -290,7 +346,13 @@ class Deletions:
         )
 
     def _state(self, pending: Pending) -> DeletionState:
+        results = tuple(
+            DeletionResult(row.cache, row.state == SUCCEEDED, row.task_id, row.detail)
+            for row in self.journal.rows(pending.id)
+            if row.final
+        )
         return DeletionState(
+            results=results,
             id=pending.id,
             server=_server(pending, self.servers.default),
             requested_by=pending.requested_by,
@@ -326,15 +388,4 @@ def _planned_json(planned: PlannedDeletion) -> dict[str, Any]:
         "image_name": planned.cache.image_name,
         "published_items": planned.published_items,
         "interactive_items": planned.interactive_items,
-    }
-
-
-def _result_json(result: DeletionResult) -> dict[str, Any]:
-    return {
-        "language": result.cache.language,
-        "version": result.cache.version,
-        "image_name": result.cache.image_name,
-        "succeeded": result.succeeded,
-        "task_id": result.task_id,
-        "detail": result.detail,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from bot.services import holders
 from bot.store import Database, PendingAction, utcnow
 
 
@@ -35,6 +37,8 @@ class Pending:
     expires_at: datetime
     decided_by: str | None
     result: dict[str, Any] | None = None
+    decided_at: datetime | None = None
+    holder: str | None = None
 
     @property
     def expired(self) -> bool:
@@ -42,14 +46,17 @@ class Pending:
 
 
 class PendingStore:
-    def __init__(self, db: Database, ttl_seconds: int) -> None:
+    def __init__(
+        self, db: Database, ttl_seconds: int, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self._db = db
         self.ttl = timedelta(seconds=ttl_seconds)
+        self._clock = clock
 
     def create(
         self, *, kind: str, requested_by: str, channel: str, payload: dict[str, Any]
     ) -> Pending:
-        now = utcnow()
+        now = self._clock()
         row = PendingAction(
             id=secrets.token_urlsafe(12),
             kind=kind,
@@ -78,13 +85,13 @@ class PendingStore:
             )
 
     def claim(
-        self, pending_id: str, *, user_id: str, new_state: str
+        self, pending_id: str, *, user_id: str, new_state: str, holder: str | None = None
     ) -> tuple[Claim, Pending | None]:
         """Atomically move pending -> new_state. Exactly one of many concurrent clicks wins.
 
         The conditional UPDATE is the lock: the database serialises it on every backend.
         """
-        now = utcnow()
+        now = self._clock()
         with self._db.session() as session:
             result = session.execute(
                 update(PendingAction)
@@ -93,7 +100,7 @@ class PendingStore:
                     PendingAction.state == "pending",
                     PendingAction.expires_at > now,
                 )
-                .values(state=new_state, decided_by=user_id, decided_at=now)
+                .values(state=new_state, decided_by=user_id, decided_at=now, holder=holder)
                 .execution_options(synchronize_session=False)
             )
             won = result.rowcount == 1  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
@@ -109,6 +116,37 @@ class PendingStore:
             return Claim.EXPIRED, current
         return Claim.USED, current
 
+    def orphans(self, kind: str, *, stale_after: timedelta) -> list[Pending]:
+        """Confirmed requests whose act never finished and whose holder is gone (a process of
+        this host that ended) or silent for `stale_after` (elsewhere)."""
+        cutoff = self._clock() - stale_after
+        with self._db.session() as session:
+            rows = session.scalars(
+                select(PendingAction).where(
+                    PendingAction.kind == kind, PendingAction.state == "confirmed"
+                )
+            ).all()
+            found = [_to_pending(row) for row in rows]
+        return [
+            p for p in found if holders.is_gone(p.holder) or (p.decided_at or p.created_at) < cutoff
+        ]
+
+    def take_over(self, pending: Pending, holder: str) -> Pending | None:
+        """Become the holder of an orphan, unless another process just did."""
+        with self._db.session() as session:
+            won = session.execute(
+                update(PendingAction)
+                .where(
+                    PendingAction.id == pending.id,
+                    PendingAction.state == "confirmed",
+                    PendingAction.holder.is_(None)
+                    if pending.holder is None
+                    else PendingAction.holder == pending.holder,
+                )
+                .values(holder=holder)
+            ).rowcount  # type: ignore[attr-defined]  # SQLAlchemy types UPDATE results loosely
+        return self.get(pending.id) if won else None
+
     def finish(self, pending_id: str, *, state: str, result: dict[str, Any]) -> None:
         with self._db.session() as session:
             session.execute(
@@ -119,7 +157,7 @@ class PendingStore:
 
     def expire_overdue(self, kind: str) -> list[Pending]:
         """Mark every overdue pending action of `kind` expired; returns those this call expired."""
-        now = utcnow()
+        now = self._clock()
         with self._db.session() as session:
             ids = session.scalars(
                 select(PendingAction.id).where(
@@ -163,4 +201,6 @@ def _to_pending(row: PendingAction) -> Pending:
         expires_at=row.expires_at,
         decided_by=row.decided_by,
         result=dict(row.result) if row.result else None,
+        decided_at=row.decided_at,
+        holder=row.holder,
     )

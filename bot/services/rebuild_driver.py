@@ -2,50 +2,38 @@
 
 The engine starts a `Driver` when it holds the rebuild's lease; the driver builds through
 `clients(server)` of the rebuild's server (read when it starts). Each worker takes the next item
-of the `Dispatcher`, POSTs the build and long-polls the task with `wait=20` (a ~1 s build costs
-a POST and one GET). Every transition is one small UPDATE: `building` + task id + start time
-right after the POST answers; the final state + error + end time when the task ends.
+of the `Dispatcher` and builds it (`bot.services.rebuild_builds`: the journal, the POST, a
+long-poll of the task with `wait=20`, retries within BOT_CONNECT_RETRY_SECONDS). Every
+transition is one small UPDATE: `requested_at` before the POST leaves; `building` + task id +
+start time when it answers; the final state + error + end time when the task ends.
 
 Restart semantics
 * `building` with a task id: re-attached by polling that task; nothing is built again.
+* `building` without a task id (a job found by the check below): the check finds it again.
 * Finished items (succeeded, failed, cancelled, skipped) are never touched again.
-* A POST in flight at the kill: the row is still `queued` (the task id is written after the
-  answer), so the item is built again after the restart. Connect may then have built it twice;
-  a build restores the same bundle's environment, so the cost is time, not correctness. There is
-  no Connect API to find a build started by a lost request.
-
-Connect faults
-* Task polls are always retried (HttpCore retries gateway errors and resets; the driver keeps
-  polling for POLL_PATIENCE more), because the build goes on regardless. A task Connect no
-  longer knows (404) is built again, within POST_ATTEMPTS.
-* A build POST is retried, with backoff, when it never left (`NotSent`) and also after an
-  ambiguous failure (reset, timeout, 502/503/504): a duplicate build is harmless (see above)
-  and a missing one defeats the rebuild. Other answers (404 deleted content, 403, ...) fail the
-  item at once with Connect's reason.
+* A POST in flight at the kill leaves the row `queued` with `requested_at` set: before it is
+  sent again, Connect's jobs are checked for the build it may have started (see
+  `rebuild_builds`); when none is running it is re-sent and `resent` counts it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 
-from bot.connect import ConnectClient, ConnectError
+from bot.connect import ConnectClient
+from bot.services.rebuild_builds import DEFAULT_RETRY_SECONDS, Builds, Stopped, WorkItem
 from bot.services.rebuild_store import OPEN_ITEM_STATES, WARMUP
-from bot.store import Database, Rebuild, RebuildItem, utcnow
+from bot.store import Database, Rebuild, RebuildItem
 
 log = logging.getLogger(__name__)
 
-POLL_WAIT = 20  # Connect's maximum long-poll
 HEARTBEAT_SECONDS = 2.0
-POST_ATTEMPTS = 4
-POLL_PATIENCE = 900.0  # seconds of failing polls before an item is given up
 FEED_CHUNK = 256
 
 
@@ -54,6 +42,8 @@ class DriverHost(Protocol):
 
     db: Database
     clients: Callable[[str | None], ConnectClient]
+    retry_seconds: float | None  # None: the client's budget (BOT_CONNECT_RETRY_SECONDS)
+    clock: Callable[[], float]  # monotonic, for the retry budget
 
     def renew(self, rebuild_id: int) -> str | None:
         """Extend the lease: the rebuild's state, or None when the lease is someone else's."""
@@ -66,20 +56,6 @@ class DriverHost(Protocol):
 
     def notify(self, rebuild_id: int) -> None:
         """Something changed (an item finished, the rebuild ended): tell the listeners."""
-
-
-@dataclass(slots=True)
-class WorkItem:
-    id: int
-    guid: str
-    wave: int
-    position: int
-    task_id: str | None = None
-    attempts: int = 0
-
-
-class _Stopped(Exception):
-    """The process is shutting down: leave the item as it is for the next start."""
 
 
 class Dispatcher:
@@ -107,7 +83,7 @@ class Dispatcher:
                     # Builds already running on Connect are still followed to their end.
                     while self._ready:
                         item = self._ready.popleft()
-                        if item.task_id is not None:
+                        if item.on_connect:
                             return item
                     return None
                 if self._ready:
@@ -145,7 +121,7 @@ class Dispatcher:
         wave, position = self._cursor
         with self._db.session() as session:
             rows = session.execute(
-                select(RebuildItem.id, RebuildItem.guid, RebuildItem.wave, RebuildItem.position)
+                select(*_ITEM_COLUMNS)
                 .where(
                     RebuildItem.rebuild_id == self._rebuild_id,
                     RebuildItem.state == "queued",
@@ -158,7 +134,7 @@ class Dispatcher:
                 .limit(FEED_CHUNK)
             ).all()
         for row in rows:
-            self._buffer.append(WorkItem(row.id, row.guid, row.wave, row.position))
+            self._buffer.append(_work_item(row))
         if rows:
             self._cursor = (rows[-1].wave, rows[-1].position)
         if len(rows) < FEED_CHUNK:
@@ -177,6 +153,7 @@ class Driver:
         self.dispatcher: Dispatcher | None = None
         self.server: str | None = None  # read when the driver starts
         self.connect: ConnectClient | None = None  # that server's client
+        self.builds: Builds | None = None  # builds items on it
         self.thread = threading.Thread(target=self._run, name=f"rebuild-{rebuild_id}", daemon=True)
 
     @property
@@ -228,14 +205,9 @@ class Driver:
     def _resume_state(self) -> tuple[list[WorkItem], int]:
         with self.db.session() as session:
             rows = session.execute(
-                select(
-                    RebuildItem.id,
-                    RebuildItem.guid,
-                    RebuildItem.wave,
-                    RebuildItem.position,
-                    RebuildItem.task_id,
-                    RebuildItem.attempts,
-                ).where(RebuildItem.rebuild_id == self.rebuild_id, RebuildItem.state == "building")
+                select(*_ITEM_COLUMNS).where(
+                    RebuildItem.rebuild_id == self.rebuild_id, RebuildItem.state == "building"
+                )
             ).all()
             warmup_open = session.scalar(
                 select(func.count()).where(
@@ -248,9 +220,19 @@ class Driver:
                 select(Rebuild.state, Rebuild.server).where(Rebuild.id == self.rebuild_id)
             ).one()
         self.connect = self.engine.clients(self.server)
+        self.builds = Builds(
+            self.db,
+            self.rebuild_id,
+            self.connect,
+            retry_seconds=self._retry_seconds(self.connect),
+            clock=self.engine.clock,
+            stopping=self.stopping,
+            cancelled=self.cancelled,
+            requeue=self._requeue,
+        )
         if state == "cancelling":
             self.cancelled.set()
-        resumed = [WorkItem(r.id, r.guid, r.wave, r.position, r.task_id, r.attempts) for r in rows]
+        resumed = [_work_item(row, running=True) for row in rows]
         if resumed:
             log.info("rebuild %s: re-attaching %d running build(s)", self.rebuild_id, len(resumed))
         # Re-attached builds run even after a cancel: they are on Connect already.
@@ -270,19 +252,30 @@ class Driver:
         elif state == "cancelling" and not self.cancelled.is_set():
             self.cancel()  # cancelled from another process
 
+    def _retry_seconds(self, client: ConnectClient) -> float:
+        budget = self.engine.retry_seconds
+        if budget is None:
+            budget = getattr(client, "retry_seconds", None)  # test doubles may not have one
+        return float(budget) if budget else DEFAULT_RETRY_SECONDS
+
+    def _requeue(self, item: WorkItem) -> None:
+        """Build again soon (Connect lost the task)."""
+        assert self.dispatcher is not None
+        self.dispatcher.retry(item)
+
     # ---- workers -------------------------------------------------------------------------
 
     def _work(self) -> None:
-        assert self.dispatcher is not None
+        assert self.dispatcher is not None and self.builds is not None
         while (item := self.dispatcher.next()) is not None:
             try:
-                terminal = self._build(item)
-            except _Stopped:
+                terminal = self.builds.build(item)
+            except Stopped:
                 return
             except Exception as exc:
                 log.exception("rebuild %s: item %s failed in the bot", self.rebuild_id, item.guid)
                 try:
-                    self._fail(item, f"connect-bot error: {type(exc).__name__}")
+                    self.builds.fail(item, f"connect-bot error: {type(exc).__name__}")
                 except Exception:  # the database is away: the next driver picks the item up
                     log.exception("rebuild %s: could not record %s", self.rebuild_id, item.guid)
                 terminal = True
@@ -290,113 +283,28 @@ class Driver:
                 self.dispatcher.finished(item)
                 self.engine.notify(self.rebuild_id)
 
-    def _build(self, item: WorkItem) -> bool:
-        """Build one item to its end; False when it went back to the queue."""
-        if item.task_id is None:
-            task_id = self._post(item)
-            if task_id is None:
-                return True
-            item.task_id = task_id
-        return self._follow(item, item.task_id)
 
-    def _post(self, item: WorkItem) -> str | None:
-        last: ConnectError | None = None
-        for attempt in range(1, POST_ATTEMPTS + 1):
-            self._check_stop()
-            if self.cancelled.is_set():
-                return None  # stays queued; marked cancelled when the driver finishes
-            item.attempts += 1
-            try:
-                # bundle_id None: Connect builds the active bundle (a redeploy since the plan
-                # already built the new one; building an old bundle would be wrong).
-                task_id = self._client().content.build(item.guid)
-            except ConnectError as exc:
-                if not exc.transient:
-                    self._fail(item, _post_reason(exc))
-                    return None
-                last = exc
-                log.warning(
-                    "rebuild %s: build request for %s failed (%s), attempt %d",
-                    self.rebuild_id,
-                    item.guid,
-                    exc.reason,
-                    attempt,
-                )
-                self._sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
-                continue
-            self._write(
-                item.id,
-                state="building",
-                task_id=task_id,
-                attempts=item.attempts,
-                started_at=utcnow(),
-                error=None,
-            )
-            return task_id
-        reason = last.reason if last else "unknown error"
-        self._fail(
-            item, f"Connect did not take the build request ({POST_ATTEMPTS} tries): {reason}"
-        )
-        return None
-
-    def _follow(self, item: WorkItem, task_id: str) -> bool:
-        first = 0
-        failing_since: float | None = None
-        while True:
-            self._check_stop()
-            try:
-                task = self._client().tasks.get(task_id, first=first, wait=POLL_WAIT)
-            except ConnectError as exc:
-                if exc.not_found and item.attempts < POST_ATTEMPTS:
-                    log.warning("rebuild %s: Connect lost task %s", self.rebuild_id, task_id)
-                    self._write(item.id, state="queued", task_id=None)
-                    item.task_id = None
-                    assert self.dispatcher is not None
-                    self.dispatcher.retry(item)
-                    return False
-                if not exc.transient:
-                    self._fail(item, f"Connect would not report on task {task_id}: {exc.reason}")
-                    return True
-                now = time.monotonic()
-                failing_since = failing_since or now
-                if now - failing_since > POLL_PATIENCE:
-                    self._fail(item, f"lost track of task {task_id}: {exc.reason}")
-                    return True
-                self._sleep(2.0)
-                continue
-            self._check_stop()  # shutting down: the next start re-attaches this task
-            failing_since = None
-            first = task.last
-            if task.finished:
-                if task.succeeded:
-                    self._write(item.id, state="succeeded", finished_at=utcnow())
-                else:
-                    self._fail(item, task.failure_reason)
-                return True
-
-    def _fail(self, item: WorkItem, reason: str) -> None:
-        self._write(item.id, state="failed", error=reason[:4000], finished_at=utcnow())
-
-    def _write(self, item_id: int, **values: Any) -> None:
-        with self.db.session() as session:
-            session.execute(update(RebuildItem).where(RebuildItem.id == item_id).values(**values))
-
-    def _client(self) -> ConnectClient:
-        assert self.connect is not None, "the driver has not started"
-        return self.connect
-
-    def _check_stop(self) -> None:
-        if self.stopping.is_set():
-            raise _Stopped
-
-    def _sleep(self, seconds: float) -> None:
-        if self.stopping.wait(seconds):
-            raise _Stopped
+_ITEM_COLUMNS = (
+    RebuildItem.id,
+    RebuildItem.guid,
+    RebuildItem.wave,
+    RebuildItem.position,
+    RebuildItem.task_id,
+    RebuildItem.attempts,
+    RebuildItem.requested_at,
+    RebuildItem.resent,
+)
 
 
-def _post_reason(exc: ConnectError) -> str:
-    if exc.status == 404:
-        return f"Connect has no such content, or nothing deployed to build ({exc.reason})"
-    if exc.status == 403:
-        return f"Connect refused: the bot's API key may not build this content ({exc.reason})"
-    return exc.reason
+def _work_item(row: Any, *, running: bool = False) -> WorkItem:
+    return WorkItem(
+        row.id,
+        row.guid,
+        row.wave,
+        row.position,
+        task_id=row.task_id,
+        attempts=row.attempts or 0,
+        requested_at=row.requested_at,
+        resent=row.resent or 0,
+        running=running,
+    )

@@ -12,7 +12,8 @@ How a rebuild runs
   holder stopped heart-beating for LEASE_TTL, or whose holder was a process on this host that no
   longer exists (kill -9, then restart), is taken over.
 * A rebuild belongs to one Connect server (`rebuilds.server`); its driver builds through
-  `clients(server)`.
+  `clients(server)`, retrying Connect's faults within `retry_seconds` per item
+  (BOT_CONNECT_RETRY_SECONDS; None: the budget the client was made with).
 """
 
 from __future__ import annotations
@@ -63,10 +64,14 @@ class RebuildEngine:
         runtime_key: str,
         scheduler: Any = None,
         audit: AuditLog | None = None,
+        retry_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.audit = audit
         self.clients = clients  # a rebuild's server name -> its Connect client
+        self.retry_seconds = retry_seconds  # the drivers' budget for Connect's faults
+        self.clock = clock  # monotonic, for that budget
         self.runtime_key = runtime_key
         self.scheduler = scheduler
         self.me = f"{socket.gethostname()[:80]}/{os.getpid()}/{secrets.token_hex(4)}"
@@ -247,9 +252,16 @@ class RebuildEngine:
                     .group_by(RebuildItem.state)
                 ).all()
             )
+            resent = session.scalar(
+                select(func.coalesce(func.sum(RebuildItem.resent), 0)).where(
+                    RebuildItem.rebuild_id == rebuild_id
+                )
+            )
         if rebuild is None:
             return
         detail = ", ".join(f"{counts[state]} {state}" for state in sorted(counts))
+        if resent:  # requests sent again after one that may have reached Connect
+            detail += f"; {resent} build request(s) re-sent"
         self.audit.record(
             actor=rebuild.started_by or rebuild.requested_by,
             action="rebuild",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -74,6 +74,7 @@ class PlanSummary:
     warmup: list[tuple[str, str]]  # (runtime, title) of the warm-up items
     skipped_titles: list[str]
     server: str | None = None  # the Connect server's name (None: made before names)
+    resent: int = 0  # build requests re-sent after one may have reached Connect
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,7 @@ class Progress:
     finished_at: datetime | None
     flags: dict[str, Any] = field(default_factory=dict)
     server: str | None = None  # the Connect server's name (None: made before names)
+    resent: int = 0  # build requests re-sent after one may have reached Connect
 
     @property
     def finished(self) -> bool:
@@ -138,6 +140,7 @@ class ItemView:
     error: str | None
     dashboard_url: str | None
     task_id: str | None
+    resent: int = 0  # build requests re-sent after one may have reached Connect
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +294,12 @@ class RebuildStore:
                     .group_by(RebuildItem.state)
                 ).all()
             )
-            return _progress(row, counts, warmup)
+            resent = session.scalar(
+                select(func.coalesce(func.sum(RebuildItem.resent), 0)).where(
+                    RebuildItem.rebuild_id == rebuild_id
+                )
+            )
+            return replace(_progress(row, counts, warmup), resent=int(resent or 0))
 
     def latest(self, *, active_only: bool = False) -> Progress | None:
         with self.db.session() as session:
@@ -400,4 +408,5 @@ def _item_view(row: RebuildItem) -> ItemView:
         error=row.error,
         dashboard_url=row.dashboard_url,
         task_id=row.task_id,
+        resent=row.resent or 0,
     )

@@ -9,15 +9,14 @@ progress message (the rebuild reporter's).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import timedelta
 
 from bot.connect import ConnectError, ContentFilter, RuntimeCache
 from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
 from bot.services.confirmations import Confirmations, Rule
 from bot.services.deletions import Deletions
+from bot.services.holders import new_holder
 from bot.services.outcomes import (
     Actor,
     ConnectFailed,
@@ -28,80 +27,24 @@ from bot.services.outcomes import (
 )
 from bot.services.pending import Pending, PendingStore
 from bot.services.rebuild_engine import RebuildEngine
+from bot.services.rebuild_outcomes import (
+    Cancelling,
+    Discarded,
+    NoCachesDeleted,
+    NothingToCancel,
+    NothingToRebuild,
+    NotStartable,
+    PlanCard,
+    PlanNotifier,
+    PlanOutcome,
+    Started,
+)
 from bot.services.rebuild_store import PlanSummary, Progress, RebuildNotFound, RebuildStore
 from bot.services.servers import Servers
+from bot.store import utcnow
 
 KIND = "rebuild_start"
-
-
-@dataclass(frozen=True, slots=True)
-class PlanCard:
-    """A plan as its card shows it, before it starts."""
-
-    summary: PlanSummary
-    pending_id: str
-    server: str
-    channel: str
-    message_ts: str | None
-    state: str = "pending"  # pending | discarded | expired | refused
-    decided_by: str | None = None
-    expires_at: datetime | None = None
-    two_person: bool = False
-
-
-class PlanNotifier(Protocol):
-    def plan_changed(self, card: PlanCard) -> None:
-        """Show the plan's new state on its card (if it has one)."""
-
-
-@dataclass(frozen=True, slots=True)
-class NothingToRebuild:
-    description: str
-    skipped: int  # matching items already in a running rebuild
-
-
-@dataclass(frozen=True, slots=True)
-class NoCachesDeleted:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    rebuild_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class NotStartable:
-    rebuild_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Discarded:
-    rebuild_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Cancelling:
-    progress: Progress
-    building: int
-    queued: int
-
-
-@dataclass(frozen=True, slots=True)
-class NothingToCancel:
-    rebuild_id: int
-    state: str
-
-
-PlanOutcome = (
-    PlanCard
-    | NothingToRebuild
-    | NoCachesDeleted
-    | Denied
-    | UnknownServer
-    | ConnectFailed
-    | NotFound
-)
+ORPHAN_AFTER = timedelta(minutes=5)  # a start takes a second; a holder silent this long is gone
 
 
 class Rebuilds:
@@ -118,6 +61,7 @@ class Rebuilds:
         audit: AuditLog,
         notifier: PlanNotifier,
     ) -> None:
+        self.holder = new_holder()  # this process, as the holder of the starts it carries out
         self.servers = servers
         self.store = store
         self.engine = engine
@@ -247,14 +191,63 @@ class Rebuilds:
         pending = self._decide(actor, pending_id, message_ts, "rebuild_start", "confirmed", rule)
         if not isinstance(pending, Pending):
             return pending
+        audit_id = self._begin(actor.user, pending)
+        return self._start(pending, actor.user, audit_id)
+
+    def _start(
+        self, pending: Pending, by: str, audit_id: int, detail: str = ""
+    ) -> Started | NotStartable:
         rebuild_id = _rebuild_id(pending)
-        if not self.store.start(rebuild_id, started_by=actor.user):
+        if not self.store.start(rebuild_id, started_by=by):
             self.pending.finish(pending.id, state="failed", result={"reason": "not startable"})
+            self.audit.complete(audit_id, "failed", "the plan could no longer be started")
             return NotStartable(rebuild_id)
         self.engine.launch(rebuild_id)
         self.pending.finish(pending.id, state="done", result={"rebuild_id": rebuild_id})
-        self._audit(actor.user, "rebuild_start", "started", pending, channel=pending.channel)
+        self.audit.complete(audit_id, "started", detail)
         return Started(rebuild_id)
+
+    def reconcile(self) -> int:
+        """Starts whose process died between the claim and the start (at start-up and
+        periodically): resumed if the click is recent, else the plan is closed and its card
+        says so. A start that did happen is only recorded as done."""
+        count = 0
+        for orphan in self.pending.orphans(KIND, stale_after=ORPHAN_AFTER):
+            pending = self.pending.take_over(orphan, self.holder)
+            if pending is None:
+                continue
+            count += 1
+            by = pending.decided_by or pending.requested_by
+            audit_id = self.audit.open_record(pending.id, "rebuild_start") or self._begin(
+                by, pending
+            )
+            progress = self.store.progress(_rebuild_id(pending))
+            if progress is not None and progress.state != "planned":
+                self.pending.finish(
+                    pending.id, state="done", result={"rebuild_id": progress.rebuild_id}
+                )
+                self.audit.complete(audit_id, "started")
+                continue
+            decided = pending.decided_at or pending.created_at
+            if utcnow() - decided < self.pending.ttl:
+                self._start(pending, by, audit_id, "resumed after the bot restarted")
+                continue
+            self.store.close_plan(_rebuild_id(pending), "expired")
+            self.pending.finish(pending.id, state="failed", result={"reason": "restart"})
+            self.audit.complete(audit_id, "failed", "not started: the bot restarted; plan again")
+            self.notifier.plan_changed(self._card(pending, state="refused"))
+        return count
+
+    def _begin(self, by: str, pending: Pending) -> int:
+        """The start is audited before it happens, and completed with its outcome."""
+        return self.audit.begin(
+            actor=by,
+            action="rebuild_start",
+            target=f"rebuild #{_rebuild_id(pending)}",
+            channel=pending.channel,
+            reference=pending.id,
+            server=_server(pending),
+        )
 
     def discard(
         self, actor: Actor, pending_id: str, message_ts: str | None = None
@@ -290,21 +283,30 @@ class Rebuilds:
         refused = self._refused(actor, "rebuild_cancel", target, server)
         if refused:
             return refused
+        if progress is None:
+            return NotFound(target)
+        if not progress.active:
+            return NothingToCancel(rebuild_id, progress.state)
+        audit_id = self.audit.begin(
+            actor=actor.user,
+            action="rebuild_cancel",
+            target=target,
+            channel=actor.channel,
+            server=server,
+        )
         try:
             result = self.store.cancel(rebuild_id, by=actor.user)
         except RebuildNotFound:
+            self.audit.complete(audit_id, "failed", "the rebuild no longer exists")
             return NotFound(target)
         if not result.ok:
+            self.audit.complete(audit_id, "failed", f"the rebuild was already {result.state}")
             return NothingToCancel(rebuild_id, result.state)
         self.engine.cancel(rebuild_id)
-        self.audit.record(
-            actor=actor.user,
-            action="rebuild_cancel",
-            outcome="cancelled",
-            target=target,
-            channel=actor.channel,
-            detail=f"{result.building} running build(s) left to finish, {result.queued} queued",
-            server=server,
+        self.audit.complete(
+            audit_id,
+            "cancelled",
+            f"{result.building} running build(s) left to finish, {result.queued} queued",
         )
         current = self.store.progress(rebuild_id)
         assert current is not None
@@ -356,6 +358,7 @@ class Rebuilds:
             describe=lambda p: (f"rebuild #{_rebuild_id(p)}", _server(p)),
             on_expired=self._expire,
             message_ts=message_ts,
+            holder=self.holder,
         )
 
     def _audit(

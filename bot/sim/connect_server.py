@@ -17,7 +17,15 @@ Behaviour chosen where the reference is silent:
 * A successful build recreates the runtime cache of the content's runtime if it had been deleted
   (Connect rebuilds the environment, which repopulates the cache).
 * Injected faults happen "in front of" Connect (like a proxy): a faulted request never reaches the
-  API, so e.g. a faulted build POST does not start a build.
+  API, so e.g. a faulted build POST does not start a build. The exception is a lost answer
+  (`lose_rate`): the request is processed, then the connection is reset before the answer.
+* `outage(seconds)` takes Connect down: the port refuses connections (kept-alive connections
+  are reset at their next request, long polls at once), or with `status` every request gets
+  that proxy error; it comes back by itself.
+* A running build shows in `GET /v1/content/{guid}/jobs` as an active (status 0) job tagged
+  `packrat_restore` (R) or `python_restore` (Python), from the moment it gets a build slot (a
+  queued build has no job yet); it ends as status 1 with `exit_code`. Content without an R or
+  Python runtime gets no job. Jobs carry no task id (connect-api-2.md §6).
 * Every role sees every content item (no per-user ACLs); viewers get the runtime fields nulled.
 * With `sticky_sessions`, every response sets `rscid=node-1`; a task poll without that cookie gets
   404 code 141, as if a load balancer had sent it to a node not running the task.
@@ -56,6 +64,7 @@ API_PREFIX = "/__api__"
 STICKY_COOKIE = "rscid"
 JSON_TYPE = "application/json; charset=utf-8"
 MAX_TASK_WAIT = 20
+MAX_JOBS_KEPT = 10  # per content item: Connect lists recent jobs, not every job ever
 ROLES = ("administrator", "publisher", "viewer")
 INCLUDE_OPTIONS = frozenset({"owner", "tags", "vanity_url"})
 # Fields describing the target environment, which Connect hides from viewers.
@@ -159,6 +168,7 @@ class _Task:
     error: str = ""
     result: dict[str, Any] | None = None
     created: float = field(default_factory=time.time)
+    job: dict[str, Any] | None = None  # a build's job, once it runs
 
     def to_json(self, first: int = 0) -> dict[str, Any]:
         return {
@@ -181,6 +191,15 @@ class _Faults:
     reset_rate: float
     rng: random.Random
     retry_after: str | None = None
+    lose_rate: float = 0.0
+    left: int | None = None  # faults still to inject (None: no limit)
+
+
+@dataclass(frozen=True)
+class _Outage:
+    status: int | None  # None: connections are refused
+    retry_after: str | None
+    serial: int
 
 
 class _Scheduler:
@@ -329,6 +348,12 @@ class FakeConnect:
         self._running_builds = 0
         self._max_running_builds = 0
         self._builds_started: list[str] = []
+        self._jobs: dict[str, list[dict[str, Any]]] = {}  # by content guid, newest last
+        self._next_job_id = 1
+        self._outage: _Outage | None = None
+        self._outages = 0
+        self._up = threading.Event()
+        self._up.set()
         self._build_durations: dict[str, float] = {}
         self._build_failures: dict[str, str | None] = {}
         self._task_rng = random.Random(secrets.randbits(64))
@@ -341,7 +366,9 @@ class FakeConnect:
         self.url = f"http://{bound_host}:{bound_port}"
         self._serve_thread: threading.Thread | None = None
         self._lifecycle_lock = threading.Lock()
+        self._serving = False  # start() was called (an outage may have the listener closed)
         self._closed = False
+        self._stopped = threading.Event()
         self._scheduler = _Scheduler()
 
         for item in seed.content:
@@ -354,37 +381,50 @@ class FakeConnect:
         with self._lifecycle_lock:
             if self._closed:
                 raise RuntimeError("this FakeConnect was stopped; create a new one")
-            if self._serve_thread is None:
-                self._serve_thread = threading.Thread(
-                    target=self._httpd.serve_forever,
-                    kwargs={"poll_interval": 0.02},  # quick stop() for tests
-                    name="fake-connect-http",
-                    daemon=True,
-                )
-                self._serve_thread.start()
+            self._serving = True
+            if self._refusing():
+                return self  # the end of the outage starts serving
+            self._start_serving()
         return self
+
+    def _start_serving(self) -> None:
+        """(lifecycle lock held)"""
+        if self._serve_thread is None:
+            self._serve_thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.02},  # quick stop() for tests
+                name="fake-connect-http",
+                daemon=True,
+            )
+            self._serve_thread.start()
+
+    def _stop_serving(self) -> None:
+        """(lifecycle lock held)"""
+        thread, self._serve_thread = self._serve_thread, None
+        if thread is not None:
+            self._httpd.shutdown()
+            thread.join(timeout=5)
 
     def serve_forever(self) -> None:
         """Serve until Ctrl-C or `stop()` from another thread (for the CLI); then stop.
 
         Works whether or not `start()` was called first.
         """
-        thread = self.start()._serve_thread
+        self.start()
         try:
-            while thread is not None and thread.is_alive():
-                thread.join(0.5)  # short joins keep Ctrl-C responsive
+            while not self._stopped.wait(0.5):  # short waits keep Ctrl-C responsive
+                pass
         finally:
             self.stop()
 
     def stop(self) -> None:
         """Stop serving and release the port. Idempotent."""
         with self._lifecycle_lock:
-            thread, self._serve_thread = self._serve_thread, None
-            if thread is not None:
-                self._httpd.shutdown()
-                thread.join(timeout=5)
+            self._stop_serving()
             if not self._closed:
                 self._closed = True
+                self._stopped.set()
+                self._up.set()
                 self._shutdown_state()
                 self._httpd.server_close()
 
@@ -452,15 +492,19 @@ class FakeConnect:
         seed: int | None = None,
         reset_rate: float = 0.0,
         retry_after: str | None = None,
+        lose_rate: float = 0.0,
+        limit: int | None = None,
     ) -> None:
-        """Add latency / proxy errors / connection resets to matching requests.
+        """Add latency / proxy errors / connection resets / lost answers to matching requests.
 
         `paths` is a regex searched in the request path (None: every /__api__ path). One random
-        draw per matching request decides: reset (reset_rate), error (error_rate) or normal.
-        `retry_after` (seconds or an HTTP-date) is sent as a Retry-After header on each error.
+        draw per matching request decides: reset (reset_rate), error (error_rate), lost answer
+        (lose_rate: processed, then the connection is reset) or normal. `retry_after` (seconds
+        or an HTTP-date) is sent as a Retry-After header on each error. `limit`: inject that
+        many faults, then none.
         """
-        if not 0.0 <= error_rate + reset_rate <= 1.0:
-            raise ValueError("error_rate + reset_rate must be within 0..1")
+        if not 0.0 <= error_rate + reset_rate + lose_rate <= 1.0:
+            raise ValueError("error_rate + reset_rate + lose_rate must be within 0..1")
         with self._fault_lock:
             self._faults = _Faults(
                 latency=latency,
@@ -470,11 +514,68 @@ class FakeConnect:
                 reset_rate=reset_rate,
                 rng=random.Random(seed),
                 retry_after=retry_after,
+                lose_rate=lose_rate,
+                left=limit,
             )
 
     def clear_faults(self) -> None:
         with self._fault_lock:
             self._faults = None
+
+    def outage(
+        self, seconds: float, *, status: int | None = None, retry_after: str | None = None
+    ) -> None:
+        """Connect is down for `seconds` from now (returns at once; see `wait_up`).
+
+        `status` None: connections are refused (the listener is closed; kept-alive connections
+        are reset at their next request, long polls at once). Otherwise every request is
+        answered by the proxy with `status` (and `retry_after`, if given, as Retry-After).
+        """
+        with self._lifecycle_lock:
+            if self._closed:
+                raise RuntimeError("this FakeConnect was stopped")
+            self._outages += 1
+            outage = _Outage(status, retry_after, self._outages)
+            was_refusing = self._refusing()
+            self._outage = outage
+            self._up.clear()
+            if status is None and not was_refusing:
+                self._stop_serving()
+                self._httpd.socket.close()
+            elif status is not None and was_refusing:
+                self._reopen()
+        with self._lock:
+            for task in self._tasks.values():
+                task.cond.notify_all()  # long polls end: reset, or answered with the error
+        self._scheduler.call_later(seconds, lambda: self.end_outage(outage.serial))
+
+    def end_outage(self, serial: int | None = None) -> None:
+        """Connect is back (now, rather than when `outage` said); `serial`: only that outage."""
+        with self._lifecycle_lock:
+            outage = self._outage
+            if outage is None or self._closed or serial not in (None, outage.serial):
+                return
+            if self._refusing():
+                self._reopen()
+            self._outage = None
+            self._up.set()
+
+    def wait_up(self, timeout: float | None = None) -> bool:
+        """Block until no outage is on; False on timeout."""
+        return self._up.wait(timeout)
+
+    def _refusing(self) -> bool:
+        outage = self._outage
+        return outage is not None and outage.status is None
+
+    def _reopen(self) -> None:
+        """Listen on the same port again (lifecycle lock held)."""
+        httpd = self._httpd
+        httpd.socket = socket.socket(httpd.address_family, httpd.socket_type)
+        httpd.server_bind()  # SO_REUSEADDR: the port just closed binds again
+        httpd.server_activate()
+        if self._serving:
+            self._start_serving()
 
     def count(self, method: str | None = None, path_regex: str | None = None) -> int:
         pattern = re.compile(path_regex) if path_regex is not None else None
@@ -491,6 +592,11 @@ class FakeConnect:
     def builds_started(self) -> list[str]:
         with self._lock:
             return list(self._builds_started)
+
+    def jobs(self, guid: str) -> list[dict[str, Any]]:
+        """The item's jobs, oldest first (a job per build that got a build slot)."""
+        with self._lock:
+            return [dict(job) for job in self._jobs.get(guid, [])]
 
     def max_concurrent_builds_seen(self) -> int:
         with self._lock:
@@ -627,7 +733,7 @@ class FakeConnect:
     # ---------------------------------------------------------------- HTTP dispatch
 
     def _draw_fault(self, path: str) -> tuple[float, str | None, int, str | None]:
-        """(latency, action, status, retry_after); action is None, "error" or "reset"."""
+        """(latency, action, status, retry_after); action is None, "error", "reset" or "lose"."""
         with self._fault_lock:
             faults = self._faults
             if faults is None:
@@ -638,10 +744,17 @@ class FakeConnect:
             elif not faults.paths.search(path):
                 return 0.0, None, 0, None
             draw = faults.rng.random()
+            if faults.left is not None:
+                if faults.left <= 0:
+                    return faults.latency, None, 0, None
+                if draw < faults.reset_rate + faults.error_rate + faults.lose_rate:
+                    faults.left -= 1
         if draw < faults.reset_rate:
             return faults.latency, "reset", 0, None
         if draw < faults.reset_rate + faults.error_rate:
             return faults.latency, "error", faults.status, faults.retry_after
+        if draw < faults.reset_rate + faults.error_rate + faults.lose_rate:
+            return faults.latency, "lose", 0, None
         return faults.latency, None, 0, None
 
     def _dispatch(
@@ -698,6 +811,8 @@ class FakeConnect:
                 return _json(200, self._content_json(self._lookup_content(guid), user, set()))
             case ("POST", ["content", guid, "build"]):
                 return _json(200, self._start_build_request(guid, user, body))
+            case ("GET", ["content", guid, "jobs"]):
+                return _json(200, self._list_jobs(guid, user))
             case ("GET", ["search", "content"]):
                 return _json(200, self._search_content(user, query))
         raise ApiError(2)
@@ -807,8 +922,19 @@ class FakeConnect:
                 raise ApiError(4)
             first = _int_param(query, "first", 0, 0, len(task.output))
             if wait and not task.finished:
-                task.cond.wait_for(lambda: task.finished or self._stopping, timeout=wait)
+                task.cond.wait_for(
+                    lambda: task.finished or self._stopping or self._outage is not None,
+                    timeout=wait,
+                )
             return task.to_json(first)
+
+    def _list_jobs(self, guid: str, user: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._lock:
+            if guid not in self._content:
+                raise ApiError(4)
+            if user["user_role"] == "viewer":
+                raise ApiError(22)  # owners, collaborators and admins only
+            return [dict(job) for job in reversed(self._jobs.get(guid, []))]
 
     def _has_sticky_cookie(self, headers: dict[str, str]) -> bool:
         for pair in headers.get("cookie", "").split(";"):
@@ -946,6 +1072,9 @@ class FakeConnect:
                 f"Bundle requested Python version {version}; using "
                 f"/opt/python/{version}/bin/python3 which has version {version}"
             )
+        if language is not None:
+            tag = "packrat_restore" if language == "R" else "python_restore"
+            task.job = self._new_job(item, tag)
         duration = self._build_durations.get(item["guid"], self.build_seconds)
         self._scheduler.call_later(duration / 2, lambda: self._build_progress(task, item, cached))
         self._scheduler.call_later(duration, lambda: self._finish_build(task, item))
@@ -965,6 +1094,46 @@ class FakeConnect:
                 else:
                     task.output.append("Installing R packages into the runtime cache ...")
 
+    def _new_job(self, item: dict[str, Any], tag: str) -> dict[str, Any]:
+        """A running job for a build (lock held); the fields of connect-api-2.md §6."""
+        now = rfc3339(datetime.now(UTC))
+        job_id = self._next_job_id
+        self._next_job_id += 1
+        job: dict[str, Any] = {
+            "id": str(job_id),
+            "ppid": str(100000 + job_id),
+            "pid": str(200000 + job_id),
+            "key": "".join(self._task_rng.choices(_TASK_ID_ALPHABET, k=16)),
+            "remote_id": None,
+            "app_id": item["id"],
+            "content_id": item["id"],
+            "content_guid": item["guid"],
+            "variant_id": "0",
+            "bundle_id": item["bundle_id"],
+            "start_time": now,
+            "end_time": None,
+            "last_heartbeat_time": now,
+            "queued_time": None,
+            "queue_name": None,
+            "tag": tag,
+            "exit_code": None,
+            "status": 0,
+            "hostname": "connect-sim",
+            "cluster": None,
+            "image": None,
+            "run_as": "rstudio-connect",
+        }
+        jobs = self._jobs.setdefault(item["guid"], [])
+        jobs.append(job)
+        del jobs[:-MAX_JOBS_KEPT]
+        return job
+
+    @staticmethod
+    def _end_job(task: _Task, exit_code: int) -> None:
+        if task.job is not None:
+            now = rfc3339(datetime.now(UTC))
+            task.job.update(status=1, exit_code=exit_code, end_time=now, last_heartbeat_time=now)
+
     def _finish_build(self, task: _Task, item: dict[str, Any]) -> None:
         language, version = _runtime_of(item)
         with self._lock:
@@ -972,6 +1141,7 @@ class FakeConnect:
             if guid in self._build_failures:
                 error = self._build_failures[guid] or _default_build_error(item)
                 task.output.append(error)
+                self._end_job(task, 1)
                 self._finish_task(task, code=1, error=error, result=dict(BUILD_FAILED_RESULT))
             else:
                 if language == "R":
@@ -981,6 +1151,7 @@ class FakeConnect:
                 if language is not None and version:
                     # Rebuilding repopulates the runtime cache Connect uses for this runtime.
                     self._store_cache(language, version, item.get("image_name") or "Local")
+                self._end_job(task, 0)
                 self._finish_task(task)
             self._running_builds -= 1
             if self._build_queue:
@@ -1080,18 +1251,25 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(headers.get("content-length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
 
-        latency, action, fault_status, retry_after = fake._draw_fault(path)
+        outage = fake._outage
+        action: str | None
+        if outage is not None:  # Connect is down: nothing reaches the API
+            latency, fault_status, retry_after = 0.0, outage.status or 0, outage.retry_after
+            action = "reset" if outage.status is None else "error"
+        else:
+            latency, action, fault_status, retry_after = fake._draw_fault(path)
         if latency:
             time.sleep(latency)
         if action == "reset":
-            self._record(fake, path, query, headers, body, 0, received)
-            self.close_connection = True
-            self.server.mark_reset(self.connection)
+            self._reset(fake, path, query, headers, body, received)
             return
         if action == "error":
             response = _Response(fault_status, _proxy_error_page(fault_status), "text/html")
         else:
             response = fake._dispatch(self.command, path, query, headers, body)
+            if action == "lose" or fake._refusing():  # processed, but the answer is lost
+                self._reset(fake, path, query, headers, body, received)
+                return
         self._record(fake, path, query, headers, body, response.status, received)
         try:
             self.send_response(response.status)
@@ -1105,6 +1283,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
         except (ConnectionError, TimeoutError):
             self.close_connection = True  # the client went away (e.g. gave up on a long poll)
+
+    def _reset(
+        self,
+        fake: FakeConnect,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        received: float,
+    ) -> None:
+        self._record(fake, path, query, headers, body, 0, received)
+        self.close_connection = True
+        self.server.mark_reset(self.connection)
 
     def _record(
         self,

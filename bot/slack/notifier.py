@@ -10,7 +10,7 @@ import logging
 
 from bot.services.audit import AuditRecord
 from bot.services.deletions import DeletionState
-from bot.services.rebuilds import PlanCard
+from bot.services.rebuild_outcomes import PlanCard
 from bot.slack.poster import SlackPoster, SlackUnavailable
 from bot.slack.views import Message, audit_notice_view, deletion_card_view, plan_card_view
 

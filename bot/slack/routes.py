@@ -66,6 +66,7 @@ ACTIONS: tuple[ActionRoute, ...] = (
     ActionRoute(Actions.CACHE_DELETE_SELECTED, caches.delete_selected),
     ActionRoute(Actions.CACHE_DELETE_CONFIRM, caches.confirm),
     ActionRoute(Actions.CACHE_DELETE_CANCEL, caches.cancel),
+    ActionRoute(Actions.CACHE_DELETE_RETRY, caches.retry),
     ActionRoute(Actions.CACHE_SELECT, None),  # the choice travels with "Delete selected"
     ActionRoute(re.compile(f"^{Actions.SEARCH_PAGE}"), content.page),
     ActionRoute(Actions.REBUILD_AFFECTED, rebuilds.plan_affected),

@@ -1,6 +1,21 @@
 """Persistence through SQLAlchemy: pending confirmations, audit log, rebuilds."""
 
 from bot.store.db import Database
-from bot.store.models import AuditEntry, PendingAction, Rebuild, RebuildItem, utcnow
+from bot.store.models import (
+    AuditEntry,
+    DeletionTarget,
+    PendingAction,
+    Rebuild,
+    RebuildItem,
+    utcnow,
+)
 
-__all__ = ["AuditEntry", "Database", "PendingAction", "Rebuild", "RebuildItem", "utcnow"]
+__all__ = [
+    "AuditEntry",
+    "Database",
+    "DeletionTarget",
+    "PendingAction",
+    "Rebuild",
+    "RebuildItem",
+    "utcnow",
+]

@@ -52,6 +52,33 @@ class PendingAction(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The process that won the claim and carries the act out (migration 0004): if it dies
+    # mid-act, reconciliation finds the request by a holder that is gone.
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class DeletionTarget(Base):
+    """The journal of a confirmed deletion, one row per cache (migration 0004).
+
+    Written before each DELETE leaves (`sent`) and after its answer, so a crash at any point
+    leaves a record of what is known: `planned` (never sent), `sent` (outcome unknown),
+    `running` (Connect took it: task id), `succeeded`, `failed`.
+    """
+
+    __tablename__ = "deletion_targets"
+    __table_args__ = (Index("ix_deletion_targets_pending", "pending_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pending_id: Mapped[str] = mapped_column(ForeignKey("pending_actions.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    language: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(String(32))
+    image_name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="planned")
+    task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    audit_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class AuditEntry(Base):
@@ -122,3 +149,8 @@ class RebuildItem(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # Failure reply posted in the thread (migration 0002): a restart neither loses nor repeats it.
     notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The build journal (migration 0005): set before a build request leaves, so an answer lost
+    # on the way back (or a kill) leaves a trace; `resent` counts requests sent again when an
+    # earlier one may have reached Connect (a possible duplicate build).
+    requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    resent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

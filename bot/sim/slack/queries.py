@@ -18,8 +18,14 @@ class QueriesMixin(Workspace):
     def calls_to(self, method: str) -> list[ApiCall]:
         return [c for c in list(self.calls) if c.method == method]
 
+    def arrived(self, method: str) -> int:
+        """How many calls to `method` have arrived (answered or still held by latency)."""
+        with self._lock:
+            return self.arrivals.count(method)
+
     def clear_recordings(self) -> None:
         with self._lock:
+            self.arrivals.clear()
             self.calls.clear()
             self.response_url_posts.clear()
             self.interactions.clear()

@@ -122,6 +122,8 @@ class WebApiMixin(FaultsMixin):
     ) -> tuple[int, dict[str, str], JsonDict]:
         received = time.time()
         params, parse_error = _parse_params(headers.get("content-type", ""), body, query)
+        with self._lock:
+            self.arrivals.append(method)
         self._sleep_latency(method)
         with self._lock:
             status, extra, response = self._api_response(method, params, headers, parse_error)

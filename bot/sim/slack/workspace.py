@@ -31,6 +31,9 @@ class Workspace:
         self.app_id, self.bot_name = app_id, bot_name
 
         self.calls: list[ApiCall] = []
+        # Methods of calls as they arrive, before any injected latency: a test can tell a call
+        # held in flight (arrived, not yet in `calls`) from one never made.
+        self.arrivals: list[str] = []
         self.response_url_posts: list[ResponseUrlPost] = []
         self.interactions: list[Interaction] = []
 

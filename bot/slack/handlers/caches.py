@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from bot.connect import RuntimeCache
 from bot.services.caches import CacheTarget
-from bot.services.deletions import DeletionRequested, NothingToDelete
+from bot.services.deletions import DeletionRequested, NothingToDelete, RequestOutcome
+from bot.services.outcomes import NotFound
 from bot.services.queries import CachesListed
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
@@ -58,8 +59,20 @@ def _target(cache: RuntimeCache) -> CacheTarget:
 def request_deletion(
     deps: Deps, req: Invocation, server: str | None, targets: Sequence[CacheTarget]
 ) -> None:
+    _show_request(deps, req, deps.services.deletions.request(req.actor, server, targets))
+
+
+def retry(deps: Deps, click: Click) -> None:
+    """'Retry the failed…' on a finished card: a new dry run and card for those caches."""
+    outcome = deps.services.deletions.retry(click.actor, click.value)
+    if isinstance(outcome, NotFound):
+        answer(deps, click, notice_view("Nothing on that card is left to retry."))
+        return
+    _show_request(deps, click, outcome)
+
+
+def _show_request(deps: Deps, req: Invocation, outcome: RequestOutcome) -> None:
     deletions = deps.services.deletions
-    outcome = deletions.request(req.actor, server, targets)
     if isinstance(outcome, NothingToDelete):
         answer(deps, req, rejections_view(outcome.rejected, planned_any=False))
         return

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from bot.services.outcomes import NotFound
-from bot.services.rebuilds import (
+from bot.services.rebuild_outcomes import (
     Cancelling,
     NoCachesDeleted,
     NothingToCancel,

@@ -38,7 +38,7 @@ class CachesDelete(Addressed):
 @dataclass(frozen=True, slots=True)
 class ContentSearch(Addressed):
     filter: ContentFilter
-    args: str  # normalised arguments, so a "next page" button can repeat the search
+    args: str  # normalised arguments less `--page`: a page button adds its own `--page N`
     page: int = 1
 
 

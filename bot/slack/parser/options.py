@@ -51,23 +51,52 @@ class Options:
         return word, None
 
     def value(self, name: str, inline: str | None) -> str:
+        """The option's value; an empty one (`--x=`, `--x ""`) is refused, never ignored."""
         if inline is not None:
             if inline == "":
                 raise Bad(f"`{name}` needs a value.", self.command)
             return inline
-        if self.pos >= len(self.words) or (
-            self.words[self.pos].startswith("-") and len(self.words[self.pos]) > 1
+        if (
+            self.pos >= len(self.words)
+            or self.words[self.pos] == ""
+            or (self.words[self.pos].startswith("-") and len(self.words[self.pos]) > 1)
         ):
             raise Bad(f"`{name}` needs a value.", self.command)
         value = self.words[self.pos]
         self.pos += 1
         return value
 
+    def flag(self, name: str, inline: str | None) -> None:
+        """A flag takes no value: `--published=no` is refused rather than read as `--published`."""
+        if inline is not None:
+            raise Bad(f"`{name}` takes no value.", self.command)
+
+
+class Once:
+    """Single-valued options: the same value again is fine, a different one is refused."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.seen: dict[str, tuple[object, str]] = {}
+
+    def __call__(self, option: str, name: str, key: object, text: str) -> None:
+        if option in self.seen and self.seen[option][0] != key:
+            first = self.seen[option][1]
+            raise Bad(
+                f"`{name}` was given twice (`{short(first)}` and `{short(text)}`); give it once.",
+                self.command,
+            )
+        self.seen[option] = (key, text)
+
 
 def filters(
     words: list[str], command: str, *, allow_page: bool = False, rebuild: bool = False
 ) -> tuple[ContentFilter, int]:
-    """rsconnect's content filters; returns the filter and the page (search) or parallelism."""
+    """rsconnect's content filters; returns the filter and the page (search) or parallelism.
+
+    Every value given is used or the words are refused: a single-valued option given twice
+    with different values, or `--published` with `--unpublished`, is a mistake to report.
+    """
     published: bool | None = None
     types: set[str] = set()
     guids: set[str] = set()
@@ -76,27 +105,40 @@ def filters(
     page = 1
     parallelism = 0
     options = Options(words, command)
+    once = Once(command)
     for name, inline in options:
-        if name == "--published" and not rebuild:
-            published = True
-        elif name == "--unpublished" and not rebuild:
-            published = False
+        if name in ("--published", "--unpublished") and not rebuild:
+            options.flag(name, inline)
+            wanted = name == "--published"
+            if published is not None and published != wanted:
+                raise Bad("Use `--published` or `--unpublished`, not both.", command)
+            published = wanted
         elif name in ("--content-type", "-t"):
-            types.add(options.value(name, inline).lower())
+            types.update(_content_types(options.value(name, inline), name, command))
         elif name in ("--py-version", "-p"):
-            py = version_filter(options.value(name, inline), command)
+            text = options.value(name, inline)
+            py = version_filter(text, command)
+            once("--py-version", name, str(py), text)
         elif name in ("--r-version", "-r"):
-            r = version_filter(options.value(name, inline), command)
+            text = options.value(name, inline)
+            r = version_filter(text, command)
+            once("--r-version", name, str(r), text)
         elif name == "--title-contains" and not rebuild:
             title = options.value(name, inline)
+            once(name, name, title, title)
         elif name in ("--image-name", "-I") and rebuild:
             image = options.value(name, inline)
+            once("--image-name", name, image, image)
         elif name in ("--guid", "-g") and rebuild:
             guids.update(_guids(options.value(name, inline), command))
         elif name == "--parallelism" and rebuild:
-            parallelism = whole(options.value(name, inline), name, command, 1, MAX_PARALLELISM)
+            text = options.value(name, inline)
+            parallelism = whole(text, name, command, 1, MAX_PARALLELISM)
+            once(name, name, parallelism, text)
         elif name == "--page" and allow_page:
-            page = whole(options.value(name, inline), name, command, 1, 10_000)
+            text = options.value(name, inline)
+            page = whole(text, name, command, 1, 10_000)
+            once(name, name, page, text)
         else:
             raise Bad(f"I don't understand `{short(name)}` here.", command)
     if rebuild:
@@ -111,6 +153,14 @@ def filters(
         guids=frozenset(guids),
     )
     return content_filter, (parallelism if rebuild else page)
+
+
+def _content_types(value: str, name: str, command: str) -> list[str]:
+    """`--content-type shiny,quarto` names two types, as a repeated flag does; none is dropped."""
+    types = [part.strip().lower() for part in value.split(",") if part.strip()]
+    if not types:
+        raise Bad(f"`{name}` needs a content type, e.g. `shiny`.", command)
+    return types
 
 
 def _guids(value: str, command: str) -> list[str]:

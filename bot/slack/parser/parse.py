@@ -82,7 +82,8 @@ def _take_server(words: list[str]) -> str | ParseError | None:
 
 def _command(words: list[str]) -> Command | ParseError:
     if not words or words[0].lower() in ("help", "-h", "--help", "?"):
-        return Help(words[1] if len(words) > 1 else None)
+        # Every word of the topic counts: `help rebuild status` is about `rebuild status`.
+        return Help(" ".join(words[1:]).strip() or None)
     head, rest = words[0].lower(), words[1:]
     if head in ("server", "servers"):
         if rest:
@@ -143,7 +144,17 @@ def _caches_delete(words: list[str]) -> CachesDelete:
         raise Bad("Say which cache to delete.", command)
     if len(targets) > MAX_TARGETS:
         raise Bad(f"At most {MAX_TARGETS} caches in one request.", command)
-    return CachesDelete(tuple(_target(t, command) for t in targets))
+    chosen: list[CacheTarget] = []
+    for fields in targets:
+        target = _target(fields, command)
+        if target in chosen:
+            raise Bad(
+                f"The {target.language} {target.version} cache on image "
+                f"`{short(target.image_name)}` is named twice; name each cache once.",
+                command,
+            )
+        chosen.append(target)
+    return CachesDelete(tuple(chosen))
 
 
 def _target(fields: dict[str, str], command: str) -> CacheTarget:
@@ -170,7 +181,22 @@ def _content(words: list[str]) -> Command | ParseError:
         content_filter, page = filters(words[1:], "content search", allow_page=True)
     except Bad as exc:
         return exc.error()
-    return ContentSearch(content_filter, shlex.join(words[1:]), page)
+    return ContentSearch(content_filter, shlex.join(_without_page(words[1:])), page)
+
+
+def _without_page(words: list[str]) -> list[str]:
+    """The search's words less `--page N`: the page buttons add their own, and a second
+    `--page` is refused. (`filters` has accepted the words, so `--page` has its value.)"""
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--page":
+            skip = True
+        elif not word.startswith("--page="):
+            kept.append(word)
+    return kept
 
 
 def _rebuild(words: list[str]) -> Command | ParseError:

@@ -8,7 +8,7 @@ from slack_sdk.models.blocks import HeaderBlock
 
 from bot.services.audit import AuditRecord
 from bot.slack.text import clip, code, esc
-from bot.slack.views.common import Message, date, md, notice_view, who
+from bot.slack.views.common import Message, channel, date, is_slack_id, md, notice_view, who
 
 
 def _on(record: AuditRecord, several_servers: bool) -> str:
@@ -34,7 +34,7 @@ def audit_view(records: Sequence[AuditRecord], *, several_servers: bool = False)
 def audit_notice_view(record: AuditRecord, *, several_servers: bool = False) -> Message:
     target = f" {esc(clip(record.target, 500))}" if record.target else ""
     detail = f"\n> {esc(clip(record.detail, 500))}" if record.detail else ""
-    where = f" in <#{record.channel}>" if record.channel and record.channel.isalnum() else ""
+    where = f" in {channel(record.channel)}" if is_slack_id(record.channel) else ""
     act = f"{code(record.action)} → *{esc(record.outcome)}*"
     on = _on(record, several_servers)
     text = f":scroll: {who(record.actor)} {act}{target}{on}{where}{detail}"

@@ -14,7 +14,6 @@ from slack_sdk.models.blocks import (
     ConfirmObject,
     DividerBlock,
     HeaderBlock,
-    MarkdownTextObject,
     Option,
     SectionBlock,
     StaticMultiSelectElement,
@@ -23,8 +22,8 @@ from slack_sdk.models.blocks import (
 from bot.connect import RuntimeCache
 from bot.services.caches import Rejection
 from bot.services.deletions import DeletionState
-from bot.slack.text import clip, code, esc, link
-from bot.slack.views.common import MAX_BLOCKS, MAX_TEXT, Actions, Message, context, date, md, who
+from bot.slack.text import clip, code, esc, link, plain
+from bot.slack.views.common import MAX_BLOCKS, Actions, Message, context, date, md, mrkdwn, who
 
 ROWS_WITH_BUTTONS = 40  # above this, one compact list instead of a row (and button) per cache
 
@@ -61,28 +60,25 @@ def _caches_list_view(caches: tuple[RuntimeCache, ...], url: str, server: str | 
     where = f"Connect {server}" if server else "Connect"
     if not caches:
         return Message(
-            f"{where} has no runtime caches.",
+            f"{esc(where)} has no runtime caches.",
             [md(f":package: {link(url, where)} has no runtime caches.")],
         )
     blocks: list[Block] = [
-        HeaderBlock(text=clip(f"Runtime caches on {where} ({len(caches)})", 150))
+        HeaderBlock(text=plain(f"Runtime caches on {where} ({len(caches)})", 150))
     ]
     per_cache_rows = len(caches) <= ROWS_WITH_BUTTONS
     for cache in caches if per_cache_rows else ():
         blocks.append(
             SectionBlock(
-                text=MarkdownTextObject(
-                    text=clip(
-                        f"*{esc(cache.language)} {esc(cache.version)}*"
-                        f"  ·  image {code(cache.image_name)}",
-                        MAX_TEXT,
-                    )
+                text=mrkdwn(
+                    f"*{esc(cache.language)} {esc(cache.version)}*"
+                    f"  ·  image {code(cache.image_name)}"
                 ),
                 accessory=ButtonElement(
                     text="Delete…",
                     action_id=Actions.CACHE_DELETE_START,
                     value=clip(cache_value(cache, server), 2000),
-                    accessibility_label=clip(f"Delete the {cache.label} cache", 75),
+                    accessibility_label=plain(f"Delete the {cache.label} cache", 75),
                 ),
             )
         )
@@ -91,7 +87,7 @@ def _caches_list_view(caches: tuple[RuntimeCache, ...], url: str, server: str | 
         blocks.append(md("\n".join(lines)))
     options = [
         Option(
-            text=clip(f"{c.language} {c.version} ({c.image_name})", 75),
+            text=plain(f"{c.language} {c.version} ({c.image_name})", 75),
             value=cache_value(c, server),
         )
         for c in caches[:100]
@@ -156,7 +152,7 @@ def _confirm_buttons(card: DeletionState, count: int, noun: str) -> ActionsBlock
                 style="danger",
                 confirm=ConfirmObject(
                     title="Delete runtime caches?",
-                    text=clip(
+                    text=mrkdwn(
                         f"Delete {count} {noun} on Connect. Affected content must be"
                         " rebuilt. This cannot be undone.",
                         300,
@@ -213,20 +209,28 @@ def deletion_card_view(card: DeletionState, *, server: str | None = None) -> Mes
             else f":x: {failed} of {count} failed"
         )
         blocks.append(context(f"{summary}. Confirmed by {who(card.decided_by)}."))
+        if card.note:
+            blocks.append(context(f":warning: {esc(card.note)}"))
+        buttons = []
         if card.rebuild_candidates:
-            blocks.append(
-                ActionsBlock(
-                    block_id=f"rebuild_affected_{card.id}",
-                    elements=[
-                        ButtonElement(
-                            text=f"Rebuild affected content ({card.rebuild_candidates})",
-                            action_id=Actions.REBUILD_AFFECTED,
-                            value=card.id,
-                            style="primary",
-                        )
-                    ],
+            buttons.append(
+                ButtonElement(
+                    text=f"Rebuild affected content ({card.rebuild_candidates})",
+                    action_id=Actions.REBUILD_AFFECTED,
+                    value=card.id,
+                    style="primary",
                 )
             )
+        if card.retry:
+            buttons.append(
+                ButtonElement(
+                    text=f"Retry the failed ({failed})…",
+                    action_id=Actions.CACHE_DELETE_RETRY,
+                    value=card.id,
+                )
+            )
+        if buttons:
+            blocks.append(ActionsBlock(block_id=f"deletion_done_{card.id}", elements=buttons))
     on = f" on {server}" if server else ""
     return Message(f"{title}{esc(on)}: {esc(card.labels)}", blocks)
 

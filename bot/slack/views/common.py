@@ -2,6 +2,8 @@
 
 Views are pure: data in, `Message` out; no I/O and no clock (the caller passes `now`). Every
 string from Connect or a user goes through `esc`/`code`/`link` (mrkdwn) or into plain_text.
+Every mrkdwn object is `verbatim: true` (no auto-linking of bare URLs, channel names or
+mentions); our own `<url|label>`, `<@U1>`, `<#C1>` and `<!date^…>` tokens still work with it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.slack.parser import ParseError
-from bot.slack.text import clip, code, esc
+from bot.slack.text import clip, code, esc, mute
 
 MAX_BLOCKS = 50
 MAX_TEXT = 3000  # section and context text
@@ -29,6 +31,7 @@ class Actions:
     CACHE_DELETE_SELECTED = "cache_delete_selected"
     CACHE_DELETE_CONFIRM = "cache_delete_confirm"
     CACHE_DELETE_CANCEL = "cache_delete_cancel"
+    CACHE_DELETE_RETRY = "cache_delete_retry"
     SEARCH_PAGE = "content_search_page"
     REBUILD_AFFECTED = "rebuild_affected"
     REBUILD_START = "rebuild_start"
@@ -43,7 +46,8 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         # slack_sdk validates while serialising, which is slow; a message renders once.
-        return {"text": clip(self.text, MAX_TEXT), "blocks": self._blocks_json}
+        # The fallback is escaped by each view; `mute` is a safety net (it is idempotent).
+        return {"text": clip(mute(self.text), MAX_TEXT), "blocks": self._blocks_json}
 
     @cached_property
     def _blocks_json(self) -> list[dict[str, Any]]:
@@ -53,21 +57,38 @@ class Message:
 # --- block and text helpers ------------------------------------------------------------------
 
 
+def mrkdwn(text: str, limit: int = MAX_TEXT) -> MarkdownTextObject:
+    """A verbatim mrkdwn text object; `text` must already be escaped. Clipped safely."""
+    return MarkdownTextObject(text=clip(mute(text), limit), verbatim=True)
+
+
 def md(text: str) -> SectionBlock:
     """A mrkdwn section; `text` must already be escaped."""
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_TEXT)))
+    return SectionBlock(text=mrkdwn(text))
 
 
 def context(text: str) -> ContextBlock:
     """A one-element mrkdwn context block; `text` must already be escaped."""
-    return ContextBlock(elements=[MarkdownTextObject(text=clip(text, MAX_TEXT))])
+    return ContextBlock(elements=[mrkdwn(text)])
+
+
+def is_slack_id(value: str | None) -> bool:
+    """A user or channel ID (`U123`, `C123`): ASCII letters and digits only."""
+    return value is not None and value.isascii() and value.isalnum()
 
 
 def who(user_id: str | None) -> str:
     """A user mention. Slack IDs are [UW][A-Z0-9]+; anything else is shown as text."""
     if not user_id:
         return "someone"
-    return f"<@{user_id}>" if user_id.isalnum() else esc(user_id)
+    return f"<@{user_id}>" if is_slack_id(user_id) else esc(user_id)
+
+
+def channel(channel_id: str | None, fallback: str = "") -> str:
+    """A channel link `<#C123>`; anything that is not an ID is shown as escaped text."""
+    if is_slack_id(channel_id):
+        return f"<#{channel_id}>"
+    return esc(channel_id) if channel_id else fallback
 
 
 def duration(seconds: float | None) -> str:
@@ -102,7 +123,8 @@ def notice_view(text: str, emoji: str = ":information_source:") -> Message:
 
 
 def denied_view(reason: str) -> Message:
-    # The reason is our own text; channel mentions in it are intended.
+    # The reason is our own text; the `<#C…>` channel links in it are intended, so it is not
+    # escaped. `Message.to_dict` and `md` still mute any bare @here/@channel/@everyone.
     return Message(reason, [md(f":no_entry: {reason}")])
 
 

@@ -18,7 +18,17 @@ from slack_sdk.models.blocks import (
 from bot.services.rebuild_store import ItemView, PlanSummary, Progress
 from bot.services.rebuilds import PlanCard
 from bot.slack.text import clip, code, esc, link
-from bot.slack.views.common import Actions, Message, context, date, duration, md, who
+from bot.slack.views.common import (
+    Actions,
+    Message,
+    channel,
+    context,
+    date,
+    duration,
+    md,
+    mrkdwn,
+    who,
+)
 
 BAR_CELLS = 20
 Permalink = Callable[[str, str | None], str | None]
@@ -81,7 +91,7 @@ def plan_card_view(card: PlanCard, *, server: str | None = None) -> Message:
                         style="primary",
                         confirm=ConfirmObject(
                             title="Start the rebuild?",
-                            text=clip(
+                            text=mrkdwn(
                                 f"Connect rebuilds {plan.total} item(s), {plan.parallelism} at a"
                                 " time. Builds that have started cannot be stopped.",
                                 300,
@@ -192,7 +202,9 @@ def progress_view(p: Progress, *, now: datetime, server: str | None = None) -> M
                         style="danger",
                         confirm=ConfirmObject(
                             title="Cancel the rebuild?",
-                            text="No new builds start. Builds already running on Connect finish.",
+                            text=mrkdwn(
+                                "No new builds start. Builds already running on Connect finish."
+                            ),
                             confirm="Cancel rebuild",
                             deny="Keep going",
                             style="danger",
@@ -201,7 +213,8 @@ def progress_view(p: Progress, *, now: datetime, server: str | None = None) -> M
                 ],
             )
         )
-    text = f"{title}: {p.done_items}/{p.total} done, {p.counts.get('failed', 0)} failed ({p.state})"
+    failed = p.counts.get("failed", 0)
+    text = f"{title}: {p.done_items}/{p.total} done, {failed} failed ({esc(p.state)})"
     return Message(text, blocks)
 
 
@@ -281,6 +294,11 @@ def summary_reply(p: Progress, *, now: datetime, server: str | None = None) -> M
         )
         if c.get("failed"):
             text += " The failures are listed in this thread."
+    if p.resent:
+        text += (
+            f" {p.resent} build request(s) were sent again because Connect did not answer the"
+            " first and showed no build for it; Connect may have built those items twice."
+        )
     return Message(f"Rebuild #{p.rebuild_id}: {counts}", [md(text)])
 
 
@@ -292,7 +310,7 @@ def status_view(
 ) -> Message:
     view = progress_view(p, now=now, server=server)
     blocks = [b for b in view.blocks if not isinstance(b, ActionsBlock)]
-    where = f"<#{p.channel}>" if p.channel.isalnum() else esc(p.channel)
+    where = channel(p.channel)
     thread = link(permalink, "the thread") if permalink else "the thread"
     blocks.append(context(f"Progress and failures: {thread} in {where}."))
     return Message(view.text, blocks)

@@ -1,0 +1,358 @@
+"""One item's build on Connect, for the driver's workers: the journal, the build request, the
+check for a build that a lost answer started, and following the task (or that job) to its end.
+
+Retry budget (BOT_CONNECT_RETRY_SECONDS, default 600)
+* Every call the driver makes for an item (the build POST, a task poll, a jobs listing) is
+  retried on transient faults (no answer, 429, 502, 503, 504) with exponential backoff and
+  jitter, honouring Retry-After on 429 and 503 (`RetryPolicy`, run by tenacity), until Connect
+  has kept failing for the budget, on the driver's monotonic clock; the budget starts again
+  after each answer. Only then does a fault fail the item, and the message says so and what
+  Connect last said. Other answers (404 deleted content, 403, a failed build) fail it at once.
+
+Journal
+* Before a build request leaves, the item records `requested_at`: the first request that may
+  reach Connect, kept until one is answered. The answer writes `building` + task id.
+* A request that may have reached Connect unanswered (reset, timeout, 502, 504, or a kill)
+  is not simply sent again: `GET v1/content/{guid}/jobs` first. An active restore job
+  (`packrat_restore` / `python_restore`, status 0) started at or after `requested_at` (less
+  CLOCK_SKEW: Connect's times have whole seconds, and its clock is not ours) is that build: the
+  item is `building` without a task id, and the job is followed to its exit code. With no such
+  job the request is sent again; `resent` counts that (logged): Connect may then build twice,
+  e.g. when the first build still waits for a build slot (no job yet). That costs time, not
+  correctness: a build restores the same bundle's environment.
+* A request Connect never saw or did not handle (connection refused, 429, 503) is simply sent
+  again.
+* A task (or job) Connect no longer knows is built again, up to LOST_TASK_REBUILDS times.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import tenacity
+from sqlalchemy import update
+
+from bot.connect import ConnectClient, ConnectError, Job, NotSent
+from bot.connect.retry import RetryPolicy
+from bot.store import Database, RebuildItem, utcnow
+
+log = logging.getLogger(__name__)
+
+POLL_WAIT = 20  # Connect's maximum long-poll
+JOB_POLL_SECONDS = 2.0  # jobs have no long-poll
+LOST_TASK_REBUILDS = 3
+CLOCK_SKEW = timedelta(seconds=30)
+DEFAULT_RETRY_SECONDS = 600.0
+BACKOFF = 0.5  # first wait (jittered), doubling up to BACKOFF_CAP
+BACKOFF_CAP = 5.0
+RETRY_AFTER_CAP = 120.0
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class WorkItem:
+    id: int
+    guid: str
+    wave: int
+    position: int
+    task_id: str | None = None
+    attempts: int = 0
+    requested_at: datetime | None = None  # a build request that may have reached Connect
+    resent: int = 0
+    running: bool = False  # `building`: a task, or a job, on Connect
+    lost: int = 0  # tasks Connect lost, in this process
+
+    @property
+    def on_connect(self) -> bool:
+        """Building on Connect already: followed to its end even after a cancel."""
+        return self.task_id is not None or self.running
+
+
+class Stopped(Exception):
+    """The process is shutting down: leave the item as it is for the next start."""
+
+
+class _GaveUp(Exception):
+    """Connect kept failing for the whole budget; the message says so."""
+
+
+class Builds:
+    """Builds items of one rebuild on one Connect; called by the driver's worker threads."""
+
+    def __init__(
+        self,
+        db: Database,
+        rebuild_id: int,
+        client: ConnectClient,
+        *,
+        retry_seconds: float,
+        clock: Callable[[], float],
+        stopping: threading.Event,
+        cancelled: threading.Event,
+        requeue: Callable[[WorkItem], None],
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        """`clock` (monotonic) measures the budget; `sleep` (tests) replaces waiting on
+        `stopping`, with the clock it goes with."""
+        self.db = db
+        self.rebuild_id = rebuild_id
+        self.client = client
+        self.policy = RetryPolicy(
+            attempts=None,
+            backoff=BACKOFF,
+            cap=BACKOFF_CAP,
+            max_seconds=retry_seconds,
+            retry_after_cap=RETRY_AFTER_CAP,
+        )
+        self.clock = clock
+        self.stopping = stopping
+        self.cancelled = cancelled
+        self.requeue = requeue
+        self._sleeper = sleep
+
+    def build(self, item: WorkItem) -> bool:
+        """Build one item to its end; False when it went back to the queue."""
+        if item.task_id is None:
+            started = self._start(item)
+            if started is None:
+                return True
+            if isinstance(started, Job):
+                return self._follow_job(item, started)
+            item.task_id = started
+        return self._follow(item, item.task_id)
+
+    def fail(self, item: WorkItem, reason: str) -> None:
+        self._write(item.id, state="failed", error=reason[:4000], finished_at=utcnow())
+
+    # ---- starting the build --------------------------------------------------------------
+
+    def _start(self, item: WorkItem) -> str | Job | None:
+        """The new build's task id, the job of a build already running, or None (failed, or
+        cancelled before it was sent)."""
+        try:
+            return self._persist(item, "the build request", partial(self._request, item))
+        except _GaveUp as exc:
+            self.fail(item, str(exc))
+        except ConnectError as exc:
+            self.fail(item, _post_reason(exc))
+        return None
+
+    def _request(self, item: WorkItem) -> str | Job | None:
+        """One try: check for a build a lost request started, else journal and POST."""
+        self._check_stop()
+        if self.cancelled.is_set() and not item.running:
+            return None  # stays queued; marked cancelled when the driver finishes
+        resend = item.requested_at is not None
+        if resend:  # an earlier request may have reached Connect
+            job = self._running_job(item)
+            if job is not None:
+                return self._adopt(item, job)
+            if self.cancelled.is_set():  # it was `building`, but nothing runs on Connect
+                item.running = False
+                self._write(item.id, state="queued")
+                return None
+            item.resent += 1
+            log.warning(
+                "rebuild %s: re-sending the build request for %s: the one sent at %s may have "
+                "reached Connect, but no build of it is running (re-sent %d time(s))",
+                self.rebuild_id,
+                item.guid,
+                item.requested_at,
+                item.resent,
+            )
+        else:
+            item.requested_at = utcnow()
+        item.attempts += 1
+        # The journal, before the request leaves: a lost answer or a kill leaves this trace.
+        self._write(
+            item.id, attempts=item.attempts, requested_at=item.requested_at, resent=item.resent
+        )
+        try:
+            # bundle_id None: Connect builds the active bundle (a redeploy since the plan
+            # already built the new one; building an old bundle would be wrong).
+            task_id = self.client.content.build(item.guid)
+        except ConnectError as exc:
+            if not resend and not _may_have_arrived(exc):
+                item.requested_at = None  # Connect never saw it: nothing to look for
+            raise
+        item.running = True
+        self._write(item.id, state="building", task_id=task_id, started_at=utcnow(), error=None)
+        return task_id
+
+    def _running_job(self, item: WorkItem) -> Job | None:
+        """The active restore job started since the item's request, if Connect lists one."""
+        try:
+            jobs = self.client.content.jobs(item.guid)
+        except ConnectError as exc:
+            if exc.transient:
+                raise
+            log.warning(
+                "rebuild %s: Connect would not list the jobs of %s (%s)",
+                self.rebuild_id,
+                item.guid,
+                exc.reason,
+            )
+            return None
+        assert item.requested_at is not None
+        since = item.requested_at - CLOCK_SKEW
+        found = [
+            (job.start_time, job)
+            for job in jobs
+            if job.active and job.restores and job.start_time and job.start_time >= since
+        ]
+        return max(found, key=lambda pair: pair[0])[1] if found else None
+
+    def _adopt(self, item: WorkItem, job: Job) -> Job:
+        log.info(
+            "rebuild %s: %s is building on Connect already (job %s, started %s): following it "
+            "instead of sending the build request again",
+            self.rebuild_id,
+            item.guid,
+            job.key,
+            job.start_time,
+        )
+        item.running = True
+        self._write(item.id, state="building", started_at=job.start_time or utcnow(), error=None)
+        return job
+
+    # ---- following the build -------------------------------------------------------------
+
+    def _follow(self, item: WorkItem, task_id: str) -> bool:
+        first = 0
+        while True:
+            self._check_stop()
+            poll = partial(self.client.tasks.get, task_id, first=first, wait=POLL_WAIT)
+            try:
+                task = self._persist(item, f"polling task {task_id}", poll)
+            except _GaveUp as exc:
+                self.fail(item, str(exc))
+                return True
+            except ConnectError as exc:
+                if exc.not_found and item.lost < LOST_TASK_REBUILDS:
+                    self._lost(item, f"task {task_id}")
+                    return False
+                self.fail(item, f"Connect would not report on task {task_id}: {exc.reason}")
+                return True
+            self._check_stop()  # shutting down: the next start re-attaches this task
+            first = task.last
+            if task.finished:
+                self._end(item, task.succeeded, task.failure_reason)
+                return True
+
+    def _follow_job(self, item: WorkItem, job: Job) -> bool:
+        """Poll the item's jobs until `job` ends (a restart finds it again by the journal)."""
+        while True:
+            self._sleep(JOB_POLL_SECONDS)
+            listing = partial(self.client.content.jobs, item.guid)
+            try:
+                jobs = self._persist(item, f"following job {job.key}", listing)
+            except _GaveUp as exc:
+                self.fail(item, str(exc))
+                return True
+            except ConnectError as exc:
+                self.fail(item, f"Connect would not report on job {job.key}: {exc.reason}")
+                return True
+            current = next((j for j in jobs if j.key == job.key), None)
+            if current is None:
+                if item.lost < LOST_TASK_REBUILDS:
+                    self._lost(item, f"job {job.key}")
+                    return False
+                self.fail(item, f"Connect no longer lists the build's job {job.key}")
+                return True
+            if not current.active:
+                self._end(item, current.succeeded, current.failure_reason)
+                return True
+
+    def _lost(self, item: WorkItem, what: str) -> None:
+        item.lost += 1
+        log.warning("rebuild %s: Connect lost %s of %s", self.rebuild_id, what, item.guid)
+        item.task_id, item.requested_at, item.running = None, None, False
+        self._write(item.id, state="queued", task_id=None, requested_at=None)
+        self.requeue(item)
+
+    def _end(self, item: WorkItem, succeeded: bool, reason: str) -> None:
+        if succeeded:
+            self._write(item.id, state="succeeded", finished_at=utcnow())
+        else:
+            self.fail(item, reason)
+
+    # ---- plumbing ------------------------------------------------------------------------
+
+    def _persist(self, item: WorkItem, what: str, call: Callable[[], T]) -> T:
+        """`call()`, retried on transient faults within the budget; raises _GaveUp when the
+        budget runs out, and any other ConnectError as it is."""
+        started = self.clock()
+
+        def tell(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning(
+                "rebuild %s: %s for %s failed (%s); try %d again in %.1f s",
+                self.rebuild_id,
+                what,
+                item.guid,
+                error.reason if isinstance(error, ConnectError) else error,
+                state.attempt_number + 1,
+                state.upcoming_sleep,
+            )
+
+        retrying = self.policy.retrying(
+            retry_on=_transient, sleep=self._sleep, clock=self.clock, before_sleep=tell
+        )
+        try:
+            return retrying(call)
+        except ConnectError as exc:
+            if not exc.transient:
+                raise
+            spent = self.clock() - started
+            budget = self.policy.max_seconds or 0.0
+            raise _GaveUp(
+                f"Connect kept failing for {_span(spent)} on {what}, so the bot gave up "
+                f"(BOT_CONNECT_RETRY_SECONDS={budget:g}); it last said: {exc.reason}"
+            ) from exc
+
+    def _write(self, item_id: int, **values: Any) -> None:
+        with self.db.session() as session:
+            session.execute(update(RebuildItem).where(RebuildItem.id == item_id).values(**values))
+
+    def _check_stop(self) -> None:
+        if self.stopping.is_set():
+            raise Stopped
+
+    def _sleep(self, seconds: float) -> None:
+        if self._sleeper is not None:
+            self._sleeper(seconds)
+            self._check_stop()
+        elif self.stopping.wait(seconds):
+            raise Stopped
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectError) and exc.transient
+
+
+def _may_have_arrived(exc: ConnectError) -> bool:
+    """Could Connect have acted on a request that failed so? Not if it was never sent, nor on
+    429 / 503 (not handled: come back later); a reset, a timeout, 502 or 504 may follow a
+    request Connect did act on."""
+    return not isinstance(exc, NotSent) and exc.status not in (429, 503)
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f} seconds" if round(seconds) != 1 else "1 second"
+
+
+def _post_reason(exc: ConnectError) -> str:
+    if exc.status == 404:
+        return f"Connect has no such content, or nothing deployed to build ({exc.reason})"
+    if exc.status == 403:
+        return f"Connect refused: the bot's API key may not build this content ({exc.reason})"
+    return exc.reason
