@@ -22,6 +22,7 @@ lint: $(BIN)/connect-bot
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 format: $(BIN)/connect-bot
 	$(BIN)/ruff format .

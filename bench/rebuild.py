@@ -26,12 +26,15 @@ import heapq
 import json
 import os
 import random
+import secrets
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_name, None)
+
+from sqlalchemy import select  # noqa: E402
 
 from bot.sim.connect_seed import generated_seed  # noqa: E402
 from bot.sim.connect_server import FakeConnect  # noqa: E402
@@ -54,6 +59,7 @@ from bot.sim.stack import (  # noqa: E402
     SIGNING_SECRET,
     start_workspace,
 )
+from bot.store import Database, RebuildItem  # noqa: E402
 
 RSCONNECT = Path(sys.executable).parent / "rsconnect"
 
@@ -97,16 +103,38 @@ def start_connect(items: int, k: int, durations: dict[str, float] | None) -> Fak
     return connect
 
 
-def start_bot(connect: FakeConnect, slack: FakeSlack, workdir: Path) -> tuple[BotProcess, Path]:
-    db_path = workdir / "bot.db"
-    bot = BotProcess(
-        connect_url=connect.url,
-        slack_api_url=slack.api_url,
-        database_url=f"sqlite:///{db_path}",
-        workdir=workdir,
-        extra_env={"BOT_LOG_LEVEL": "WARNING"},
-    )
-    return bot, db_path
+def start_bots(
+    connect: FakeConnect, slack: FakeSlack, workdir: Path, database_url: str, replicas: int
+) -> list[BotProcess]:
+    return [
+        BotProcess(
+            connect_url=connect.url,
+            slack_api_url=slack.api_url,
+            database_url=database_url,
+            workdir=workdir,
+            extra_env={"BOT_LOG_LEVEL": "WARNING"},
+        )
+        for _ in range(replicas)
+    ]
+
+
+@contextmanager
+def fresh_postgres_schema(url: str) -> Iterator[str]:
+    """A URL whose connections use a new schema, dropped afterwards (as the tests do)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = Database(url)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with admin.engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def start_slack() -> FakeSlack:
@@ -166,32 +194,47 @@ def span_of(connect: FakeConnect) -> float:
 # --- the two runs -------------------------------------------------------------------------
 
 
-def run_bot(items: int, k: int, durations: dict[str, float], workdir: Path) -> Result:
+def run_bot(
+    items: int,
+    k: int,
+    durations: dict[str, float],
+    workdir: Path,
+    database_url: str | None = None,
+    replicas: int = 1,
+) -> Result:
+    """One bot process on SQLite, or `replicas` processes on one PostgreSQL database: the
+    plan is asked of the first replica and Start clicked on the last, as a load balancer
+    would spread them."""
+    url = database_url or f"sqlite:///{workdir / 'bot.db'}"
     connect = start_connect(items, k, durations)
     slack = start_slack()
-    bot, db_path = start_bot(connect, slack, workdir)
-    requests = SlackRequests(f"{bot.url}/slack/events", SIGNING_SECRET, slack)
+    bots = start_bots(connect, slack, workdir, url, replicas)
+    first = SlackRequests(f"{bots[0].url}/slack/events", SIGNING_SECRET, slack)
+    last = SlackRequests(f"{bots[-1].url}/slack/events", SIGNING_SECRET, slack)
+    db = Database(url)
     try:
         calls_before = len(slack.calls)
-        requests.command(f"rebuild --parallelism {k}")
+        first.command(f"rebuild --parallelism {k}")
         card = plan_card(slack, 120)
         started = time.monotonic()
-        requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        last.click(OPS_CHANNEL, card.ts, "rebuild_start")
         if not final_summary(slack, card.ts, items * 3 + 60):
             raise RuntimeError("the rebuild did not finish")
         wall = time.monotonic() - started
-        rss = bot.peak_rss_mb()
+        rss = max(bot.peak_rss_mb() for bot in bots)
         slack_calls = Counter(c.method for c in slack.calls[calls_before:])
-        with sqlite3.connect(db_path) as db:
-            rows = db.execute(
-                "SELECT guid, wave, state FROM rebuild_items ORDER BY wave, position"
-            ).fetchall()
+        with db.session() as session:
+            rows = session.execute(
+                select(RebuildItem.guid, RebuildItem.wave, RebuildItem.state).order_by(
+                    RebuildItem.wave, RebuildItem.position
+                )
+            ).all()
         order = [(durations[guid], wave) for guid, wave, _ in rows]
         states = Counter(state for _, _, state in rows)
         ideal, no_warm, bound = ideals(order, k)
         builds = Counter(connect.builds_started())
         return Result(
-            tool="connect-bot",
+            tool="connect-bot" if replicas == 1 else f"connect-bot x{replicas}",
             items=items,
             wall=wall,
             span=span_of(connect),
@@ -208,8 +251,11 @@ def run_bot(items: int, k: int, durations: dict[str, float], workdir: Path) -> R
             ),
         )
     finally:
-        requests.close()
-        bot.stop()
+        first.close()
+        last.close()
+        for bot in bots:
+            bot.stop()
+        db.dispose()
         slack.stop()
         connect.stop()
 
@@ -293,7 +339,8 @@ def rss_check(items: int, workdir: Path, run_seconds: float = 8.0) -> tuple[floa
     connect = start_connect(items, 16, None)
     connect.build_seconds = 0.05
     slack = start_slack()
-    bot, db_path = start_bot(connect, slack, workdir)
+    db_path = workdir / "bot.db"
+    [bot] = start_bots(connect, slack, workdir, f"sqlite:///{db_path}", 1)
     requests = SlackRequests(f"{bot.url}/slack/events", SIGNING_SECRET, slack)
     try:
         started = time.monotonic()
@@ -333,9 +380,9 @@ def report(results: list[Result]) -> None:
         ("peak RSS (MB)", lambda r: f"{r.rss_mb:.1f}"),
     ]
     width = max(len(name) for name, _ in rows) + 2
-    print(f"{'':{width}}" + "".join(f"{r.tool:>14}" for r in results))
+    print(f"{'':{width}}" + "".join(f"{r.tool:>16}" for r in results))
     for name, cell in rows:
-        print(f"{name:{width}}" + "".join(f"{cell(r):>14}" for r in results))
+        print(f"{name:{width}}" + "".join(f"{cell(r):>16}" for r in results))
     for r in results:
         print(f"- {r.tool}: {r.detail}")
 
@@ -349,6 +396,13 @@ def main() -> int:
     parser.add_argument("--skip-rsconnect", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="also run the bot as N replicas on PostgreSQL (BOT_TEST_POSTGRES_URL or --postgres)",
+    )
+    parser.add_argument("--postgres", default=os.environ.get("BOT_TEST_POSTGRES_URL", ""))
     args = parser.parse_args()
     items = args.items or (120 if args.quick else 500)
     rss_items = args.rss_items or (2_000 if args.quick else 10_000)
@@ -361,6 +415,16 @@ def main() -> int:
         workdir = Path(tmp)
         (workdir / "bot").mkdir()
         results.append(run_bot(items, args.k, durations, workdir / "bot"))
+        if args.replicas > 1:
+            if not args.postgres:
+                parser.error(
+                    "--replicas needs a PostgreSQL URL: --postgres or BOT_TEST_POSTGRES_URL"
+                )
+            (workdir / "replicas").mkdir()
+            with fresh_postgres_schema(args.postgres) as url:
+                results.append(
+                    run_bot(items, args.k, durations, workdir / "replicas", url, args.replicas)
+                )
         if not args.skip_rsconnect and RSCONNECT.exists():
             (workdir / "rsc").mkdir()
             results.append(run_rsconnect(items, args.k, durations, workdir / "rsc"))
@@ -378,8 +442,9 @@ def main() -> int:
         ("wall/ideal <= 1.05", bot.wall / bot.ideal <= 1.05),
         ("Connect requests per item <= 2.5", bot.per_item <= 2.5),
     ]
-    if len(results) > 1:
-        rsc = results[1]
+    rsc_results = [r for r in results if r.tool == "rsconnect"]
+    if rsc_results:
+        rsc = rsc_results[0]
         bars.append(
             ("ahead of rsconnect on wall/ideal", bot.wall / bot.ideal < rsc.wall / rsc.ideal)
         )

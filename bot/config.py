@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     # How long Connect may keep failing (per item of a rebuild) before the bot gives up.
     bot_connect_retry_seconds: float = Field(default=600, gt=0)
     bot_two_person_rule: bool = False
+    bot_sweep_seconds: int = Field(default=30, ge=1, le=3600)
     bot_audit_channel: str | None = None
     # Several Connect servers (see `server_configs`): "staging=https://s,production=https://c".
     bot_connect_servers: str | None = None

@@ -216,6 +216,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+_instance: str | None = None
+
+
+def set_instance(instance_id: str | None) -> None:
+    """Every log line from now on names this process's instance id (several replicas)."""
+    global _instance
+    _instance = instance_id
+
+
+class _InstanceFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _instance is not None and not hasattr(record, "instance"):
+            record.instance = _instance
+        return True
+
+
 class _BotHandler(logging.StreamHandler[TextIO]):
     """Marks the handler we install, so configuring again replaces it rather than adding one."""
 
@@ -231,6 +247,7 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
         old.close()
     handler = _BotHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.bot_log_format == "json" else TextFormatter())
+    handler.addFilter(_InstanceFilter())
     handler.addFilter(RedactingFilter(settings.secret_values()))
     root.addHandler(handler)
     root.setLevel(_level(settings.bot_log_level))

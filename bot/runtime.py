@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from bot import jobs
 from bot.config import DEFAULT_SERVER_NAME, ServerConfigError, Settings, key_variable
 from bot.connect import ConnectClient
+from bot.logs import set_instance
 from bot.scheduler import create_scheduler
 from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
@@ -40,6 +41,7 @@ from bot.slack.poster import SlackPoster, make_web_client
 from bot.slack.rebuild_progress import RebuildReporter
 from bot.slack.server import BotWsgi, HttpServer
 from bot.store import Database
+from bot.store.coordination import AnotherProcess, Coordinator, migrate_serialised
 
 log = logging.getLogger("bot")
 
@@ -87,8 +89,8 @@ class Runtime:
     scheduler: BackgroundScheduler
     executor: ThreadPoolExecutor
     reporter: RebuildReporter
+    coordinator: Coordinator
     bot_user_id: str | None
-    key: str
     grace_seconds: float = 5.0
     http: HttpServer | None = None
     socket_handler: Any = None
@@ -101,7 +103,9 @@ class Runtime:
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
         checks["scheduler"] = "ok" if self.scheduler.running else "stopped"
-        return {"ready": all(v == "ok" for v in checks.values()), "checks": checks}
+        ready = all(v == "ok" for v in checks.values())
+        # Which replica answered: with several, an operator can tell them apart.
+        return {"ready": ready, "checks": checks, "instance": self.coordinator.instance_id}
 
     def start_http(self, host: str = "0.0.0.0", port: int | None = None) -> HttpServer:
         app = None if self.settings.socket_mode else self.app
@@ -125,8 +129,10 @@ class Runtime:
         return self.socket_handler
 
     def close(self) -> None:
-        self.services.engine.close()  # stop drivers; running builds are re-attached on start
-        self.reporter.close()
+        # SIGTERM hands over: no new builds, leases released (another replica takes them at
+        # once); running builds stay on Connect and are re-attached by their task id.
+        self.reporter.close()  # first: no post from here once the leases are released
+        self.services.engine.close()
         if self.socket_handler is not None:
             # Don't reconnect while closing; the reader thread ends with the socket.
             self.socket_handler.client.auto_reconnect_enabled = False
@@ -141,8 +147,8 @@ class Runtime:
         still_running = self.deps.drain(timeout=self.grace_seconds)
         if still_running:
             log.warning("stopping with %d background task(s) unfinished", still_running)
-        jobs.unregister_runtime(self.key)
         self.services.servers.close()
+        self.coordinator.close()  # last: until now the others saw this process alive
         self.db.dispose()
 
 
@@ -155,24 +161,31 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         )
     servers = _servers(settings)
     db = Database(settings.database_url)
+    coordinator = Coordinator(db)
     try:
-        db.migrate()
+        coordinator.start()
+        migrate_serialised(db)
+    except AnotherProcess as exc:
+        db.dispose()
+        raise StartupError(str(exc)) from None
     except Exception as exc:
+        coordinator.close()
+        db.dispose()
         raise StartupError(f"The database ({db!r}) is not usable: {type(exc).__name__}") from None
+    set_instance(coordinator.instance_id)
     web = make_web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
     identity = _slack_identity(web, settings.slack_api_url)
     poster = SlackPoster(web)
     notifier = SlackNotifier(
         poster, audit_channel=settings.bot_audit_channel, several_servers=servers.several
     )
-    key = jobs.runtime_key(settings.database_url)
-    scheduler = create_scheduler(db)
+    scheduler = create_scheduler()
     services = build_services(
         db,
         servers,
         notifier,
-        scheduler=scheduler,
-        runtime_key=key,
+        coordinator,
+        retry_seconds=settings.bot_connect_retry_seconds,
         authz=Authorizer(
             admin_users=settings.bot_admin_users,
             admin_groups=settings.bot_admin_groups,
@@ -195,7 +208,12 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         deps,
         signing_secret=None if settings.socket_mode else _secret(settings.slack_signing_secret),
     )
-    reporter = RebuildReporter(services.rebuild_store, poster, several_servers=servers.several)
+    reporter = RebuildReporter(
+        services.rebuild_store,
+        poster,
+        instance_id=coordinator.instance_id,
+        several_servers=servers.several,
+    )
     runtime = Runtime(
         settings=settings,
         db=db,
@@ -206,27 +224,17 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         scheduler=scheduler,
         executor=executor,
         reporter=reporter,
+        coordinator=coordinator,
         bot_user_id=identity.get("user_id"),
-        key=key,
     )
-    jobs.register_runtime(key, runtime)
-    for job, seconds in (("expire_pending", 30), ("expire_rebuild_plans", 30), ("reconcile", 60)):
-        scheduler.add_job(
-            f"bot.jobs:{job}",
-            "interval",
-            seconds=seconds,
-            args=[key],
-            id=job.replace("_", "-"),
-            replace_existing=True,
-        )
-    # Acts a crashed process left half-done are finished now, not in a minute; off the main
-    # thread, since it may ask Connect (the bot answers Slack meanwhile).
-    executor.submit(jobs.reconcile, key)
+    jobs.schedule(scheduler, services, coordinator, sweep_seconds=settings.bot_sweep_seconds)
     services.engine.subscribe(reporter.watch)
-    for rebuild_id in services.rebuild_store.unreported_ids():
-        reporter.watch(rebuild_id)  # finished, but the bot died before the summary
-    services.engine.resume(services.rebuild_store.active_ids())
     reporter.start()
+    # What a crashed process left half-done is taken up now, not at the first tick; off the
+    # main thread, since it may ask Connect (the bot answers Slack meanwhile). Every replica
+    # may try: claims and leases decide who does it.
+    executor.submit(jobs.reconcile, services)
+    executor.submit(services.engine.watch)
     if start_scheduler:
         scheduler.start()
     return runtime
@@ -236,9 +244,9 @@ def build_services(
     db: Database,
     servers: Servers,
     notifier: SlackNotifier,
+    instance: Coordinator,
     *,
-    scheduler: BackgroundScheduler,
-    runtime_key: str,
+    retry_seconds: float | None,
     authz: Authorizer,
     confirm_ttl_seconds: int,
     two_person_rule: bool,
@@ -257,10 +265,16 @@ def build_services(
         notifier=notifier,
         journal=journal,
         runner=DeletionRunner(journal, audit, servers),
+        instance=instance,
     )
     store = RebuildStore(db)
     engine = RebuildEngine(
-        db, servers.client, runtime_key=runtime_key, scheduler=scheduler, audit=audit
+        db,
+        servers.client,
+        instance_id=instance.instance_id,
+        is_alive=instance.is_alive,
+        audit=audit,
+        retry_seconds=retry_seconds,
     )
     rebuilds = Rebuilds(
         servers=servers,
@@ -272,6 +286,7 @@ def build_services(
         authz=authz,
         audit=audit,
         notifier=notifier,
+        instance=instance,
     )
     return Services(
         servers=servers,

@@ -1,24 +1,24 @@
-"""APScheduler 3.x: a background scheduler whose job store lives in the bot's own database.
+"""APScheduler 3.x: a background scheduler with an in-memory job store, in every process.
 
-Jobs are referenced by text (`module:function`) with plain arguments, so they survive restarts;
-the functions find the live runtime through `bot.jobs`.
+APScheduler 3 cannot share a job store between several schedulers (its FAQ: jobs then run
+twice or are missed), so nothing is persisted here: every process schedules the same timed
+jobs at start-up, and each job decides who acts: the leader (an advisory lock) for the sweeps,
+the rebuild lease for rebuilds. The database is the source of truth, not the scheduler.
 """
 
 from __future__ import annotations
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.store import Database
 
-
-def create_scheduler(db: Database, *, workers: int = 8) -> BackgroundScheduler:
+def create_scheduler(*, workers: int = 8) -> BackgroundScheduler:
     return BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=db.engine)},
+        jobstores={"default": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(workers)},
         job_defaults={
-            # One instance per job; after downtime run once, however late (restart safety).
+            # One run of a job at a time; a late run happens once, however late.
             "coalesce": True,
             "max_instances": 1,
             "misfire_grace_time": None,

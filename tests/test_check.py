@@ -38,6 +38,14 @@ SECRETS = (
 )
 ALL_SCOPES = ("commands", "chat:write", "users:read", "usergroups:read")
 OK, WARN, FAIL = MARKS["ok"], MARKS["warn"], MARKS["fail"]
+# Every SQLite configuration says this (a note, not a failure); PostgreSQL says the other.
+ONE_PROCESS = (
+    f"{WARN} database: SQLite allows one bot process; use PostgreSQL "
+    "(BOT_DATABASE_URL=postgresql://…) to run several replicas"
+)
+SEVERAL_REPLICAS = f"{OK} database: PostgreSQL, several replicas may share it"
+READY_WITH_ONE_NOTE = "Ready to run `connect-bot serve`; read the 1 note(s) marked !."
+EVERYTHING_IN_PLACE = "Everything is in place: `connect-bot serve` is ready to run."
 
 
 @pytest.fixture(autouse=True)
@@ -105,6 +113,11 @@ def marked(lines: list[str], mark: str) -> list[str]:
     return [line for line in lines if line.startswith(f"{mark} ")]
 
 
+def notes(lines: list[str]) -> list[str]:
+    """The warnings other than SQLite's one-process note."""
+    return [line for line in marked(lines, WARN) if line != ONE_PROCESS]
+
+
 def only_failure(lines: list[str]) -> str:
     failures = marked(lines, FAIL)
     assert len(failures) == 1, lines
@@ -122,9 +135,10 @@ def test_good_http_mode_configuration_passes_every_line(
     database.dispose()
     code, lines = check(settings(connect, slack, tmp_path))
     assert code == 0
-    *checks, summary = lines
+    *checks, note, summary = lines
     assert all(line.startswith(f"{OK} ") for line in checks), lines
-    assert summary.startswith("Everything is in place")
+    assert note == ONE_PROCESS  # the tests' SQLite: worth knowing, not wrong
+    assert summary == READY_WITH_ONE_NOTE
     text = "\n".join(lines)
     assert f"Posit Connect {connect.version}" in text
     assert "runtime cache management is enabled" in text
@@ -150,7 +164,7 @@ def test_good_socket_mode_with_groups(
     )
     code, lines = check(config)
     assert code == 0, lines
-    assert not marked(lines, FAIL) and not marked(lines, WARN)
+    assert not marked(lines, FAIL) and not notes(lines)
     text = "\n".join(lines)
     assert "Socket Mode: SLACK_APP_TOKEN is valid" in text
     assert "commands, chat:write, usergroups:read" in text
@@ -308,7 +322,7 @@ def test_no_admins_is_a_warning_not_a_failure(
 ) -> None:
     code, lines = check(settings(connect, slack, tmp_path, bot_admin_users=[]))
     assert code == 0
-    (warning,) = marked(lines, WARN)
+    (warning,) = notes(lines)
     assert "will be refused to everyone" in warning
     assert lines[-1].startswith("Ready to run")
 
@@ -321,7 +335,7 @@ def test_names_instead_of_ids_and_lonely_two_person_rule(
     )
     code, lines = check(config)
     assert code == 0
-    first, second = marked(lines, WARN)
+    first, second = notes(lines)
     assert "not Slack IDs (@alice)" in first
     assert "add a second admin" in second
 
@@ -362,6 +376,79 @@ def test_database_unreachable_hides_its_password(
         f"{FAIL} cannot open the database postgresql://bot:[REDACTED]@127.0.0.1:"
     )
     assert "check BOT_DATABASE_URL" in line
+    assert SEVERAL_REPLICAS not in lines  # said of a database that answers
+
+
+# ---------------------------------------------------------------- database: several replicas
+
+
+def test_sqlite_allows_one_process_which_is_a_note_not_a_failure(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    database = Database(f"sqlite:///{tmp_path}/connect-bot.db")
+    database.migrate()
+    database.dispose()
+    code, lines = check(settings(connect, slack, tmp_path))
+    assert code == 0
+    assert marked(lines, WARN) == [ONE_PROCESS]
+    assert "is reachable and its schema is current" in lines[-3]
+    assert lines[-2:] == [ONE_PROCESS, READY_WITH_ONE_NOTE]
+    assert SEVERAL_REPLICAS not in lines
+
+
+def test_sqlite_note_also_before_the_file_exists_and_next_to_a_failure(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path
+) -> None:
+    code, lines = check(settings(connect, slack, tmp_path))  # no file yet: serve creates it
+    assert code == 0
+    assert "does not exist yet" in lines[-3] and lines[-2] == ONE_PROCESS
+    assert not (tmp_path / "connect-bot.db").exists()
+
+    database = Database(f"sqlite:///{tmp_path}/connect-bot.db")
+    database.migrate()
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    database.dispose()
+    code, lines = check(settings(connect, slack, tmp_path))
+    assert code == 1  # the unknown schema fails; the SQLite note does not
+    assert "schema 9999_future" in only_failure(lines)
+    assert marked(lines, WARN) == [ONE_PROCESS]
+
+
+def test_postgresql_says_several_replicas_may_share_it(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path, postgres_url: str
+) -> None:
+    code, lines = check(settings(connect, slack, tmp_path, bot_database_url=postgres_url))
+    assert code == 0, lines
+    *checks, summary = lines
+    assert all(line.startswith(f"{OK} ") for line in checks), lines
+    assert "reachable and empty: `connect-bot serve` creates the schema" in checks[-2]
+    assert checks[-1] == SEVERAL_REPLICAS
+    assert summary == EVERYTHING_IN_PLACE
+    assert ONE_PROCESS not in lines
+
+
+def test_postgresql_with_a_current_schema_through_the_cli(
+    connect: FakeConnect, slack: FakeSlack, tmp_path: Path, postgres_url: str
+) -> None:
+    database = Database(postgres_url)
+    database.migrate()
+    database.dispose()
+    env = {
+        "CONNECT_SERVER": connect.url,
+        "CONNECT_API_KEY": ADMIN_KEY,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "BOT_ADMIN_USERS": "U0ADMIN1",
+        "BOT_DATABASE_URL": postgres_url,
+    }
+    result = CliRunner().invoke(main, ["check"], env=env)
+    assert result.exit_code == 0, result.output
+    *_, schema, replicas, summary = result.output.splitlines()
+    assert "is reachable and its schema is current" in schema
+    assert replicas == SEVERAL_REPLICAS
+    assert summary == EVERYTHING_IN_PLACE
 
 
 # ---------------------------------------------------------------- whole program
@@ -410,7 +497,7 @@ def test_cli_check_exit_codes(
     runner = CliRunner()
     good = runner.invoke(main, ["check"], env=env)
     assert good.exit_code == 0, good.output
-    assert "Everything is in place" in good.output
+    assert ONE_PROCESS in good.output.splitlines() and READY_WITH_ONE_NOTE in good.output
     bad = runner.invoke(main, ["check"], env={**env, "CONNECT_API_KEY": "WrongKey0000"})
     assert bad.exit_code == 1
     assert "the key is not valid" in bad.output
@@ -465,9 +552,10 @@ def test_two_good_servers_are_each_checked_and_named(
 ) -> None:
     code, lines = check(two_servers(connect, production, slack, tmp_path))
     assert code == 0, lines
-    *checks, summary = lines
+    *checks, note, summary = lines
     assert all(line.startswith(f"{OK} ") for line in checks), lines
-    assert summary.startswith("Everything is in place")
+    assert note == ONE_PROCESS  # the tests' SQLite: worth knowing, not wrong
+    assert summary == READY_WITH_ONE_NOTE
     assert f"{OK} 2 Connect servers in BOT_CONNECT_SERVERS: staging (default), production" in lines
     assert f"{OK} [staging] Connect at {connect.url} answers: Posit Connect 2024.08.0" in lines
     assert (

@@ -435,7 +435,8 @@ def test_installed_image_checks_a_configuration_as_non_root(image: Image) -> Non
         )
     assert good.returncode == 0, good.stdout + good.stderr
     assert f"database {image.workdir}/connect-bot.db does not exist yet" in good.stdout
-    assert "Everything is in place" in good.stdout
+    assert "Ready to run `connect-bot serve`" in good.stdout
+    assert "SQLite allows one bot process" in good.stdout  # the image's default database
     assert bad.returncode == 1 and "the key is not valid" in bad.stdout
     for secret in (ADMIN_KEY, BOT_TOKEN, SIGNING_SECRET):
         assert secret not in good.stdout + good.stderr + bad.stdout + bad.stderr

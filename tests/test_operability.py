@@ -30,7 +30,12 @@ def test_health_and_readiness_in_http_mode():
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         ready = httpx.get(f"{base}/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"ready": True, "checks": {"database": "ok", "scheduler": "ok"}}
+        body = ready.json()
+        assert body["instance"] == stack.runtime.coordinator.instance_id
+        assert {k: body[k] for k in ("ready", "checks")} == {
+            "ready": True,
+            "checks": {"database": "ok", "scheduler": "ok"},
+        }
         stack.runtime.scheduler.shutdown(wait=False)
         not_ready = httpx.get(f"{base}/readyz")
         assert not_ready.status_code == 503

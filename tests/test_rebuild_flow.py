@@ -47,10 +47,12 @@ def test_full_rebuild_with_failures_reports_progress_thread_and_summary() -> Non
 
         stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
         rebuild_id = rebuild_id_of(card)
-        # The rebuild runs as a persisted APScheduler job (its watchdog) until it is finished.
-        assert slack.wait_for(lambda _: stack.runtime.scheduler.get_job("rebuild-1"), timeout=5)
+        # This process holds the rebuild's lease while it drives and reports it ...
+        me = stack.runtime.coordinator.instance_id
+        assert slack.wait_for(lambda _: rebuild_row(db, rebuild_id).driver == me, timeout=5)
         summary = wait_final(slack, card.ts, timeout=20)
-        assert stack.runtime.scheduler.get_job("rebuild-1") is None
+        # ... and releases it once the summary is posted.
+        assert slack.wait_for(lambda _: rebuild_row(db, rebuild_id).driver is None, timeout=5)
 
         # Connect: every published item built exactly once, warm-up wave first, then
         # interactive content, then the rest.

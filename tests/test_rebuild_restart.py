@@ -120,10 +120,15 @@ def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(
         connect.stop()
 
 
-def test_a_second_bot_on_the_same_database_waits_then_takes_over(tmp_path: Path) -> None:
-    """Two runtimes, one database: the lease keeps the rebuild to one driver; when the first
-    bot shuts down, its running builds stay `building` and the second re-attaches them."""
-    stack = start_stack(seed=generated_seed(16), build_seconds=0.3, workdir=tmp_path)
+def test_a_second_bot_on_the_same_database_waits_then_takes_over(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two runtimes, one PostgreSQL database: the lease keeps the rebuild to one driver; when
+    the first bot shuts down, its running builds stay `building` and the second re-attaches
+    them. (On SQLite a second process refuses to start: tests/test_replicas.py.)"""
+    stack = start_stack(
+        seed=generated_seed(16), build_seconds=0.3, workdir=tmp_path, bot_database_url=postgres_url
+    )
     second = None
     try:
         connect, slack, db = stack.connect, stack.slack, stack.runtime.db
@@ -132,7 +137,10 @@ def test_a_second_bot_on_the_same_database_waits_then_takes_over(tmp_path: Path)
         stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
         assert slack.wait_for(lambda _: len(connect.builds_started()) >= 6, timeout=10)
 
-        second = build_runtime(sim_settings(connect, slack, tmp_path), start_scheduler=False)
+        second = build_runtime(
+            sim_settings(connect, slack, tmp_path, bot_database_url=postgres_url),
+            start_scheduler=False,
+        )
         engine = second.services.engine
         engine.tick(rebuild_id)
         assert not engine.driving(rebuild_id)  # the first bot holds the lease
@@ -151,7 +159,8 @@ def test_a_second_bot_on_the_same_database_waits_then_takes_over(tmp_path: Path)
         assert set(Counter(connect.builds_started()).values()) == {1}
         for guid, task_id in building.items():
             assert after[guid].task_id == task_id  # re-attached, not rebuilt
-        assert rebuild_row(db, rebuild_id).driver == engine.me
+        # The second bot posted the summary, then released the lease.
+        assert slack.wait_for(lambda _: rebuild_row(db, rebuild_id).driver is None, timeout=10)
     finally:
         if second is not None:
             second.close()

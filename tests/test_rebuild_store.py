@@ -44,7 +44,10 @@ def second_connect() -> Iterator[tuple[FakeConnect, ConnectClient]]:
 def _engine(
     db: Database, clients: Callable[[str | None], ConnectClient], audit: AuditLog | None = None
 ) -> RebuildEngine:
-    return RebuildEngine(db, clients, runtime_key="test-rebuild-store", audit=audit)
+    me = "test-rebuild-store"
+    return RebuildEngine(
+        db, clients, instance_id=me, is_alive=lambda holder: holder == me, audit=audit
+    )
 
 
 def _plan(store: RebuildStore, client: ConnectClient, server: str | None) -> int:

@@ -330,7 +330,7 @@ def test_unclicked_cards_are_expired_by_the_scheduler_job():
         message = card(stack)
         assert stack.runtime.scheduler.get_job("expire-pending") is not None
         time.sleep(1.2)
-        jobs.expire_pending(stack.runtime.key)  # what the scheduler runs every 30 s
+        jobs.expire_pending(stack.runtime.services)  # what the scheduler runs every 30 s
         assert stack.slack.wait_for(
             lambda fake: "expired" in fake.message(OPS_CHANNEL, message.ts).all_text()
         )

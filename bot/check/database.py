@@ -1,4 +1,5 @@
-"""The database: reachable, and a schema this version can use (read-only: nothing is created)."""
+"""The database: reachable, a schema this version can use (read-only: nothing is created), and
+whether several replicas may share it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from pathlib import Path
 
 from bot.check.report import Report
 from bot.config import Settings
+
+# What bot.store.coordination.Coordinator.several_allowed answers, said before anything starts.
+SEVERAL_REPLICAS = "database: PostgreSQL, several replicas may share it"
+ONE_PROCESS = (
+    "database: SQLite allows one bot process; use PostgreSQL "
+    "(BOT_DATABASE_URL=postgresql://…) to run several replicas"
+)
 
 
 def check_database(settings: Settings, report: Report) -> None:
@@ -23,12 +31,19 @@ def check_database(settings: Settings, report: Report) -> None:
         )
         return
     shown = parsed.render_as_string(hide_password=True)
-    if parsed.get_backend_name() == "sqlite" and _sqlite_not_created(parsed.database, report):
-        return
-    if parsed.get_backend_name() == "postgresql":
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not _sqlite_not_created(parsed.database, report):
+            _database_state(url, shown, report)
+        # A second process on the same file refuses to start: worth knowing, not wrong.
+        report.warn(ONE_PROCESS)
+    elif backend == "postgresql":
         # libpq waits indefinitely for an unreachable host; a check should answer.
         os.environ.setdefault("PGCONNECT_TIMEOUT", "10")
-    _database_state(url, shown, report)
+        if _database_state(url, shown, report):
+            report.ok(SEVERAL_REPLICAS)
+    else:
+        _database_state(url, shown, report)
 
 
 def _sqlite_not_created(database: str | None, report: Report) -> bool:
@@ -50,7 +65,8 @@ def _sqlite_not_created(database: str | None, report: Report) -> bool:
     return True
 
 
-def _database_state(url: str, shown: str, report: Report) -> None:
+def _database_state(url: str, shown: str, report: Report) -> bool:
+    """The reachability and schema lines; whether the database could be opened."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.store import Database
@@ -63,15 +79,16 @@ def _database_state(url: str, shown: str, report: Report) -> None:
         at = current(database.engine)
     except ModuleNotFoundError as exc:
         report.fail(f"BOT_DATABASE_URL needs the {exc.name} driver: install connect-bot[postgres]")
-        return
+        return False
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         report.fail(f"cannot open the database {shown}: {reason}; check BOT_DATABASE_URL")
-        return
+        return False
     finally:
         if database is not None:
             database.dispose()
     _schema_line(shown, at, head(), report)
+    return True
 
 
 def _schema_line(shown: str, at: str | None, wanted: str | None, report: Report) -> None:

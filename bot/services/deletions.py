@@ -19,14 +19,14 @@ from bot.services.caches import CacheTarget, DeletionResult, PlannedDeletion, Re
 from bot.services.confirmations import Confirmations
 from bot.services.deletion_journal import FAILED, SUCCEEDED, DeletionJournal
 from bot.services.deletion_runner import DeletionRunner
-from bot.services.holders import new_holder
+from bot.services.instance import Instance
 from bot.services.outcomes import Actor, ConnectFailed, Denied, NotFound, Refusal, UnknownServer
 from bot.services.pending import Pending, PendingStore
 from bot.services.servers import Servers
 from bot.store import utcnow
 
 KIND = "cache_delete"
-ORPHAN_AFTER = timedelta(minutes=30)  # a holder on another host that is silent this long is gone
+ORPHAN_AFTER = timedelta(minutes=30)  # longer than any deletion: its holder must be hung
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,10 @@ class Deletions:
         notifier: DeletionNotifier,
         journal: DeletionJournal,
         runner: DeletionRunner,
+        instance: Instance,
     ) -> None:
-        self.holder = new_holder()  # this process, as the holder of the deletions it runs
+        self.instance = instance
+        self.holder = instance.instance_id  # the holder of the acts this process carries out
         self.journal = journal
         self.runner = runner
         self.servers = servers
@@ -200,7 +202,9 @@ class Deletions:
         periodically): sent ones are checked with Connect, unsent ones resumed if the
         confirmation is recent and dropped otherwise; the card says which."""
         count = 0
-        for pending in self.pending.orphans(KIND, stale_after=ORPHAN_AFTER):
+        for pending in self.pending.orphans(
+            KIND, is_alive=self.instance.is_alive, stale_after=ORPHAN_AFTER
+        ):
             taken = self.pending.take_over(pending, self.holder)
             if taken is None:
                 continue  # another process got it first

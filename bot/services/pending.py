@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.services import holders
 from bot.store import Database, PendingAction, utcnow
 
 
@@ -116,9 +115,11 @@ class PendingStore:
             return Claim.EXPIRED, current
         return Claim.USED, current
 
-    def orphans(self, kind: str, *, stale_after: timedelta) -> list[Pending]:
-        """Confirmed requests whose act never finished and whose holder is gone (a process of
-        this host that ended) or silent for `stale_after` (elsewhere)."""
+    def orphans(
+        self, kind: str, *, is_alive: Callable[[str | None], bool], stale_after: timedelta
+    ) -> list[Pending]:
+        """Confirmed requests whose act never finished and whose holder process is gone, or
+        was claimed longer ago than `stale_after` (a process that hangs)."""
         cutoff = self._clock() - stale_after
         with self._db.session() as session:
             rows = session.scalars(
@@ -128,7 +129,7 @@ class PendingStore:
             ).all()
             found = [_to_pending(row) for row in rows]
         return [
-            p for p in found if holders.is_gone(p.holder) or (p.decided_at or p.created_at) < cutoff
+            p for p in found if not is_alive(p.holder) or (p.decided_at or p.created_at) < cutoff
         ]
 
     def take_over(self, pending: Pending, holder: str) -> Pending | None:

@@ -23,6 +23,12 @@ Journal
 * A request Connect never saw or did not handle (connection refused, 429, 503) is simply sent
   again.
 * A task (or job) Connect no longer knows is built again, up to LOST_TASK_REBUILDS times.
+
+Fencing
+* Every write is conditioned on the driver's lease token (`leased`): a write that matches no
+  row means another process took the rebuild over. `LeaseLost` is raised, `stopping` is set,
+  and nothing more is written or sent to Connect; an answer that arrives after that is the
+  other driver's to find (the journal: the item is `queued` with `requested_at`).
 """
 
 from __future__ import annotations
@@ -36,11 +42,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 import tenacity
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, select, update
 
 from bot.connect import ConnectClient, ConnectError, Job, NotSent
 from bot.connect.retry import RetryPolicy
-from bot.store import Database, RebuildItem, utcnow
+from bot.store import Database, Rebuild, RebuildItem, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,21 @@ class Stopped(Exception):
     """The process is shutting down: leave the item as it is for the next start."""
 
 
+class LeaseLost(Stopped):
+    """Another process holds the rebuild's lease now: write nothing more, send nothing more."""
+
+
+def leased(rebuild_id: int, token: str) -> ColumnElement[bool]:
+    """The fence of a write: true while the rebuild's lease token is `token`. The rebuild row
+    is locked FOR SHARE (PostgreSQL), so the lease cannot move before the write commits."""
+    return (
+        select(Rebuild.id)
+        .where(Rebuild.id == rebuild_id, Rebuild.lease_token == token)
+        .with_for_update(read=True)
+        .exists()
+    )
+
+
 class _GaveUp(Exception):
     """Connect kept failing for the whole budget; the message says so."""
 
@@ -97,12 +118,15 @@ class Builds:
         stopping: threading.Event,
         cancelled: threading.Event,
         requeue: Callable[[WorkItem], None],
+        lease: str | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        """`clock` (monotonic) measures the budget; `sleep` (tests) replaces waiting on
-        `stopping`, with the clock it goes with."""
+        """`lease`: the driver's lease token, which every write is fenced on (None: unfenced,
+        for tests of one item); `clock` (monotonic) measures the budget; `sleep` (tests)
+        replaces waiting on `stopping`, with the clock it goes with."""
         self.db = db
         self.rebuild_id = rebuild_id
+        self.lease = lease
         self.client = client
         self.policy = RetryPolicy(
             attempts=None,
@@ -318,8 +342,15 @@ class Builds:
             ) from exc
 
     def _write(self, item_id: int, **values: Any) -> None:
+        """One item's change, if this driver still holds the lease (else LeaseLost)."""
+        query = update(RebuildItem).where(RebuildItem.id == item_id)
+        if self.lease is not None:
+            query = query.where(leased(self.rebuild_id, self.lease))
         with self.db.session() as session:
-            session.execute(update(RebuildItem).where(RebuildItem.id == item_id).values(**values))
+            written = session.execute(query.values(**values)).rowcount  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
+        if not written and self.lease is not None:
+            self.stopping.set()  # every worker of this driver stops before its next request
+            raise LeaseLost
 
     def _check_stop(self) -> None:
         if self.stopping.is_set():

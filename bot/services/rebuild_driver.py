@@ -1,6 +1,8 @@
 """The driver of one rebuild, a thread of its process: `parallelism` workers, warm-up first.
 
-The engine starts a `Driver` when it holds the rebuild's lease; the driver builds through
+The engine starts a `Driver` when it took the rebuild's lease (a token, new on each
+acquisition); every write the driver makes is fenced on that token, and the driver stops at
+once, sending nothing more, when a write or its heartbeat finds the lease gone. It builds through
 `clients(server)` of the rebuild's server (read when it starts). Each worker takes the next item
 of the `Dispatcher` and builds it (`bot.services.rebuild_builds`: the journal, the POST, a
 long-poll of the task with `wait=20`, retries within BOT_CONNECT_RETRY_SECONDS). Every
@@ -27,7 +29,13 @@ from typing import Any, Protocol
 from sqlalchemy import func, or_, select
 
 from bot.connect import ConnectClient
-from bot.services.rebuild_builds import DEFAULT_RETRY_SECONDS, Builds, Stopped, WorkItem
+from bot.services.rebuild_builds import (
+    DEFAULT_RETRY_SECONDS,
+    Builds,
+    LeaseLost,
+    Stopped,
+    WorkItem,
+)
 from bot.services.rebuild_store import OPEN_ITEM_STATES, WARMUP
 from bot.store import Database, Rebuild, RebuildItem
 
@@ -45,14 +53,15 @@ class DriverHost(Protocol):
     retry_seconds: float | None  # None: the client's budget (BOT_CONNECT_RETRY_SECONDS)
     clock: Callable[[], float]  # monotonic, for the retry budget
 
-    def renew(self, rebuild_id: int) -> str | None:
+    def renew(self, rebuild_id: int, token: str) -> str | None:
         """Extend the lease: the rebuild's state, or None when the lease is someone else's."""
 
     def forget(self, driver: Driver) -> None:
         """The driver thread ended (finished, stopped or failed)."""
 
-    def finish(self, rebuild_id: int, *, cancelled: bool) -> None:
-        """The workers are done: end the rebuild (unless items are left), audit, tell."""
+    def finish(self, rebuild_id: int, token: str, *, cancelled: bool) -> bool:
+        """The workers are done: end the rebuild (unless items are left), audit, tell.
+        False: the lease is someone else's."""
 
     def notify(self, rebuild_id: int) -> None:
         """Something changed (an item finished, the rebuild ended): tell the listeners."""
@@ -144,12 +153,14 @@ class Dispatcher:
 class Driver:
     """Runs one rebuild in this process (a thread), until it is finished, cancelled or stopped."""
 
-    def __init__(self, engine: DriverHost, rebuild_id: int, parallelism: int) -> None:
+    def __init__(self, engine: DriverHost, rebuild_id: int, parallelism: int, lease: str) -> None:
         self.engine = engine
         self.rebuild_id = rebuild_id
         self.parallelism = parallelism
+        self.lease = lease  # the token every write is fenced on
         self.stopping = threading.Event()  # process shutdown or lease lost: keep state as is
         self.cancelled = threading.Event()
+        self.lost = threading.Event()  # the lease moved to another process
         self.dispatcher: Dispatcher | None = None
         self.server: str | None = None  # read when the driver starts
         self.connect: ConnectClient | None = None  # that server's client
@@ -172,6 +183,10 @@ class Driver:
         self.stopping.set()
         if self.dispatcher is not None:
             self.dispatcher.close()
+
+    def join(self, timeout: float) -> None:
+        if self.thread.is_alive():
+            self.thread.join(timeout)
 
     # ---- the driver thread ---------------------------------------------------------------
 
@@ -200,7 +215,8 @@ class Driver:
             self._heartbeat()
         if self.stopping.is_set():
             return
-        self.engine.finish(self.rebuild_id, cancelled=self.cancelled.is_set())
+        if not self.engine.finish(self.rebuild_id, self.lease, cancelled=self.cancelled.is_set()):
+            self._lease_lost()
 
     def _resume_state(self) -> tuple[list[WorkItem], int]:
         with self.db.session() as session:
@@ -229,6 +245,7 @@ class Driver:
             stopping=self.stopping,
             cancelled=self.cancelled,
             requeue=self._requeue,
+            lease=self.lease,
         )
         if state == "cancelling":
             self.cancelled.set()
@@ -242,15 +259,20 @@ class Driver:
         if self.stopping.is_set():
             return
         try:
-            state = self.engine.renew(self.rebuild_id)
+            state = self.engine.renew(self.rebuild_id, self.lease)
         except Exception:
             log.warning("rebuild %s: heartbeat failed", self.rebuild_id, exc_info=True)
             return
         if state is None:
-            log.warning("rebuild %s: lease lost; another process drives it", self.rebuild_id)
-            self.stop()
+            self._lease_lost()
         elif state == "cancelling" and not self.cancelled.is_set():
             self.cancel()  # cancelled from another process
+
+    def _lease_lost(self) -> None:
+        if not self.lost.is_set():
+            self.lost.set()
+            log.warning("rebuild %s: lease lost; another process drives it", self.rebuild_id)
+        self.stop()
 
     def _retry_seconds(self, client: ConnectClient) -> float:
         budget = self.engine.retry_seconds
@@ -270,12 +292,18 @@ class Driver:
         while (item := self.dispatcher.next()) is not None:
             try:
                 terminal = self.builds.build(item)
+            except LeaseLost:
+                self._lease_lost()
+                return
             except Stopped:
                 return
             except Exception as exc:
                 log.exception("rebuild %s: item %s failed in the bot", self.rebuild_id, item.guid)
                 try:
                     self.builds.fail(item, f"connect-bot error: {type(exc).__name__}")
+                except LeaseLost:
+                    self._lease_lost()
+                    return
                 except Exception:  # the database is away: the next driver picks the item up
                     log.exception("rebuild %s: could not record %s", self.rebuild_id, item.guid)
                 terminal = True

@@ -1,16 +1,21 @@
-"""The rebuild engine: which process drives each rebuild, restart-safe; the drivers themselves
+"""The rebuild engine: which process drives each rebuild, and reports it; the drivers themselves
 are in `bot.services.rebuild_driver`.
 
-How a rebuild runs
-* A persisted APScheduler job per rebuild (`bot.jobs:drive_rebuild`, id `rebuild-<id>`, an
-  interval trigger used as a watchdog) calls `RebuildEngine.tick`. The tick returns at once: it
-  starts a driver thread when none runs here and this process holds the rebuild's lease. After a
-  kill the job is still in the store; `resume()` at start-up fires it at once. Without a
-  scheduler (tests, tools) `launch` ticks directly.
-* The lease (`rebuilds.driver` + `heartbeat_at`) keeps a rebuild from being driven twice: by two
-  threads here (an in-memory registry) or by two processes (a conditional UPDATE). A lease whose
-  holder stopped heart-beating for LEASE_TTL, or whose holder was a process on this host that no
-  longer exists (kill -9, then restart), is taken over.
+How a rebuild runs, with one process or several on one database
+* `watch()` runs every few seconds in every process (a timed job): it ticks every active
+  rebuild, and takes the lease of finished rebuilds whose final summary is not posted yet, so
+  that this process's reporter posts it. `launch` (after a Start) ticks at once.
+* The lease is the row's `driver` (the holder's instance id), `heartbeat_at` and `lease_token`.
+  A tick takes a free or stale lease (`SELECT … FOR UPDATE`, then a new random token) and starts
+  a driver thread here. A lease is stale when its holder is not alive (`is_alive`: on PostgreSQL
+  the holder's advisory lock, gone the instant it dies) or its heartbeat (every 2 s) is older
+  than LEASE_TTL (a hung process), so a rebuild is taken over within LEASE_TTL at worst.
+* Fencing: every write a driver makes (an item's state, the rebuild's end) is conditioned on
+  its token (`… AND lease_token = :mine`, the rebuild row locked FOR SHARE); a write that
+  matches nothing means the lease moved: the driver stops at once and sends nothing more.
+* After the end the lease stays (renewed by `watch`) until the reporter has posted the final
+  summary; it then releases it (`RebuildStore.report_final`). `close()` (SIGTERM) stops
+  dispatching and releases every lease of this process, so another one takes over at once.
 * A rebuild belongs to one Connect server (`rebuilds.server`); its driver builds through
   `clients(server)`, retrying Connect's faults within `retry_seconds` per item
   (BOT_CONNECT_RETRY_SECONDS; None: the budget the client was made with).
@@ -19,17 +24,14 @@ How a rebuild runs
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from apscheduler.jobstores.base import JobLookupError
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from bot.connect import ConnectClient
 from bot.services.audit import AuditLog
@@ -39,18 +41,7 @@ from bot.store import Database, Rebuild, RebuildItem, utcnow
 
 log = logging.getLogger(__name__)
 
-JOB = "bot.jobs:drive_rebuild"
-WATCHDOG_SECONDS = 15
-LEASE_TTL = timedelta(seconds=45)
-
-
-# Lease holders alive in this process: a holder with our pid but not in here is gone (an
-# engine that was closed, or an earlier process whose pid this one reuses, as in containers).
-_LIVE_HOLDERS: set[str] = set()
-
-
-def job_id(rebuild_id: int) -> str:
-    return f"rebuild-{rebuild_id}"
+LEASE_TTL = timedelta(seconds=20)  # heartbeats every 2 s (HEARTBEAT_SECONDS)
 
 
 class RebuildEngine:
@@ -61,8 +52,8 @@ class RebuildEngine:
         db: Database,
         clients: Callable[[str | None], ConnectClient],
         *,
-        runtime_key: str,
-        scheduler: Any = None,
+        instance_id: str,
+        is_alive: Callable[[str | None], bool],
         audit: AuditLog | None = None,
         retry_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -72,67 +63,75 @@ class RebuildEngine:
         self.clients = clients  # a rebuild's server name -> its Connect client
         self.retry_seconds = retry_seconds  # the drivers' budget for Connect's faults
         self.clock = clock  # monotonic, for that budget
-        self.runtime_key = runtime_key
-        self.scheduler = scheduler
-        self.me = f"{socket.gethostname()[:80]}/{os.getpid()}/{secrets.token_hex(4)}"
-        _LIVE_HOLDERS.add(self.me)
+        self.me = instance_id
+        self.is_alive = is_alive  # whether the process with that instance id still runs
         self._drivers: dict[int, Driver] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the registry
+        self._ticking = threading.Lock()  # one lease decision at a time in this process
         self._closed = False
         self._listeners: list[Callable[[int], None]] = []
 
     # ---- wiring --------------------------------------------------------------------------
 
     def subscribe(self, listener: Callable[[int], None]) -> None:
-        """`listener(rebuild_id)` after items finish, and when a rebuild ends (Slack progress)."""
+        """`listener(rebuild_id)` when this process takes a rebuild's lease, after items
+        finish, and when a rebuild ends (the Slack reporter's `watch`)."""
         self._listeners.append(listener)
 
     def launch(self, rebuild_id: int) -> None:
-        """Persist the job and run it now."""
-        if self.scheduler is not None:
-            self.scheduler.add_job(
-                JOB,
-                "interval",
-                seconds=WATCHDOG_SECONDS,
-                args=[self.runtime_key, rebuild_id],
-                id=job_id(rebuild_id),
-                replace_existing=True,
-                next_run_time=utcnow(),
-            )
-        else:
-            self.tick(rebuild_id)
+        """A rebuild was started: drive it now (here, unless another process was quicker)."""
+        self.tick(rebuild_id)
 
-    def resume(self, rebuild_ids: list[int]) -> None:
-        """At start-up: fire the jobs of rebuilds that were running (re-created if missing)."""
-        for rebuild_id in rebuild_ids:
-            self.launch(rebuild_id)
-
-    def tick(self, rebuild_id: int) -> None:
-        """Watchdog: make sure the rebuild has a driver, here or elsewhere."""
+    def watch(self) -> None:
+        """Every few seconds, in every process: drive active rebuilds whose lease is free or
+        stale, and take over finished ones whose final summary nobody posted."""
         if self._closed:
             return
-        with self._lock:
-            if rebuild_id in self._drivers:
-                return
         with self.db.session() as session:
-            row = session.execute(
-                select(Rebuild.state, Rebuild.parallelism).where(Rebuild.id == rebuild_id)
-            ).first()
-        if row is None or row.state in FINISHED:
-            self.remove_job(rebuild_id)
-            return
-        if row.state not in ACTIVE or not self._acquire(rebuild_id):
-            return
-        with self._lock:
-            if rebuild_id in self._drivers or self._closed:
+            rows = session.execute(
+                select(Rebuild.id, Rebuild.state, Rebuild.driver, Rebuild.progress).where(
+                    or_(
+                        Rebuild.state.in_(ACTIVE),
+                        and_(Rebuild.state.in_(FINISHED), Rebuild.driver.is_not(None)),
+                    )
+                )
+            ).all()
+        for row in rows:
+            if self._closed:
                 return
-            driver = Driver(self, rebuild_id, row.parallelism)
-            self._drivers[rebuild_id] = driver
-        log.info("rebuild %s: driving it (parallelism %d)", rebuild_id, row.parallelism)
+            try:
+                if row.state in ACTIVE:
+                    self.tick(row.id)
+                elif (row.progress or {}).get("final_reported"):
+                    self._clear(row.id, row.driver)  # reported: nobody needs the lease
+                else:
+                    self._hold_for_report(row.id)
+            except Exception:
+                log.exception("rebuild %s: watch failed", row.id)
+
+    def tick(self, rebuild_id: int) -> None:
+        """Make sure the rebuild has a driver, here or elsewhere."""
+        if self._closed:
+            return
+        with self._ticking:
+            with self._lock:
+                if rebuild_id in self._drivers:
+                    return
+            taken = self._acquire(rebuild_id, ACTIVE)
+            if taken is None:
+                return
+            token, parallelism = taken
+            with self._lock:
+                if self._closed:
+                    return
+                driver = Driver(self, rebuild_id, parallelism, token)
+                self._drivers[rebuild_id] = driver
+        log.info("rebuild %s: driving it (parallelism %d)", rebuild_id, parallelism)
         driver.start()
         self.notify(rebuild_id)
 
     def cancel(self, rebuild_id: int) -> None:
+        """Cancel the driver here; a driver elsewhere sees `cancelling` at its next heartbeat."""
         with self._lock:
             driver = self._drivers.get(rebuild_id)
         if driver is not None:
@@ -143,61 +142,94 @@ class RebuildEngine:
             return rebuild_id in self._drivers
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop dispatching; running builds stay `building` for the next start to re-attach."""
+        """SIGTERM: dispatch nothing more, give workers `timeout` to record an answer already
+        on its way (builds stay `building` with their task id), and release every lease of
+        this process so another one takes over at once."""
         self._closed = True
-        _LIVE_HOLDERS.discard(self.me)
         with self._lock:
             drivers = list(self._drivers.values())
         for driver in drivers:
             driver.stop()
         deadline = time.monotonic() + timeout
         for driver in drivers:
-            driver.thread.join(max(0.0, deadline - time.monotonic()))
+            driver.join(max(0.0, deadline - time.monotonic()))
+        with self._ticking, self.db.session() as session:  # after a tick under way
+            released = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
+                update(Rebuild)
+                .where(Rebuild.driver == self.me)
+                .values(driver=None, lease_token=None, heartbeat_at=None)
+            ).rowcount
+        if released:
+            log.info("released the lease of %d rebuild(s)", released)
 
     # ---- lease ---------------------------------------------------------------------------
 
-    def _acquire(self, rebuild_id: int) -> bool:
-        now = utcnow()
+    def _acquire(self, rebuild_id: int, states: tuple[str, ...]) -> tuple[str, int] | None:
+        """Take the lease when it is free or stale: (the new token, parallelism), or None."""
         with self.db.session() as session:
             row = session.execute(
-                select(Rebuild.driver, Rebuild.heartbeat_at).where(Rebuild.id == rebuild_id)
+                select(
+                    Rebuild.state, Rebuild.parallelism, Rebuild.driver, Rebuild.heartbeat_at
+                ).where(Rebuild.id == rebuild_id)
             ).first()
-            if row is None:
-                return False
-            holder = row.driver
-            if holder not in (None, self.me) and not self._stale(holder, row.heartbeat_at):
-                return False
-            same_holder = Rebuild.driver.is_(None) if holder is None else Rebuild.driver == holder
-            won = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
+            if row is None or row.state not in states or not self._free(row):
+                return None  # the common case (held by a live replica) takes no row lock
+            row = session.execute(
+                select(Rebuild.state, Rebuild.parallelism, Rebuild.driver, Rebuild.heartbeat_at)
+                .where(Rebuild.id == rebuild_id)
+                .with_for_update()
+            ).first()
+            if row is None or row.state not in states or not self._free(row):
+                return None
+            token = secrets.token_hex(16)
+            session.execute(
                 update(Rebuild)
-                .where(Rebuild.id == rebuild_id, same_holder)
-                .values(driver=self.me, heartbeat_at=now)
-            ).rowcount
-        return bool(won)
+                .where(Rebuild.id == rebuild_id)
+                .values(driver=self.me, lease_token=token, heartbeat_at=utcnow())
+            )
+        if row.driver not in (None, self.me):
+            log.warning("rebuild %s: took the lease over from %s", rebuild_id, row.driver)
+        return token, row.parallelism
 
-    def renew(self, rebuild_id: int) -> str | None:
+    def _free(self, row: Any) -> bool:
+        holder = row.driver
+        if holder is None or holder == self.me:  # ours: no driver of it runs here
+            return True
+        if row.heartbeat_at is None or utcnow() - row.heartbeat_at > LEASE_TTL:
+            return True  # hung, or its clock is far off
+        return not self.is_alive(holder)
+
+    def renew(self, rebuild_id: int, token: str) -> str | None:
         """Extend the lease; the rebuild's state, or None when the lease is someone else's."""
         with self.db.session() as session:
             won = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
-                .where(Rebuild.id == rebuild_id, Rebuild.driver == self.me)
+                .where(Rebuild.id == rebuild_id, Rebuild.lease_token == token)
                 .values(heartbeat_at=utcnow())
             ).rowcount
             if not won:
                 return None
             return session.scalar(select(Rebuild.state).where(Rebuild.id == rebuild_id))
 
-    def _stale(self, holder: str, heartbeat: Any) -> bool:
-        if heartbeat is None or utcnow() - heartbeat > LEASE_TTL:
-            return True
-        host, _, rest = holder.partition("/")
-        pid_text = rest.partition("/")[0]
-        if host != self.me.partition("/")[0] or not pid_text.isdigit():
-            return False
-        pid = int(pid_text)
-        if pid == os.getpid():
-            return holder not in _LIVE_HOLDERS
-        return not _pid_alive(pid)  # same host: a killed process is gone at once
+    def _hold_for_report(self, rebuild_id: int) -> None:
+        """A finished rebuild without its final summary: keep our lease alive, or take a stale
+        one; either way this process's reporter posts the summary."""
+        with self.db.session() as session:
+            ours = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
+                update(Rebuild)
+                .where(Rebuild.id == rebuild_id, Rebuild.driver == self.me)
+                .values(heartbeat_at=utcnow())
+            ).rowcount
+        if ours or self._acquire(rebuild_id, FINISHED) is not None:
+            self.notify(rebuild_id)
+
+    def _clear(self, rebuild_id: int, holder: str | None) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(Rebuild)
+                .where(Rebuild.id == rebuild_id, Rebuild.driver == holder)
+                .values(driver=None, lease_token=None)
+            )
 
     # ---- callbacks from drivers (`DriverHost`) --------------------------------------------
 
@@ -206,11 +238,18 @@ class RebuildEngine:
             if self._drivers.get(driver.rebuild_id) is driver:
                 del self._drivers[driver.rebuild_id]
 
-    def finish(self, rebuild_id: int, *, cancelled: bool) -> None:
+    def finish(self, rebuild_id: int, token: str, *, cancelled: bool) -> bool:
         """A driver's workers are done: `done` or `cancelled`, unless items are still open
-        (workers died on errors: the watchdog's next driver takes them)."""
+        (workers died on errors: the next tick drives them). False: the lease was lost."""
         now = utcnow()
         with self.db.session() as session:
+            held = session.scalar(  # the row stays locked: the lease cannot move meanwhile
+                select(Rebuild.id)
+                .where(Rebuild.id == rebuild_id, Rebuild.lease_token == token)
+                .with_for_update()
+            )
+            if held is None:
+                return False
             if cancelled:
                 session.execute(
                     update(RebuildItem)
@@ -226,18 +265,22 @@ class RebuildEngine:
                 )
                 if left:
                     log.warning("rebuild %s: %d item(s) left; retrying", rebuild_id, left)
-                    return
+                    return True
             outcome = "cancelled" if cancelled else "done"
             ended = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
-                .where(Rebuild.id == rebuild_id, Rebuild.state.in_(ACTIVE))
-                .values(state=outcome, finished_at=now)
+                .where(
+                    Rebuild.id == rebuild_id,
+                    Rebuild.state.in_(ACTIVE),
+                    Rebuild.lease_token == token,
+                )
+                .values(state=outcome, finished_at=now, heartbeat_at=now)
             ).rowcount
         if ended:
             self._audit_end(rebuild_id, outcome)
-        self.remove_job(rebuild_id)
         log.info("rebuild %s finished", rebuild_id)
-        self.notify(rebuild_id)
+        self.notify(rebuild_id)  # the lease stays until the reporter posted the summary
+        return True
 
     def _audit_end(self, rebuild_id: int, outcome: str) -> None:
         """The end of a rebuild is part of its audit trail: who started it, what came of it."""
@@ -273,29 +316,9 @@ class RebuildEngine:
             server=rebuild.server,
         )
 
-    def remove_job(self, rebuild_id: int) -> None:
-        if self.scheduler is None:
-            return
-        try:
-            self.scheduler.remove_job(job_id(rebuild_id))
-        except JobLookupError:
-            pass
-        except Exception:
-            log.warning("could not remove the job of rebuild %s", rebuild_id, exc_info=True)
-
     def notify(self, rebuild_id: int) -> None:
         for listener in self._listeners:
             try:
                 listener(rebuild_id)
             except Exception:
                 log.exception("rebuild listener failed")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -14,10 +14,25 @@ Order (the `wave` column, then Connect's order, newest deployment first, within 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import (
+    JSON,
+    String,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
 from bot.store import Database, Rebuild, RebuildItem, utcnow
@@ -244,3 +259,24 @@ def state_counts(session: Any, rebuild_id: int) -> dict[str, int]:
         .group_by(RebuildItem.state)
     ).all()
     return {state: int(n) for state, n in rows}
+
+
+def merged_progress(dialect: str, flags: dict[str, Any]) -> Any:
+    """`rebuilds.progress` with `flags` merged in, computed by the database within an UPDATE
+    (no read-modify-write: concurrent writers of other flags lose nothing)."""
+    patch = literal(json.dumps(flags), String)
+    if dialect == "postgresql":
+        current = cast(Rebuild.progress, JSONB)
+        base = case(
+            (func.jsonb_typeof(current) == "object", current),
+            else_=cast(literal_column("'{}'"), JSONB),
+        )
+        return cast(base.op("||")(cast(patch, JSONB)), JSON)
+    if dialect == "sqlite":
+        current_text = Rebuild.progress
+        base = case(
+            (func.json_type(current_text) == "object", current_text),
+            else_=literal_column("'{}'"),
+        )
+        return func.json_patch(base, patch)
+    raise NotImplementedError(f"no JSON merge for {dialect}")

@@ -1,11 +1,14 @@
 """Rebuilds in the database: plans (made by `bot.services.rebuild_planning`), their state
 changes, and how far each has got. The store never calls the engine: the use case
 (`bot.services.rebuilds`) launches or cancels the driver after a state change here.
+
+The `progress` JSON (what the Slack thread was told, who cancelled) is changed by one UPDATE
+that merges in the database (`jsonb ||` on PostgreSQL, `json_patch` on SQLite), never by a
+read-modify-write, so processes and threads setting flags at once lose none of them.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,6 +29,7 @@ from bot.services.rebuild_planning import (
     WARMUP,
     affected_by,
     clamp_parallelism,
+    merged_progress,
     runtime_label,
     state_counts,
     wave_of,
@@ -98,6 +102,7 @@ class Progress:
     flags: dict[str, Any] = field(default_factory=dict)
     server: str | None = None  # the Connect server's name (None: made before names)
     resent: int = 0  # build requests re-sent after one may have reached Connect
+    driver: str | None = None  # the instance id holding the lease (driving, or reporting)
 
     @property
     def finished(self) -> bool:
@@ -154,7 +159,6 @@ class CancelResult:
 class RebuildStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._flags_lock = threading.Lock()
 
     # ---- planning ------------------------------------------------------------------------
 
@@ -210,22 +214,18 @@ class RebuildStore:
 
     def cancel(self, rebuild_id: int, *, by: str) -> CancelResult:
         """running -> cancelling; then the caller tells the engine (running builds finish)."""
-        with self._flags_lock, self.db.session() as session:
-            row = session.get(Rebuild, rebuild_id)
+        with self.db.session() as session:
+            row = session.get(Rebuild, rebuild_id, with_for_update=True)
             if row is None:
                 raise RebuildNotFound(rebuild_id)
             if row.state != "running":
                 return CancelResult(False, row.state)
             counts = state_counts(session, rebuild_id)
-            flags = {
-                **(row.progress or {}),
-                "cancelled_by": by,
-                "running_at_cancel": counts.get("building", 0),
-            }
+            flags = {"cancelled_by": by, "running_at_cancel": counts.get("building", 0)}
             won = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id, Rebuild.state == "running")
-                .values(state="cancelling", progress=flags)
+                .values(state="cancelling", progress=merged_progress(self.db.dialect, flags))
             ).rowcount
             if not won:
                 return CancelResult(False, "cancelling")
@@ -233,10 +233,26 @@ class RebuildStore:
 
     def set_flags(self, rebuild_id: int, **flags: Any) -> None:
         """Merge into the `progress` JSON (what the Slack thread has already been told)."""
-        with self._flags_lock, self.db.session() as session:
-            current = session.scalar(select(Rebuild.progress).where(Rebuild.id == rebuild_id))
-            merged = {**(current or {}), **flags}
-            session.execute(update(Rebuild).where(Rebuild.id == rebuild_id).values(progress=merged))
+        with self.db.session() as session:
+            session.execute(
+                update(Rebuild)
+                .where(Rebuild.id == rebuild_id)
+                .values(progress=merged_progress(self.db.dialect, flags))
+            )
+
+    def report_final(self, rebuild_id: int, holder: str) -> None:
+        """The final summary is posted: record it, and release the lease if `holder` has it."""
+        with self.db.session() as session:
+            session.execute(
+                update(Rebuild)
+                .where(Rebuild.id == rebuild_id)
+                .values(progress=merged_progress(self.db.dialect, {"final_reported": True}))
+            )
+            session.execute(
+                update(Rebuild)
+                .where(Rebuild.id == rebuild_id, Rebuild.driver == holder)
+                .values(driver=None, lease_token=None, heartbeat_at=None)
+            )
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -326,16 +342,6 @@ class RebuildStore:
         with self.db.session() as session:
             return list(session.scalars(select(Rebuild.id).where(Rebuild.state.in_(ACTIVE))).all())
 
-    def unreported_ids(self) -> list[int]:
-        """Finished rebuilds whose final summary was not posted (the bot died in between)."""
-        with self.db.session() as session:
-            rows = session.execute(
-                select(Rebuild.id, Rebuild.progress).where(
-                    Rebuild.state.in_(FINISHED), Rebuild.started_at.is_not(None)
-                )
-            ).all()
-        return [rid for rid, flags in rows if not (flags or {}).get("final_reported")]
-
     def failures_to_report(self, rebuild_id: int, limit: int = 10) -> list[ItemView]:
         with self.db.session() as session:
             rows = session.scalars(
@@ -393,6 +399,7 @@ def _progress(row: Rebuild, counts: dict[str, int], warmup: dict[str, int]) -> P
         finished_at=row.finished_at,
         flags=dict(row.progress or {}),
         server=row.server,
+        driver=row.driver,
     )
 
 

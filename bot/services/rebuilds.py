@@ -16,7 +16,7 @@ from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
 from bot.services.confirmations import Confirmations, Rule
 from bot.services.deletions import Deletions
-from bot.services.holders import new_holder
+from bot.services.instance import Instance
 from bot.services.outcomes import (
     Actor,
     ConnectFailed,
@@ -44,7 +44,7 @@ from bot.services.servers import Servers
 from bot.store import utcnow
 
 KIND = "rebuild_start"
-ORPHAN_AFTER = timedelta(minutes=5)  # a start takes a second; a holder silent this long is gone
+ORPHAN_AFTER = timedelta(minutes=5)  # a start takes a second: a holder this slow is hung
 
 
 class Rebuilds:
@@ -60,8 +60,10 @@ class Rebuilds:
         authz: Authorizer,
         audit: AuditLog,
         notifier: PlanNotifier,
+        instance: Instance,
     ) -> None:
-        self.holder = new_holder()  # this process, as the holder of the starts it carries out
+        self.instance = instance
+        self.holder = instance.instance_id  # the holder of the acts this process carries out
         self.servers = servers
         self.store = store
         self.engine = engine
@@ -212,7 +214,9 @@ class Rebuilds:
         periodically): resumed if the click is recent, else the plan is closed and its card
         says so. A start that did happen is only recorded as done."""
         count = 0
-        for orphan in self.pending.orphans(KIND, stale_after=ORPHAN_AFTER):
+        for orphan in self.pending.orphans(
+            KIND, is_alive=self.instance.is_alive, stale_after=ORPHAN_AFTER
+        ):
             pending = self.pending.take_over(orphan, self.holder)
             if pending is None:
                 continue

@@ -48,8 +48,8 @@ class BotProcess:
             BOT_DATABASE_URL=database_url,
             BOT_ADMIN_USERS=ADMIN,
             PORT=str(self.port),
-            **(extra_env or {}),
         )
+        env.update(extra_env or {})
         self.log_path = workdir / f"bot-{self.port}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
@@ -76,6 +76,19 @@ class BotProcess:
     @property
     def events_url(self) -> str:
         return f"{self.url}/slack/events"
+
+    @property
+    def instance_id(self) -> str:
+        """The process's instance id, as its /readyz says (several replicas)."""
+        answer = httpx.get(f"{self.url}/readyz", timeout=5, trust_env=False).json()
+        return str(answer["instance"])
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM, as an orchestrator stops a replica; its exit code."""
+        self.proc.terminate()
+        code = self.proc.wait(timeout)
+        self._log.close()
+        return code
 
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

@@ -6,6 +6,12 @@ the calling thread) or a slow Slack only delays messages, never builds. Everythi
 has been told is recorded in the database (`progress` flags, `notified` on failed items), so
 after a restart nothing is lost or said twice.
 
+With several processes, one reporter writes each rebuild's thread: the one in the process that
+holds the rebuild's lease (`driver` is this instance). The engine tells it (`watch`) when it
+takes a lease; a rebuild whose lease moved elsewhere is dropped at the next read. After the end
+the lease is kept until the final summary is posted, and released with it (`report_final`);
+if this process dies in between, another one takes the lease and posts the summary.
+
 Slack calls per rebuild: chat.update of the parent at most every UPDATE_INTERVAL seconds and
 only on change (the interval grows with the elapsed time, up to MAX_UPDATE_INTERVAL), a start
 reply, a warm-up reply, one reply per batch of failures (at most one per failure), and the
@@ -62,11 +68,14 @@ class RebuildReporter:
         self,
         service: RebuildStore,
         poster: SlackPoster,
+        *,
+        instance_id: str,
         clock: Callable[[], datetime] = utcnow,
         several_servers: bool = False,
     ) -> None:
         self.service = service
         self.poster = poster
+        self.instance_id = instance_id  # reports only the rebuilds whose lease it holds
         self.clock = clock  # wall clock for elapsed / time left in the messages
         self.several_servers = several_servers  # then every message names its server
         self._watched: dict[int, _Seen] = {}
@@ -86,7 +95,8 @@ class RebuildReporter:
             self._thread.join(2.0)
 
     def watch(self, rebuild_id: int) -> None:
-        """Report this rebuild until its final summary is posted (engine listener too)."""
+        """Report this rebuild while this process holds its lease, until its final summary is
+        posted (the engine's listener)."""
         with self._lock:
             self._watched.setdefault(rebuild_id, _Seen())
         self._wake.set()
@@ -117,7 +127,10 @@ class RebuildReporter:
         if seen is None or now < seen.quiet_until:
             return
         p = self.service.progress(rebuild_id)
-        if p is None or p.state == "planned":
+        if p is None or p.driver != self.instance_id:
+            self._drop(rebuild_id)  # gone, or another process holds the lease: it reports
+            return
+        if p.state == "planned":
             return
         try:
             self._tell(p, seen, now)
@@ -171,13 +184,16 @@ class RebuildReporter:
                 thread_ts=p.thread_ts,
                 reply_broadcast=True,
             )
-            service.set_flags(p.rebuild_id, final_reported=True)
-            with self._lock:
-                self._watched.pop(p.rebuild_id, None)
+            service.report_final(p.rebuild_id, self.instance_id)  # and release the lease
+            self._drop(p.rebuild_id)
             return
         interval = update_interval(p.elapsed(self.clock()))
         if _key(p) != seen.last_key and now - seen.last_update >= interval:
             self._update(p, seen)
+
+    def _drop(self, rebuild_id: int) -> None:
+        with self._lock:
+            self._watched.pop(rebuild_id, None)
 
     def _server(self, p: Progress) -> str | None:
         return p.server if self.several_servers else None

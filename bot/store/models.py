@@ -120,6 +120,9 @@ class Rebuild(Base):
     # Lease of the process driving the rebuild (migration 0002): one driver at a time.
     driver: Mapped[str | None] = mapped_column(String(128), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Fencing token of the lease (migration 0006): new on every acquisition; each write a
+    # driver makes is conditioned on it, so a driver that lost its lease writes nothing more.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # The Connect server it builds on (migration 0003); None before servers had names.
     server: Mapped[str | None] = mapped_column(String(64), nullable=True)
 

@@ -1,0 +1,262 @@
+"""docker/compose.yaml and the README's Kubernetes example, checked without Docker or a cluster.
+
+Both parse as YAML and say what the README promises: two replicas on PostgreSQL, health on
+/healthz and readiness on /readyz at the image's port, the image's non-root user, a rolling
+update that never drops below the wanted replicas. With `kubernetes-validate` installed the
+Kubernetes objects are also validated (strictly: no unknown field) against the API's schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE = REPO / "docker" / "compose.yaml"
+README = REPO / "README.md"
+DOCKERFILE = REPO / "Dockerfile"
+
+
+# ------------------------------------------------------------------ what the image says
+
+
+def dockerfile_lines() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    lines, pending = [], ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append(pending + stripped)
+        pending = ""
+    return lines
+
+
+def instruction(name: str) -> str:
+    (args,) = [line.split(None, 1)[1] for line in dockerfile_lines() if line.startswith(name + " ")]
+    return args
+
+
+def image_user() -> tuple[int, int]:
+    uid, _, gid = instruction("USER").partition(":")
+    return int(uid), int(gid)
+
+
+def image_port() -> int:
+    return int(instruction("EXPOSE"))
+
+
+def image_healthcheck() -> list[str]:
+    health = instruction("HEALTHCHECK")
+    return list(json.loads(health[health.index("CMD") + 3 :]))
+
+
+# ------------------------------------------------------------------ docker/compose.yaml
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def test_compose_has_postgres_16_with_a_healthcheck_and_a_volume(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    assert re.fullmatch(r"postgres:16(\.\d+)?(-\w+)?", postgres["image"])
+    env = environment(postgres)
+    assert env["POSTGRES_USER"] == "connect_bot" and env["POSTGRES_DB"] == "connect_bot"
+    assert env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")  # required, no default
+    test = postgres["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and "pg_isready -U connect_bot -d connect_bot" in test[1]
+    (volume,) = postgres["volumes"]
+    name, _, target = volume.partition(":")
+    assert target == "/var/lib/postgresql/data"
+    assert name in compose["volumes"]  # a named volume: the data outlives the container
+
+
+def test_compose_runs_two_bot_replicas_built_from_the_repository(
+    compose: dict[str, Any],
+) -> None:
+    bot = compose["services"]["bot"]
+    context = (COMPOSE.parent / bot["build"]["context"]).resolve()
+    assert context == REPO and (context / "Dockerfile").exists()
+    assert bot["deploy"]["replicas"] == 2
+    # Replicas cannot share a container name or a fixed host port.
+    assert "container_name" not in bot
+    for port in bot.get("ports", []):
+        assert ":" not in str(port), port
+    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_compose_bot_settings_come_from_env_and_point_at_postgres(
+    compose: dict[str, Any],
+) -> None:
+    bot = compose["services"]["bot"]
+    env_files = bot["env_file"] if isinstance(bot["env_file"], list) else [bot["env_file"]]
+    assert env_files == [".env"]
+    url = environment(bot)["BOT_DATABASE_URL"]
+    match = re.fullmatch(
+        r"postgresql://connect_bot:(\$\{POSTGRES_PASSWORD[^}]*\})@postgres/(\w+)", url
+    )
+    assert match, url
+    assert match[2] == environment(compose["services"]["postgres"])["POSTGRES_DB"]
+    # docker/.env holds secrets: it must never reach the image's build context.
+    rules = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
+    assert "**/.env" in rules
+
+
+def test_compose_bot_healthcheck_is_the_images(compose: dict[str, Any]) -> None:
+    health = compose["services"]["bot"]["healthcheck"]
+    assert health["test"] == ["CMD", *image_healthcheck()]
+    grace = re.fullmatch(r"(\d+)s", compose["services"]["bot"]["stop_grace_period"])
+    assert grace and int(grace[1]) >= 10  # the handover takes a few seconds
+
+
+# ------------------------------------------------------------------ README: Kubernetes
+
+
+def readme_section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(f"\n### {title}\n")
+    end = text.find("\n### ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def fenced(section: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def kubernetes() -> dict[str, dict[str, Any]]:
+    (block,) = fenced(readme_section("Kubernetes"), "yaml")
+    documents = [d for d in yaml.safe_load_all(block) if d is not None]
+    kinds = {d["kind"]: d for d in documents}
+    assert sorted(kinds) == ["Deployment", "Service"] and len(documents) == 2
+    return kinds
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (only,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+def named_port(spec: dict[str, Any], port: str | int) -> int:
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in spec.get("ports", []) if p.get("name") == port]
+    return int(number)
+
+
+def secret_command() -> tuple[str, dict[str, str]]:
+    (block,) = fenced(readme_section("Kubernetes"), "sh")
+    words = shlex.split(block.replace("\\\n", " "))
+    assert words[:4] == ["kubectl", "create", "secret", "generic"]
+    literals = dict(
+        w.removeprefix("--from-literal=").split("=", 1)
+        for w in words
+        if w.startswith("--from-literal=")
+    )
+    return words[4], literals
+
+
+def test_deployment_two_replicas_rolling_without_dropping_one(
+    kubernetes: dict[str, dict[str, Any]],
+) -> None:
+    deployment = kubernetes["Deployment"]
+    assert deployment["apiVersion"] == "apps/v1"
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 30
+
+
+def test_deployment_runs_as_the_images_non_root_user(
+    kubernetes: dict[str, dict[str, Any]],
+) -> None:
+    pod = kubernetes["Deployment"]["spec"]["template"]["spec"]
+    uid, gid = image_user()
+    context = pod["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid)
+    assert (
+        container(kubernetes["Deployment"])["securityContext"]["allowPrivilegeEscalation"] is False
+    )
+
+
+def test_deployment_probes_health_and_readiness_on_the_images_port(
+    kubernetes: dict[str, dict[str, Any]],
+) -> None:
+    bot = container(kubernetes["Deployment"])
+    assert [p["containerPort"] for p in bot["ports"]] == [image_port()]
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        get = bot[probe]["httpGet"]
+        assert get["path"] == path, probe
+        assert named_port(bot, get["port"]) == image_port(), probe
+    startup = bot["startupProbe"]["httpGet"]  # slow starts (migrations) are not killed
+    assert startup["path"] == "/healthz" and named_port(bot, startup["port"]) == image_port()
+
+
+def test_deployment_secrets_come_from_the_secret_the_readme_creates(
+    kubernetes: dict[str, dict[str, Any]],
+) -> None:
+    bot = container(kubernetes["Deployment"])
+    name, literals = secret_command()
+    assert [source["secretRef"]["name"] for source in bot["envFrom"]] == [name]
+    for key in ("CONNECT_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "BOT_DATABASE_URL"):
+        assert key in literals, key
+    assert re.fullmatch(
+        r"postgresql://connect_bot:PASSWORD@[\w.-]+/connect_bot", literals["BOT_DATABASE_URL"]
+    )
+    assert "`SLACK_SIGNING_SECRET` instead of\n`SLACK_APP_TOKEN`" in readme_section("Kubernetes")
+    # No secret in plain env: only settings that are not secrets.
+    plain = {entry["name"] for entry in bot.get("env", [])}
+    assert not plain & {*literals, "SLACK_SIGNING_SECRET"}
+    assert all("value" in entry for entry in bot.get("env", []))
+
+
+def test_service_for_http_mode_reaches_the_pods(kubernetes: dict[str, dict[str, Any]]) -> None:
+    service = kubernetes["Service"]
+    deployment = kubernetes["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    (port,) = service["spec"]["ports"]
+    assert named_port(container(deployment), port["targetPort"]) == image_port()
+
+
+def test_kubernetes_objects_match_the_api_schema(kubernetes: dict[str, dict[str, Any]]) -> None:
+    validator = pytest.importorskip("kubernetes_validate")
+    version = validator.latest_version()
+    for document in kubernetes.values():
+        validator.validate(document, version, strict=True)
+
+
+def test_kubernetes_schema_check_catches_a_misspelt_field(
+    kubernetes: dict[str, dict[str, Any]],
+) -> None:
+    validator = pytest.importorskip("kubernetes_validate")
+    broken = json.loads(json.dumps(kubernetes["Deployment"]))
+    broken["spec"]["strategy"]["rollingUpdate"]["maxSurges"] = 1
+    with pytest.raises(validator.ValidationError):
+        validator.validate(broken, validator.latest_version(), strict=True)
