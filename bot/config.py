@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     bot_two_person_rule: bool = False
     bot_sweep_seconds: int = Field(default=30, ge=1, le=3600)
     bot_audit_channel: str | None = None
+    # DM the owners of failed rebuild items (scopes users:read.email and im:write).
+    bot_notify_owners: bool = True
     # Several Connect servers (see `server_configs`): "staging=https://s,production=https://c".
     bot_connect_servers: str | None = None
     bot_default_server: str | None = None

@@ -28,6 +28,7 @@ from bot.services.container import Services
 from bot.services.deletion_journal import DeletionJournal
 from bot.services.deletion_runner import DeletionRunner
 from bot.services.deletions import Deletions
+from bot.services.home import Home
 from bot.services.pending import PendingStore
 from bot.services.queries import Queries
 from bot.services.rebuild_engine import RebuildEngine
@@ -36,9 +37,10 @@ from bot.services.rebuilds import Rebuilds
 from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
 from bot.slack.deps import Deps
+from bot.slack.home_publisher import HomePublisher
 from bot.slack.notifier import SlackNotifier
 from bot.slack.poster import SlackPoster, make_web_client
-from bot.slack.rebuild_progress import RebuildReporter
+from bot.slack.rebuild_progress import RebuildReporter, slack_owners
 from bot.slack.server import BotWsgi, HttpServer
 from bot.store import Database
 from bot.store.coordination import AnotherProcess, Coordinator, migrate_serialised
@@ -89,6 +91,7 @@ class Runtime:
     scheduler: BackgroundScheduler
     executor: ThreadPoolExecutor
     reporter: RebuildReporter
+    home_publisher: HomePublisher
     coordinator: Coordinator
     bot_user_id: str | None
     grace_seconds: float = 5.0
@@ -132,6 +135,7 @@ class Runtime:
         # SIGTERM hands over: no new builds, leases released (another replica takes them at
         # once); running builds stay on Connect and are re-attached by their task id.
         self.reporter.close()  # first: no post from here once the leases are released
+        self.home_publisher.close()
         self.services.engine.close()
         if self.socket_handler is not None:
             # Don't reconnect while closing; the reader thread ends with the socket.
@@ -213,7 +217,9 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         poster,
         instance_id=coordinator.instance_id,
         several_servers=servers.several,
+        owners=slack_owners(servers.client, poster) if settings.bot_notify_owners else None,
     )
+    home_publisher = HomePublisher(deps)
     runtime = Runtime(
         settings=settings,
         db=db,
@@ -224,12 +230,17 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         scheduler=scheduler,
         executor=executor,
         reporter=reporter,
+        home_publisher=home_publisher,
         coordinator=coordinator,
         bot_user_id=identity.get("user_id"),
     )
     jobs.schedule(scheduler, services, coordinator, sweep_seconds=settings.bot_sweep_seconds)
     services.engine.subscribe(reporter.watch)
+    services.engine.subscribe(home_publisher.rebuild_changed)
+    if services.home is not None:
+        services.home.subscribe(home_publisher.changed)
     reporter.start()
+    home_publisher.start()
     # What a crashed process left half-done is taken up now, not at the first tick; off the
     # main thread, since it may ask Connect (the bot answers Slack meanwhile). Every replica
     # may try: claims and leases decide who does it.
@@ -268,6 +279,7 @@ def build_services(
         instance=instance,
     )
     store = RebuildStore(db)
+    home = Home(db=db, servers=servers, authz=authz, audit=audit, rebuilds=store)
     engine = RebuildEngine(
         db,
         servers.client,
@@ -297,6 +309,7 @@ def build_services(
         rebuilds=rebuilds,
         rebuild_store=store,
         engine=engine,
+        home=home,
     )
 
 

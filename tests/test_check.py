@@ -36,7 +36,14 @@ SECRETS = (
     SIGNING_SECRET,
     DB_PASSWORD,
 )
-ALL_SCOPES = ("commands", "chat:write", "users:read", "usergroups:read")
+ALL_SCOPES = (
+    "commands",
+    "chat:write",
+    "users:read",
+    "usergroups:read",
+    "users:read.email",
+    "im:write",
+)
 OK, WARN, FAIL = MARKS["ok"], MARKS["warn"], MARKS["fail"]
 # Every SQLite configuration says this (a note, not a failure); PostgreSQL says the other.
 ONE_PROCESS = (
@@ -269,14 +276,30 @@ def test_missing_scopes_say_which_and_to_reinstall(connect: FakeConnect, tmp_pat
         code, lines = check(config)
     assert code == 1
     line = only_failure(lines)
-    assert "lacks the scope(s) chat:write, usergroups:read" in line
+    assert "lacks the scope(s) chat:write, usergroups:read, users:read.email, im:write" in line
     assert "manifest.yml" in line and "reinstall the app" in line
 
 
 def test_group_scope_is_needed_only_with_admin_groups(connect: FakeConnect, tmp_path: Path) -> None:
-    with fake_slack(scopes=("commands", "chat:write")) as basic:
+    scopes = ("commands", "chat:write", "users:read.email", "im:write")
+    with fake_slack(scopes=scopes) as basic:
         code, lines = check(settings(connect, basic.start(), tmp_path))
     assert code == 0, lines
+
+
+def test_owner_scopes_are_needed_while_owners_are_notified(
+    connect: FakeConnect, tmp_path: Path
+) -> None:
+    with fake_slack(scopes=("commands", "chat:write", "users:read.email")) as narrow:
+        code, lines = check(settings(connect, narrow.start(), tmp_path))
+        assert code == 1
+        line = only_failure(lines)
+        assert "lacks the scope(s) im:write" in line and "reinstall the app" in line
+        # BOT_NOTIFY_OWNERS=false: no owner is looked up or sent a DM, so neither is needed.
+        code, lines = check(settings(connect, narrow, tmp_path, bot_notify_owners=False))
+    assert code == 0, lines
+    assert "scopes the bot needs: commands, chat:write" in "\n".join(lines)
+    assert "im:write" not in "\n".join(lines)
 
 
 def test_slack_unreachable(connect: FakeConnect, slack: FakeSlack, tmp_path: Path) -> None:

@@ -39,6 +39,34 @@ def test_server_settings_and_admin_verdict(connect: ConnectClient, fake_connect:
     assert not publisher.current_user().is_admin
 
 
+def test_users_get_gives_a_content_owner_with_email(
+    connect: ConnectClient, fake_connect: FakeConnect
+):
+    raw = fake_connect.content()[0]
+    item = connect.content.get(raw["guid"])
+    assert item.owner_guid == raw["owner_guid"]  # kept from the content list too
+    assert {i.owner_guid for i in connect.content.list()} == {
+        i["owner_guid"] for i in fake_connect.content()
+    }
+    owner = connect.users.get(raw["owner_guid"])
+    assert owner.guid == raw["owner_guid"]
+    assert owner.username and owner.email.endswith("@connect.example")
+    assert fake_connect.requests[-1].path == f"/__api__/v1/users/{raw['owner_guid']}"
+    me = connect.current_user()
+    assert connect.users.get(me.guid).username == me.username
+    with pytest.raises(ConnectError) as info:
+        connect.users.get("00000000-0000-0000-0000-000000000000")
+    assert info.value.not_found and info.value.code == 4
+    with pytest.raises(ConnectError):
+        connect.users.get("../v1/user")  # quoted into one path segment: no such user
+    # Server.HideEmailAddresses: a non-admin key gets no email; an admin key still does.
+    publisher = ConnectClient(fake_connect.url, PUBLISHER_KEY)
+    assert publisher.users.get(owner.guid).email == owner.email
+    fake_connect.hide_email_addresses = True
+    assert publisher.users.get(owner.guid).email == ""
+    assert connect.users.get(owner.guid).email == owner.email
+
+
 def test_every_request_carries_key_user_agent(connect: ConnectClient, fake_connect: FakeConnect):
     connect.caches.list()
     record = fake_connect.requests[-1]

@@ -115,7 +115,9 @@ def test_auth_test_reports_identity_and_scopes(fake: FakeSlack, client: WebClien
     assert response["user_id"] == "U0BOT"
     assert response["bot_id"] == "B0BOT"
     assert response["team_id"] == "T0001"
-    assert response.headers["x-oauth-scopes"] == "commands,chat:write,users:read,usergroups:read"
+    assert response.headers["x-oauth-scopes"] == (
+        "commands,chat:write,users:read,usergroups:read,users:read.email,im:write"
+    )
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
 
 

@@ -102,10 +102,46 @@ def test_manifest_creates_the_app_in_one_paste():
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "chat:write",
         "commands",
+        "im:write",  # owners of failed items get a direct message
         "usergroups:read",
+        "users:read.email",  # ... found by their Connect email
     ]
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is True
+
+
+@pytest.mark.parametrize("name", ["manifest.yml", "manifest.http.yml"])
+def test_both_manifests_validate_and_enable_app_home(name):
+    manifest = yaml.safe_load((ROOT / name).read_text())
+    schema = json.loads((ROOT / "tests" / "data" / "slack-manifest.schema.1.0.0.json").read_text())
+    assert sorted(Draft7Validator(schema).iter_errors(manifest), key=str) == []
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    settings = manifest["settings"]
+    [command] = manifest["features"]["slash_commands"]
+    if name == "manifest.yml":  # Socket Mode: no request URL anywhere
+        assert settings["socket_mode_enabled"] is True
+        assert "url" not in command
+        assert "request_url" not in settings["interactivity"]
+        assert "request_url" not in settings["event_subscriptions"]
+    else:  # HTTP mode: commands, clicks and events all go to the bot's one endpoint
+        assert settings["socket_mode_enabled"] is False
+        urls = {
+            command["url"],
+            settings["interactivity"]["request_url"],
+            settings["event_subscriptions"]["request_url"],
+        }
+        assert urls == {"https://connect-bot.example.com/slack/events"}
+
+
+def test_http_manifest_is_the_socket_mode_one_with_request_urls():
+    socket = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    http = yaml.safe_load((ROOT / "manifest.http.yml").read_text())
+    http["features"]["slash_commands"][0].pop("url")
+    http["settings"]["interactivity"].pop("request_url")
+    http["settings"]["event_subscriptions"].pop("request_url")
+    http["settings"]["socket_mode_enabled"] = True
+    assert http == socket  # same scopes, command, events and features: edit both together
 
 
 @pytest.mark.timeout(90)

@@ -16,6 +16,8 @@ WebClientFactory = Callable[[str, str], WebClient]
 SLACK_TIMEOUT = 10
 BASE_SCOPES = ("commands", "chat:write")
 GROUP_SCOPE = "usergroups:read"
+# BOT_NOTIFY_OWNERS: find owners by email, open a DM with each.
+OWNER_SCOPES = ("users:read.email", "im:write")
 REFUSED_TOKEN_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 )
@@ -92,8 +94,13 @@ def _slack_refused(url: str, exc: SlackApiError, report: Report) -> None:
 
 
 def required_scopes(settings: Settings) -> list[str]:
-    """Bot scopes the bot uses: group membership is read only when groups grant rights."""
-    return [*BASE_SCOPES, *([GROUP_SCOPE] if settings.bot_admin_groups else [])]
+    """Bot scopes the bot uses: group membership is read only when groups grant rights, and
+    owners are looked up and sent DMs only with BOT_NOTIFY_OWNERS."""
+    return [
+        *BASE_SCOPES,
+        *([GROUP_SCOPE] if settings.bot_admin_groups else []),
+        *(OWNER_SCOPES if settings.bot_notify_owners else ()),
+    ]
 
 
 def _slack_scopes(settings: Settings, response: SlackResponse, report: Report) -> None:

@@ -17,6 +17,7 @@ from bot.connect.models import (
     User,
 )
 from bot.connect.tasks import Tasks
+from bot.connect.users import Users
 from bot.connect.versions import VersionFilter
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Task",
     "Tasks",
     "User",
+    "Users",
     "VersionFilter",
 ]
 
@@ -47,6 +49,7 @@ class ConnectClient:
         self.caches = RuntimeCaches(self.http)
         self.tasks = Tasks(self.http)
         self.content = Content(self.http)
+        self.users = Users(self.http)
 
     @property
     def server(self) -> str:

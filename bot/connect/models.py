@@ -191,6 +191,7 @@ class ContentItem:
     last_deployed_time: str | None
     dashboard_url: str | None
     content_url: str | None
+    owner_guid: str | None = None  # the Connect user owning the item
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContentItem:
@@ -208,6 +209,7 @@ class ContentItem:
             last_deployed_time=data.get("last_deployed_time"),
             dashboard_url=data.get("dashboard_url"),
             content_url=data.get("content_url"),
+            owner_guid=str(data["owner_guid"]) if data.get("owner_guid") else None,
         )
 
     @property
@@ -271,6 +273,8 @@ class User:
     guid: str
     username: str
     user_role: str
+    # Empty for non-admin keys when Connect hides email addresses (connect-api-2.md §4.1).
+    email: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> User:
@@ -278,6 +282,7 @@ class User:
             guid=str(data.get("guid") or ""),
             username=str(data.get("username") or ""),
             user_role=str(data.get("user_role") or ""),
+            email=str(data.get("email") or "").strip(),
         )
 
     @property

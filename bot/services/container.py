@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
 from bot.services.deletions import Deletions
+from bot.services.home import Home
 from bot.services.queries import Queries
 from bot.services.rebuild_engine import RebuildEngine
 from bot.services.rebuild_store import RebuildStore
@@ -24,3 +25,4 @@ class Services:
     rebuilds: Rebuilds
     rebuild_store: RebuildStore  # progress queries, for the reporter
     engine: RebuildEngine
+    home: Home | None = None  # App Home (None: not wired; Home events are ignored)

@@ -164,6 +164,7 @@ def _insert_items(db: Database, rebuild_id: int, items: Iterable[ContentItem]) -
                 "runtime": runtime_label(item)[:255],
                 "bundle_id": item.bundle_id,
                 "dashboard_url": item.dashboard_url,
+                "owner_guid": item.owner_guid,
                 "state": "queued",
                 "attempts": 0,
                 "notified": False,

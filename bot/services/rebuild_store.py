@@ -146,6 +146,7 @@ class ItemView:
     dashboard_url: str | None
     task_id: str | None
     resent: int = 0  # build requests re-sent after one may have reached Connect
+    owner_guid: str | None = None  # the Connect user owning the item (None: planned before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,4 +417,5 @@ def _item_view(row: RebuildItem) -> ItemView:
         dashboard_url=row.dashboard_url,
         task_id=row.task_id,
         resent=row.resent or 0,
+        owner_guid=row.owner_guid,
     )

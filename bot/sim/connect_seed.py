@@ -42,7 +42,8 @@ QUARTO_VERSION = "1.4.550"
 
 @dataclass
 class Seed:
-    """Initial server state: runtime caches, content items and the users owning the content."""
+    """Initial server state: runtime caches, content items and the users owning the content
+    (`owners`: guid, username, first_name, last_name, email, optionally user_role)."""
 
     caches: list[dict[str, str]]
     content: list[dict[str, Any]]
@@ -141,12 +142,15 @@ DEMO_OWNERS: list[dict[str, str]] = [
         "username": "publisher1",
         "first_name": "Pat",
         "last_name": "Publisher",
+        "email": "publisher1@connect.example",
     },
     {
         "guid": "820f092f-d564-4ab5-819a-0f4d2f03d11e",
         "username": "admin",
         "first_name": "admin1",
         "last_name": "",
+        "email": "admin@connect.example",
+        "user_role": "administrator",
     },
 ]
 

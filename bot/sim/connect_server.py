@@ -335,6 +335,7 @@ class FakeConnect:
         self._stopping = False
         self._users = self._make_users(keys)
         self._owners = {owner["guid"]: owner for owner in seed.owners}
+        self.hide_email_addresses = False  # Server.HideEmailAddresses: no email for non-admins
         self._caches: dict[tuple[str, str, str], dict[str, str]] = {}
         for cache in seed.caches:
             self._store_cache(cache["language"], cache["version"], cache.get("image_name", "Local"))
@@ -795,6 +796,8 @@ class FakeConnect:
         match (method, route):
             case ("GET", ["user"]):
                 return _json(200, user)
+            case ("GET", ["users", guid]):
+                return _json(200, self._get_user(guid, user))
             case ("GET", ["server_settings", "r" | "python" | "quarto" as language]):
                 return _json(200, self._installation_settings(language))
             case ("GET", ["system", "caches", "runtime"]):
@@ -942,6 +945,33 @@ class FakeConnect:
             if name == STICKY_COOKIE and value == self.node_id:
                 return True
         return False
+
+    def _get_user(self, guid: str, caller: dict[str, Any]) -> dict[str, Any]:
+        """`GET v1/users/{guid}`: a content owner from the seed or a key's user, in Connect's
+        User shape; `email` is blank for non-admin callers when `hide_email_addresses` is on."""
+        found = self._owners.get(guid) or next(
+            (u for u in self._users.values() if u["guid"] == guid), None
+        )
+        if found is None:
+            raise ApiError(4)
+        data: dict[str, Any] = {
+            "email": found.get("email", ""),
+            "username": found.get("username", ""),
+            "first_name": found.get("first_name", ""),
+            "last_name": found.get("last_name", ""),
+            "user_role": found.get("user_role", "publisher"),
+            "created_time": found.get("created_time", "2023-07-24T18:49:28Z"),
+            "updated_time": found.get("updated_time", "2023-10-17T19:24:03Z"),
+            "active_time": found.get("active_time"),
+            "confirmed": found.get("confirmed", True),
+            "locked": found.get("locked", False),
+            "guid": guid,
+        }
+        if caller["user_role"] == "administrator" or caller["guid"] == guid:
+            data["external_id"] = found.get("external_id")
+        elif self.hide_email_addresses:
+            data["email"] = ""
+        return data
 
     def _lookup_content(self, guid: str) -> dict[str, Any]:
         with self._lock:

@@ -1,4 +1,5 @@
-"""The "Slack side" of inbound requests: signed slash commands and block_actions to the bot.
+"""The "Slack side" of inbound requests: signed slash commands, block_actions and Events API
+requests (`app_home_opened`) to the bot.
 
 Slack's servers POST form bodies to the bot's request URL (``/slack/events``), signed with the
 app's signing secret (reference section 3). SlackRequests does the same against a real HTTP
@@ -20,6 +21,7 @@ import httpx
 from bot.sim.slack import FakeSlack, Interaction, JsonDict
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+JSON_CONTENT_TYPE = "application/json"
 
 
 class SlackSigner:
@@ -150,6 +152,36 @@ class SlackRequests:
         interaction = self.fake.record_interaction("click", payload, transport="http")
         body = urlencode({"payload": json.dumps(payload)})
         return self._send(body, interaction, timeout, timestamp)
+
+    def event(
+        self, payload: JsonDict, *, timeout: float = 10, timestamp: int | None = None
+    ) -> httpx.Response:
+        """POST an Events API request (a JSON `event_callback` body), signed as Slack does."""
+        body = json.dumps(payload)
+        headers = {"Content-Type": JSON_CONTENT_TYPE, **self.signer.sign(body, timestamp)}
+        return self._http.post(
+            self.bot_url, content=body.encode(), headers=headers, timeout=timeout
+        )
+
+    def app_home_opened(
+        self, user_id: str = "U0ADMIN", *, tab: str = "home", timeout: float = 10
+    ) -> httpx.Response:
+        """`user_id` opens the App Home: the signed `app_home_opened` event (with the view
+        Slack shows them now, and its hash, once one was published)."""
+        payload = self.fake.views.home_opened_event(user_id, tab=tab, team_id=self.team_id)
+        return self.event(payload, timeout=timeout)
+
+    def home_click(
+        self, user_id: str, action_id: str, *, value: str | None = None, timeout: float = 10
+    ) -> httpx.Response:
+        """Click a button on `user_id`'s Home as it is now (block_actions from a view: no
+        channel, no response_url), signed."""
+        payload = self.fake.views.home_click_payload(user_id, action_id, value=value)
+        payload["team"] = {**payload.get("team", {}), "id": self.team_id}
+        self.last_response_url, self.last_payload = None, payload
+        interaction = self.fake.views.record_click(payload, transport="http")
+        body = urlencode({"payload": json.dumps(payload)})
+        return self._send(body, interaction, timeout, None)
 
     def raw(
         self, body: bytes | str, headers: Mapping[str, str], *, timeout: float = 10

@@ -16,6 +16,15 @@ Slack calls per rebuild: chat.update of the parent at most every UPDATE_INTERVAL
 only on change (the interval grows with the elapsed time, up to MAX_UPDATE_INTERVAL), a start
 reply, a warm-up reply, one reply per batch of failures (at most one per failure), and the
 final summary (reply_broadcast).
+
+Owners (with `owners`, BOT_NOTIFY_OWNERS): when a rebuild ends with failures, each failed
+item's Connect owner is looked up once (`bot.services.owners`: Connect user -> email -> Slack
+`users.lookupByEmail`) and the answers are stored in the `owner_lookups` flag before the
+summary, which names who gets a DM and who cannot be found (with why). Then one DM per owner
+found, with only their items (`conversations.open` + `chat.postMessage`, one every
+DM_SPACING seconds), before the lease is released. Each DM is recorded around its post
+(`owner_dm_sending` before, `owners_notified` after), so a restart never repeats a DM recorded
+as sent; only a crash between Slack's answer and that record can repeat one (logged).
 """
 
 from __future__ import annotations
@@ -26,19 +35,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.connect import ConnectClient
+from bot.services.owners import DirectoryError, OwnerFound, OwnerLookups, Owners, OwnersOutcome
 from bot.services.rebuild_store import Progress, RebuildStore
 from bot.slack.poster import SlackPoster, SlackUnavailable
 from bot.slack.views import (
+    dm_refused_reply,
     failures_reply,
+    owner_dm,
     progress_view,
     start_reply,
     summary_reply,
     warmup_reply,
+    with_owners,
 )
 from bot.store import utcnow
 
 log = logging.getLogger(__name__)
+slack_log = logging.getLogger("bot.slack")
 
 TICK = 0.5
 MIN_ROUND = 0.2
@@ -48,6 +67,76 @@ REPLY_SPACING = 1.0  # chat.postMessage: about one message per second per channe
 FAILURES_PER_REPLY = 10
 ERROR_BACKOFF = 10.0
 GONE = frozenset({"message_not_found", "cant_update_message"})
+DM_SPACING = 1.0  # conversations.open is Tier 3 (about 50 a minute)
+# Slack errors worth retrying a DM for; any other refusal is final (and said in the thread).
+TRANSIENT_SLACK_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+class SlackPeople:
+    """Slack's side of the owner notices: the `Directory` of `bot.services.owners`
+    (`users.lookupByEmail`, scope users:read.email) and DM channels (`conversations.open`,
+    scope im:write). Emails are never logged."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def user_by_email(self, email: str) -> str | None:
+        try:
+            response = self._call(
+                "users.lookupByEmail", self.client.users_lookupByEmail, email=email
+            )
+        except SlackUnavailable as exc:
+            if exc.error == "users_not_found":
+                return None
+            raise DirectoryError(exc.error) from None
+        user = response.get("user") or {}
+        if not user.get("id") or user.get("deleted") or user.get("is_bot"):
+            return None  # a deactivated account or a bot cannot be told
+        return str(user["id"])
+
+    def open_dm(self, user_id: str) -> str:
+        """The id (D…) of the bot's direct-message channel with `user_id`."""
+        response = self._call("conversations.open", self.client.conversations_open, users=user_id)
+        return str(response["channel"]["id"])
+
+    def _call(self, method: str, function: Callable[..., Any], **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            response = function(**kwargs)
+            status = response.status_code
+            return response
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error") or f"HTTP {status}")
+            raise SlackUnavailable(method, error, status) from None
+        except Exception as exc:
+            error = type(exc).__name__
+            raise SlackUnavailable(method, error) from None
+        finally:
+            slack_log.info(
+                "slack call",
+                extra={
+                    "event": "slack_call",
+                    "method": method,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "error": error,
+                    "channel": None,
+                },
+            )
+
+
+def slack_owners(client_for: Callable[[str | None], ConnectClient], poster: SlackPoster) -> Owners:
+    """The owner lookups of a reporter posting with `poster` (`client_for`: `Servers.client`)."""
+    return Owners(client_for, SlackPeople(poster.client))
+
+
+def _transient(exc: SlackUnavailable) -> bool:
+    return exc.status is None or exc.status >= 500 or exc.error in TRANSIENT_SLACK_ERRORS
 
 
 @dataclass
@@ -56,6 +145,7 @@ class _Seen:
     last_update: float = 0.0
     last_reply: float = 0.0
     quiet_until: float = 0.0
+    last_dm: float | None = None  # monotonic time of this process's last owner DM
 
 
 def update_interval(elapsed: float | None) -> float:
@@ -72,9 +162,12 @@ class RebuildReporter:
         instance_id: str,
         clock: Callable[[], datetime] = utcnow,
         several_servers: bool = False,
+        owners: Owners | None = None,
     ) -> None:
         self.service = service
         self.poster = poster
+        # The owners of failed items get a DM (BOT_NOTIFY_OWNERS); None: only the thread.
+        self.owners = owners
         self.instance_id = instance_id  # reports only the rebuilds whose lease it holds
         self.clock = clock  # wall clock for elapsed / time left in the messages
         self.several_servers = several_servers  # then every message names its server
@@ -177,19 +270,97 @@ class RebuildReporter:
             if service.failures_to_report(p.rebuild_id, 1):
                 self._wake.set()
                 return  # the summary comes after the last failure reply
-            p = self._update(p, seen)
-            self.poster.post(
-                p.channel,
-                summary_reply(p, now=self.clock(), server=self._server(p)),
-                thread_ts=p.thread_ts,
-                reply_broadcast=True,
-            )
-            service.report_final(p.rebuild_id, self.instance_id)  # and release the lease
-            self._drop(p.rebuild_id)
+            self._finish(p, seen)
             return
         interval = update_interval(p.elapsed(self.clock()))
         if _key(p) != seen.last_key and now - seen.last_update >= interval:
             self._update(p, seen)
+
+    def _finish(self, p: Progress, seen: _Seen) -> None:
+        """The summary (naming the owners), then the owners' DMs, then the lease goes."""
+        assert p.thread_ts is not None
+        service = self.service
+        outcome = self._owners_outcome(p)
+        dms = outcome is not None and bool(outcome.found)
+        if not p.flags.get("summary_posted"):
+            p = self._update(p, seen)
+            summary = summary_reply(p, now=self.clock(), server=self._server(p))
+            if outcome is not None:
+                summary = with_owners(summary, outcome)
+            self.poster.post(p.channel, summary, thread_ts=p.thread_ts, reply_broadcast=True)
+            if dms:
+                service.set_flags(p.rebuild_id, summary_posted=True)
+        if outcome is not None and dms and not self._tell_owners(p, outcome, seen):
+            return  # more DMs to send on the next rounds
+        service.report_final(p.rebuild_id, self.instance_id)  # and release the lease
+        self._drop(p.rebuild_id)
+
+    def _owners_outcome(self, p: Progress) -> OwnersOutcome | None:
+        """Who owns the failed items, found in Slack or not; looked up once per rebuild (the
+        answers are kept in the `owner_lookups` flag before anything is said)."""
+        if self.owners is None or not p.counts.get("failed"):
+            return None
+        lookups = OwnerLookups.from_json(p.flags.get("owner_lookups"))
+        try:
+            failed = self.service.items(p.rebuild_id, state="failed")
+            outcome = self.owners.resolve(p.server, failed, lookups)
+        except Exception:
+            log.exception("rebuild %s: looking up the owners failed", p.rebuild_id)
+            return None  # the summary goes out anyway, without the owners
+        if lookups.changed:
+            self.service.set_flags(p.rebuild_id, owner_lookups=lookups.to_json())
+        return None if outcome.empty else outcome
+
+    def _tell_owners(self, p: Progress, outcome: OwnersOutcome, seen: _Seen) -> bool:
+        """One DM per owner found, at most one per DM_SPACING; True once all are sent."""
+        told = [str(guid) for guid in p.flags.get("owners_notified") or []]
+        refused = dict(p.flags.get("owners_refused") or {})
+        waiting = [o for o in outcome.found if o.guid not in told and o.guid not in refused]
+        if waiting:
+            if seen.last_dm is not None and time.monotonic() - seen.last_dm < DM_SPACING:
+                return False  # the next tick comes back for it
+            owner = waiting[0]
+            if p.flags.get("owner_dm_sending") == owner.guid:
+                log.warning(
+                    "rebuild %s: the DM to owner %s may have been sent before a restart;"
+                    " sending it again",
+                    p.rebuild_id,
+                    owner.guid,
+                )
+            self.service.set_flags(p.rebuild_id, owner_dm_sending=owner.guid)
+            error = self._dm(p, owner)
+            seen.last_dm = time.monotonic()
+            if error is None:
+                self.service.set_flags(p.rebuild_id, owners_notified=[*told, owner.guid])
+            else:
+                refused[owner.guid] = [owner.user_id, error]
+                self.service.set_flags(p.rebuild_id, owners_refused=refused)
+            if len(waiting) > 1:
+                return False
+        if refused and not p.flags.get("refusals_reported"):
+            pairs = [(str(v[0]), str(v[1])) for v in refused.values() if isinstance(v, list)]
+            assert p.thread_ts is not None
+            self.poster.post(
+                p.channel, dm_refused_reply(p.rebuild_id, pairs), thread_ts=p.thread_ts
+            )
+            self.service.set_flags(p.rebuild_id, refusals_reported=True)
+        return True
+
+    def _dm(self, p: Progress, owner: OwnerFound) -> str | None:
+        """Send the owner their DM; Slack's error when it refuses for good (raises
+        SlackUnavailable when worth retrying)."""
+        people = SlackPeople(self.poster.client)
+        try:
+            dm_channel = people.open_dm(owner.user_id)
+            self.poster.post(dm_channel, owner_dm(p, owner, server=self._server(p)))
+        except SlackUnavailable as exc:
+            if _transient(exc):
+                raise
+            log.warning(
+                "rebuild %s: Slack refused the DM to %s: %s", p.rebuild_id, owner.user_id, exc.error
+            )
+            return exc.error
+        return None
 
     def _drop(self, rebuild_id: int) -> None:
         with self._lock:

@@ -14,8 +14,8 @@ from typing import Any
 
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
-from bot.slack.handlers import admin, caches, content, rebuilds
-from bot.slack.views import Actions, Message, help_view, notice_view
+from bot.slack.handlers import admin, caches, content, home, rebuilds
+from bot.slack.views import Actions, HomeActions, Message, help_view, notice_view
 
 WORKING = ":hourglass_flowing_sand:"
 
@@ -73,4 +73,8 @@ ACTIONS: tuple[ActionRoute, ...] = (
     ActionRoute(Actions.REBUILD_START, rebuilds.start),
     ActionRoute(Actions.REBUILD_DISCARD, rebuilds.discard),
     ActionRoute(Actions.REBUILD_CANCEL, rebuilds.cancel_click),
+    # App Home: each button expands (or collapses) a part of Home; nothing destructive.
+    ActionRoute(HomeActions.CACHES, home.toggle),
+    ActionRoute(HomeActions.HISTORY, home.toggle),
+    ActionRoute(HomeActions.PLAN, home.toggle),
 )

@@ -157,3 +157,22 @@ class RebuildItem(Base):
     # earlier one may have reached Connect (a possible duplicate build).
     requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     resent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The Connect user owning the item (migration 0008): told by DM when its build fails.
+    owner_guid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class HomeOpen(Base):
+    """Who opened the bot's App Home and when (migration 0007): Home is republished for those
+    who opened it in the last hour when a rebuild it shows changes. Shared by every replica, so
+    the one driving a rebuild republishes for viewers whose open reached another one; the last
+    `views.publish` hash and time let them all publish with `hash` and share one throttle."""
+
+    __tablename__ = "home_opens"
+    __table_args__ = (Index("ix_home_opens_opened_at", "opened_at"),)
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # Slack user ID
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The section the user expanded with a Home button ("caches:<server>", ...), or None.
+    section: Mapped[str | None] = mapped_column(String(128), nullable=True)

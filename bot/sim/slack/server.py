@@ -12,12 +12,14 @@ from collections.abc import Iterable
 from bot.sim.slack.http import FakeSlackHTTPServer
 from bot.sim.slack.queries import QueriesMixin
 from bot.sim.slack.socket_mode import SocketModeMixin, SocketModeServer
+from bot.sim.slack.users_api import UsersApiMixin
+from bot.sim.slack.views_api import ViewsApi
 from bot.sim.slack.web_api import WebApiMixin
 
 log = logging.getLogger(__name__)
 
 
-class FakeSlack(WebApiMixin, SocketModeMixin, QueriesMixin):
+class FakeSlack(WebApiMixin, SocketModeMixin, QueriesMixin, UsersApiMixin):
     """A fake Slack workspace reachable over real HTTP (and WebSocket) on loopback.
 
     with FakeSlack() as slack:                       # or slack = FakeSlack().start()
@@ -37,7 +39,15 @@ class FakeSlack(WebApiMixin, SocketModeMixin, QueriesMixin):
         bot_token: str = "xoxb-test-token",
         app_token: str = "xapp-test-token",
         signing_secret: str = "test-signing-secret",
-        scopes: Iterable[str] = ("commands", "chat:write", "users:read", "usergroups:read"),
+        # The scopes an app created from manifest.yml gets (plus users:read).
+        scopes: Iterable[str] = (
+            "commands",
+            "chat:write",
+            "users:read",
+            "usergroups:read",
+            "users:read.email",
+            "im:write",
+        ),
         host: str = "127.0.0.1",
         port: int = 0,
         team_id: str = "T0001",
@@ -61,6 +71,8 @@ class FakeSlack(WebApiMixin, SocketModeMixin, QueriesMixin):
         self._init_response_urls()
         self._init_interactions()
         self._init_web_api()
+        self._init_users_api()  # users.lookupByEmail, conversations.open (DMs)
+        self.views = ViewsApi(self)  # views.publish, App Home, app_home_opened payloads
 
         self._http: FakeSlackHTTPServer | None = None
         self._http_thread: threading.Thread | None = None

@@ -8,12 +8,15 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from bot.sim.slack.common import JsonDict
 from bot.sim.slack.interactions import InteractionsMixin
 from bot.sim.slack.model import Interaction, SocketEnvelope
+
+if TYPE_CHECKING:
+    from bot.sim.slack.views_api import ViewsApi
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +224,7 @@ class SocketModeMixin(InteractionsMixin):
     """Socket Mode methods of FakeSlack."""
 
     _socket: SocketModeServer
+    views: ViewsApi
 
     def socket_send_command(
         self,
@@ -250,6 +254,22 @@ class SocketModeMixin(InteractionsMixin):
         """action_payload(...) + socket_send_action(...)."""
         return self.socket_send_action(
             self.action_payload(channel, message_ts, action_id, **kwargs)
+        )
+
+    def socket_send_event(self, payload: JsonDict) -> str:
+        """Push an events_api envelope carrying an Events API `event_callback` body."""
+        return self._socket.send_envelope("events_api", payload, accepts_response_payload=False)
+
+    def socket_app_home_opened(self, user_id: str = "U0ADMIN", *, tab: str = "home") -> str:
+        """`user_id` opens the App Home: an app_home_opened event over the socket."""
+        return self.socket_send_event(self.views.home_opened_event(user_id, tab=tab))
+
+    def socket_home_click(self, user_id: str, action_id: str, *, value: str | None = None) -> str:
+        """Click a button on `user_id`'s Home (block_actions from a view) over the socket."""
+        payload = self.views.home_click_payload(user_id, action_id, value=value)
+        interaction = self.views.record_click(payload, transport="socket")
+        return self._socket.send_envelope(
+            "interactive", payload, accepts_response_payload=False, interaction=interaction
         )
 
     def socket_wait_ack(self, envelope_id: str, timeout: float = 5.0) -> JsonDict:

@@ -68,9 +68,14 @@ class Workspace:
     def channel(self, channel_id: str) -> Channel:
         return self._channels[channel_id]
 
-    def add_user(self, user_id: str, name: str, **fields: Any) -> JsonDict:
+    def add_user(
+        self, user_id: str, name: str, *, email: str | None = None, **fields: Any
+    ) -> JsonDict:
         """Add a users.info fixture; `fields` override defaults (is_admin, deleted, is_bot,
-        is_restricted, ...); email/display_name/title/status_* go into `profile`."""
+        is_restricted, ...); email/display_name/title/status_* go into `profile` (`email` is
+        what users.lookupByEmail finds)."""
+        if email is not None:
+            fields["email"] = email
         profile_keys = {"email", "display_name", "title", "phone", "status_text", "status_emoji"}
         real_name = fields.pop("real_name", name.replace(".", " ").title())
         profile = {

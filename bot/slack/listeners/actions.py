@@ -45,8 +45,10 @@ def _listener(deps: Deps, route: ActionRoute) -> Callable[..., None]:
         try:
             click = click_from(body)
             requestlog.annotate(action=click.action_id, user=click.user, channel=click.channel)
+            on_home = (body.get("container") or {}).get("type") == "view"
             gate = deps.services.authz.channel(click.channel)
-            if not gate.allowed:
+            # Home has no channel: its buttons are read-only and answered on Home itself.
+            if not on_home and not gate.allowed:
                 deps.submit(answer, deps, click, denied_view(gate.reason))
                 return
             deps.submit(route.work, deps, click)

@@ -6,6 +6,8 @@ in, `Message` out; no I/O, no clock. Escaping lives in `bot.slack.text`.
     caches    caches list, deletion card, dry-run refusals
     content   content search
     rebuilds  rebuild plan card, progress, thread replies, status, cancel, history
+    home      the App Home tab (a view for views.publish, not a message)
+    owners    direct messages to the owners of failed items; their part of the summary
     audit     audit log and audit-channel notices
     servers   the Connect servers this bot serves
 """
@@ -38,6 +40,8 @@ from bot.slack.views.common import (
 )
 from bot.slack.views.content import PAGE_SIZE, content_search_view
 from bot.slack.views.help import help_view
+from bot.slack.views.home import MAX_HOME_BLOCKS, HomeActions, HomeView, home_view
+from bot.slack.views.owners import dm_refused_reply, owner_dm, owners_blocks, with_owners
 from bot.slack.views.rebuilds import (
     Permalink,
     cancel_requested_reply,
@@ -57,8 +61,11 @@ from bot.slack.views.servers import servers_view
 
 __all__ = [
     "MAX_BLOCKS",
+    "MAX_HOME_BLOCKS",
     "PAGE_SIZE",
     "Actions",
+    "HomeActions",
+    "HomeView",
     "Message",
     "Permalink",
     "audit_notice_view",
@@ -73,14 +80,18 @@ __all__ = [
     "date",
     "deletion_card_view",
     "denied_view",
+    "dm_refused_reply",
     "duration",
     "error_view",
     "failures_reply",
     "help_view",
     "history_view",
+    "home_view",
     "md",
     "not_in_channel_view",
     "notice_view",
+    "owner_dm",
+    "owners_blocks",
     "parse_cache_value",
     "plan_card_view",
     "progress_bar",
@@ -94,4 +105,5 @@ __all__ = [
     "usage_error_view",
     "warmup_reply",
     "who",
+    "with_owners",
 ]

@@ -138,7 +138,7 @@ def _plan_details(plan: PlanSummary) -> str:
 
 # --- the progress message (the same message, once started) -----------------------------------
 
-_STATE_LABEL = {
+STATE_LABEL = {
     "running": ":hammer_and_wrench: running",
     "cancelling": ":octagonal_sign: cancelling (running builds finish)",
     "done": ":checkered_flag: finished",
@@ -169,7 +169,7 @@ def counts_line(p: Progress) -> str:
 
 def progress_view(p: Progress, *, now: datetime, server: str | None = None) -> Message:
     title = f"Rebuild #{p.rebuild_id}: {p.total} item(s)"
-    state = _STATE_LABEL.get(p.state, esc(p.state))
+    state = STATE_LABEL.get(p.state, esc(p.state))
     timing = f"Elapsed {duration(p.elapsed(now))}"
     if p.active:
         eta = p.eta(now)
