@@ -29,6 +29,7 @@ from bot.services.deletion_journal import DeletionJournal
 from bot.services.deletion_runner import DeletionRunner
 from bot.services.deletions import Deletions
 from bot.services.home import Home
+from bot.services.impact import Impact
 from bot.services.pending import PendingStore
 from bot.services.queries import Queries
 from bot.services.rebuild_engine import RebuildEngine
@@ -310,6 +311,7 @@ def build_services(
         rebuild_store=store,
         engine=engine,
         home=home,
+        impact=Impact(servers=servers),
     )
 
 

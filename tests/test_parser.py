@@ -20,6 +20,7 @@ from bot.slack.parser import (
     CachesList,
     ContentSearch,
     Help,
+    Impact,
     ParseError,
     RebuildCancel,
     RebuildHistory,
@@ -625,3 +626,80 @@ DESCRIPTIONS = [
 @pytest.mark.parametrize(("content_filter", "expected"), DESCRIPTIONS)
 def test_describe_filter(content_filter: ContentFilter, expected: str) -> None:
     assert describe_filter(content_filter) == expected
+
+
+# -- impact and --uses-package ----------------------------------------------------------------
+
+PACKAGE_GOOD = [
+    ("impact --package sf", Impact(("sf",))),
+    ("impact --package=sf --package numpy", Impact(("sf", "numpy"))),
+    ("impact --package sf,terra --package sf", Impact(("sf", "terra"))),  # duplicates dropped
+    ("impact --package NumPy -n prod", Impact(("NumPy",), server="prod")),  # names as typed
+    ("impact --package data.table", Impact(("data.table",))),
+    (
+        "content search --uses-package sf",
+        replace(search("--uses-package sf"), packages=("sf",)),
+    ),
+    (
+        "content search --uses-package sf --uses-package numpy -t shiny",
+        replace(
+            search(
+                "--uses-package sf --uses-package numpy -t shiny",
+                content_types=frozenset({"shiny"}),
+            ),
+            packages=("sf", "numpy"),
+        ),
+    ),
+    ("rebuild --uses-package sf", replace(plan("content using sf"), packages=("sf",))),
+    (
+        "rebuild --uses-package sf,numpy -r 4.3.0",
+        replace(
+            plan("content using sf or numpy; R ==4.3.0", r_version=v("4.3.0")),
+            packages=("sf", "numpy"),
+        ),
+    ),
+    (
+        f"rebuild --uses-package sf --guid {GUID_A} --parallelism 2",
+        replace(
+            plan("content using sf; 1 chosen item(s)", 2, guids=frozenset({GUID_A})),
+            packages=("sf",),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PACKAGE_GOOD, ids=[t for t, _ in PACKAGE_GOOD])
+def test_parses_packages(text: str, expected: object) -> None:
+    assert parse(text) == expected
+
+
+PACKAGE_BAD = [
+    ("impact", "--package NAME"),
+    ("impact sf", "don't understand `sf`"),
+    ("impact --package", "needs a value"),
+    ("impact --package=", "needs a value"),
+    ("impact --package ,", "needs a package name"),
+    ("impact --package 'sf; rm'", "is not a package name"),
+    ("impact --uses-package sf", "don't understand"),
+    ("impact --package " + ",".join(f"p{i}" for i in range(11)), "At most 10"),
+    ("content search --uses-package", "needs a value"),
+    ("content search --uses-package -sf", "needs a value"),
+    ("content search --uses-package 'a b'", "is not a package name"),
+    ("rebuild --uses-package _sf", "is not a package name"),
+    ("rebuild --package sf", "don't understand"),
+]
+
+
+@pytest.mark.parametrize(("text", "phrase"), PACKAGE_BAD, ids=[t[:60] for t, _ in PACKAGE_BAD])
+def test_refuses_packages_with_a_friendly_message(text: str, phrase: str) -> None:
+    result = parse(text)
+    assert isinstance(result, ParseError), result
+    assert phrase in result.message
+    assert result.usage.startswith("/connect ")
+
+
+def test_search_with_packages_keeps_them_in_the_page_words() -> None:
+    command = parse("content search --uses-package sf --page 2")
+    assert isinstance(command, ContentSearch)
+    again = parse(f"content search {command.args} --page 3")
+    assert isinstance(again, ContentSearch) and again.packages == ("sf",) and again.page == 3

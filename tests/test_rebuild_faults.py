@@ -177,17 +177,19 @@ def test_a_lost_build_answer_is_found_among_connects_jobs_not_built_twice() -> N
         card = plan(stack, "rebuild --parallelism 4")
         # Connect takes each of their first build requests, then the answer is lost.
         connect.inject_faults(
-            lose_rate=1.0, paths=rf"/content/({followed}|{failing}|{quick})/build$", limit=3
+            lose_rate=1.0,
+            paths=rf"/content/({followed}|{failing}|{quick})/build$",
+            limit_per_path=1,
         )
         stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
         summary = wait_final(stack.slack, card.ts, timeout=30)
 
         rows = {row.guid: row for row in items(db, rebuild_id_of(card))}
         built = Counter(connect.builds_started())
-        assert [r.status for r in connect.requests if r.method == "POST" and quick in r.path] == [
-            0,
-            200,
-        ]
+        # Its first answer was lost (status 0), the next one came back.
+        statuses = [r.status for r in connect.requests if r.method == "POST" and quick in r.path]
+        lost = statuses.count(0)
+        assert statuses == [0] * lost + [200] and lost == 1
         # The running build was found by its job and followed: one build, no task id.
         assert built[followed] == 1
         assert (rows[followed].state, rows[followed].resent) == ("succeeded", 0)
@@ -195,12 +197,15 @@ def test_a_lost_build_answer_is_found_among_connects_jobs_not_built_twice() -> N
         assert built[failing] == 1 and rows[failing].state == "failed"
         assert "exited with status 1" in (rows[failing].error or "")
         # No running build to find: sent again, and the journal says so.
-        assert built[quick] == 2
-        assert (rows[quick].state, rows[quick].resent, rows[quick].attempts) == ("succeeded", 1, 2)
+        assert built[quick] == lost + 1
+        assert (rows[quick].state, rows[quick].resent) == ("succeeded", lost)
+        assert rows[quick].attempts == lost + 1
         others = set(guids) - {followed, failing, quick}
         assert all(built[g] == 1 and rows[g].resent == 0 for g in others)
         assert "7 succeeded, 1 failed" in summary.all_text()
-        assert "; 1 build request(s) re-sent" in stack.runtime.services.audit.recent(1)[0].detail
+        assert (
+            f"; {lost} build request(s) re-sent" in stack.runtime.services.audit.recent(1)[0].detail
+        )
 
 
 # --- one item's build, on a fake clock -------------------------------------------------------

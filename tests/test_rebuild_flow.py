@@ -17,6 +17,12 @@ from rebuild_support import (
 
 from bot.connect.models import INTERACTIVE_MODES
 from bot.sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, start_stack
+from bot.store import RebuildItem
+
+
+def rows_by_guid(rows: list[RebuildItem]) -> dict[str, RebuildItem]:
+    return {row.guid: row for row in rows}
+
 
 FAILING_TITLES = ("<!channel> Sales & <Ops>", "Quarterly Report")
 
@@ -54,13 +60,17 @@ def test_full_rebuild_with_failures_reports_progress_thread_and_summary() -> Non
         # ... and releases it once the summary is posted.
         assert slack.wait_for(lambda _: rebuild_row(db, rebuild_id).driver is None, timeout=5)
 
-        # Connect: every published item built exactly once, warm-up wave first, then
-        # interactive content, then the rest.
+        # Connect: every published item built exactly once, the warm-up wave first; within a
+        # runtime, interactive content before the rest.
         started = connect.builds_started()
         assert Counter(started) == Counter(item["guid"] for item in content)
         rows = items(db, rebuild_id)
         wave = {row.guid: row.wave for row in rows}
-        assert [wave[guid] for guid in started] == sorted(wave[guid] for guid in started)
+        warm_count = sum(1 for row in rows if row.wave == 0)
+        assert all(wave[guid] == 0 for guid in started[:warm_count])
+        for runtime in {row.runtime for row in rows}:
+            of_runtime = [wave[g] for g in started if rows_by_guid(rows)[g].runtime == runtime]
+            assert of_runtime == sorted(of_runtime)
         warmup = [row for row in rows if row.wave == 0]
         runtimes = Counter(row.runtime for row in warmup)
         assert len(runtimes) == 6 and set(runtimes.values()) == {1}
@@ -73,9 +83,12 @@ def test_full_rebuild_with_failures_reports_progress_thread_and_summary() -> Non
         assert all(row.app_mode in INTERACTIVE_MODES for row in rows if row.wave == 1)
         assert not any(row.app_mode in INTERACTIVE_MODES for row in rows if row.wave == 2)
         assert connect.max_concurrent_builds_seen() <= 3
-        # The barrier: no later-wave build started before the whole warm-up wave finished.
-        warm_end = max(row.finished_at for row in warmup)
-        assert all(row.started_at >= warm_end for row in rows if row.wave > 0)
+        # The barrier, per runtime: no other build of a runtime started before its warm-up
+        # build finished (other runtimes' warm-ups do not hold it back).
+        warm_end = {row.runtimes: row.finished_at for row in warmup}
+        assert all(
+            row.started_at >= warm_end[row.runtimes] for row in rows if row.wave > 0 and row.runtime
+        )
 
         # Few requests per item: one POST and (for short builds) one long poll.
         posts = connect.count("POST", r"/build$")

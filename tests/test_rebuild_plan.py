@@ -14,12 +14,18 @@ from rebuild_support import (
     wait_final,
 )
 
-from bot.connect import ConnectClient, ContentFilter, RuntimeCache
+from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
 from bot.services.rebuild_store import RebuildStore
-from bot.sim.connect_seed import OFF_HOST_IMAGE, generated_seed
+from bot.sim.connect_seed import (
+    LOCKED_DEMO_MESSAGE,
+    LOCKED_DEMO_TITLE,
+    OFF_HOST_IMAGE,
+    demo_seed,
+    generated_seed,
+)
 from bot.sim.connect_server import FakeConnect
 from bot.sim.stack import OPS_CHANNEL, start_stack
-from bot.store import Database
+from bot.store import Database, Rebuild
 
 
 def _service(tmp_path: Path) -> RebuildStore:
@@ -128,3 +134,55 @@ def test_rebuild_affected_content_after_a_cache_deletion() -> None:
         ]
         # The rebuild repopulated the deleted cache.
         assert {"language": "Python", "version": "3.9.5", "image_name": "Local"} in connect.caches()
+
+
+def test_locked_content_is_skipped_with_its_message_and_shown_on_the_card() -> None:
+    with start_stack(seed=demo_seed(locked=True), build_seconds=0.05) as stack:
+        connect, slack, db = stack.connect, stack.slack, stack.runtime.db
+        locked = next(i for i in connect.content() if i["title"] == LOCKED_DEMO_TITLE)
+        assert locked["locked"] is True and locked["bundle_id"] is not None
+        card = plan(stack, "rebuild --parallelism 4")
+        assert card.text.startswith("Rebuild plan #1: 14 item(s)")  # the locked one left out
+        text = card.all_text()
+        assert "Skipped 1 locked item(s)" in text
+        assert LOCKED_DEMO_TITLE in text and "Archived for the audit." in text
+        assert "already queued or building" not in text  # no duplicate was skipped
+        rows = {row.guid: row for row in items(db, rebuild_id_of(card))}
+        assert rows[locked["guid"]].state == "skipped"
+        assert rows[locked["guid"]].error == LOCKED_DEMO_MESSAGE
+        assert rows[locked["guid"]].wave != 0  # it warms nothing up
+        stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        wait_final(slack, card.ts, timeout=15)
+        assert locked["guid"] not in connect.builds_started()
+        assert len(connect.builds_started()) == 14
+
+
+def test_a_locked_guid_is_refused_with_its_message_and_nothing_is_planned() -> None:
+    with start_stack(seed=demo_seed(locked=True), build_seconds=0.05) as stack:
+        connect, slack = stack.connect, stack.slack
+        by_title = {i["title"]: i["guid"] for i in connect.content()}
+        guids = f"{by_title[LOCKED_DEMO_TITLE]},{by_title['Sales Dashboard']}"
+        stack.requests.command(f"rebuild --guid {guids}")
+        text = wait_ephemeral(slack, "locked in Connect")
+        assert "Not planned" in text and LOCKED_DEMO_TITLE in text
+        assert "Archived for the audit." in text
+        assert slack.messages(OPS_CHANNEL, include_broadcasts=False) == []  # no card
+        assert connect.builds_started() == []
+        with stack.runtime.db.session() as session:
+            states = {row.state for row in session.query(Rebuild).all()}
+        assert states <= {"discarded"}
+        # Locked without a message: still refused, and said so.
+        connect.set_locked(by_title["Sales Dashboard"], "")
+        stack.requests.command(f"rebuild --guid {by_title['Sales Dashboard']}")
+        assert "Not planned" in wait_ephemeral(slack, "Sales Dashboard*: locked in Connect")
+        assert slack.messages(OPS_CHANNEL, include_broadcasts=False) == []
+
+
+def test_content_item_reads_locked_and_its_message() -> None:
+    item = ContentItem.from_json(
+        {"guid": "g1", "locked": True, "locked_message": "Frozen for *Q4*", "bundle_id": "1"}
+    )
+    assert item.locked and item.locked_message == "Frozen for *Q4*"
+    plain = ContentItem.from_json({"guid": "g2", "locked": False, "locked_message": ""})
+    assert not plain.locked and plain.locked_message == ""
+    assert not ContentItem.from_json({"guid": "g3"}).locked  # servers before 2024.08

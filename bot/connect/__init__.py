@@ -10,17 +10,20 @@ from bot.connect.models import (
     CacheDeletion,
     ContentItem,
     Job,
+    PackageUse,
     RuntimeCache,
     ServerProbe,
     ServerSettings,
     Task,
     User,
 )
+from bot.connect.packages import PACKAGES_SINCE, Packages, PackagesUnavailable
 from bot.connect.tasks import Tasks
 from bot.connect.users import Users
 from bot.connect.versions import VersionFilter
 
 __all__ = [
+    "PACKAGES_SINCE",
     "CacheDeletion",
     "ConnectClient",
     "ConnectError",
@@ -29,6 +32,9 @@ __all__ = [
     "ContentItem",
     "Job",
     "NotSent",
+    "PackageUse",
+    "Packages",
+    "PackagesUnavailable",
     "RuntimeCache",
     "RuntimeCaches",
     "ServerProbe",
@@ -50,6 +56,7 @@ class ConnectClient:
         self.tasks = Tasks(self.http)
         self.content = Content(self.http)
         self.users = Users(self.http)
+        self.packages = Packages(self.http)
 
     @property
     def server(self) -> str:

@@ -192,6 +192,9 @@ class ContentItem:
     dashboard_url: str | None
     content_url: str | None
     owner_guid: str | None = None  # the Connect user owning the item
+    # Locked content has no Rebuild button in Connect (connect-api-2.md §5, Connect 2024.08+).
+    locked: bool = False
+    locked_message: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContentItem:
@@ -210,6 +213,8 @@ class ContentItem:
             dashboard_url=data.get("dashboard_url"),
             content_url=data.get("content_url"),
             owner_guid=str(data["owner_guid"]) if data.get("owner_guid") else None,
+            locked=data.get("locked") is True,
+            locked_message=str(data.get("locked_message") or ""),
         )
 
     @property
@@ -239,6 +244,46 @@ class ContentItem:
     @property
     def display_title(self) -> str:
         return self.title or self.name or self.guid
+
+
+_PEP503 = re.compile(r"[-_.]+")
+
+
+def normalise_package(language: str, name: str) -> str:
+    """How Connect matches a package name: Python names by PEP 503, R names exactly."""
+    if language.lower() == "python":
+        return _PEP503.sub("-", name).lower()
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class PackageUse:
+    """One row of `GET v1/packages`: a bundle of a content item depends on a package."""
+
+    language: str  # "r" or "python", as Connect sends it
+    language_version: str
+    name: str
+    version: str
+    bundle_id: str | None
+    content_guid: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PackageUse:
+        bundle_id = data.get("bundle_id")
+        return cls(
+            language=str(data.get("language") or "").lower(),
+            language_version=str(data.get("language_version") or ""),
+            name=str(data.get("name") or ""),
+            version=str(data.get("version") or ""),
+            bundle_id=None if bundle_id is None else str(bundle_id),
+            content_guid=str(data.get("content_guid") or data.get("app_guid") or ""),
+        )
+
+    def is_named(self, wanted: str) -> bool:
+        """Connect's rule: Python names are normalised (PEP 503), R names must match exactly."""
+        return normalise_package(self.language, self.name) == normalise_package(
+            self.language, wanted
+        )
 
 
 @dataclass(frozen=True, slots=True)

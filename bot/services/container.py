@@ -8,6 +8,7 @@ from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
 from bot.services.deletions import Deletions
 from bot.services.home import Home
+from bot.services.impact import Impact
 from bot.services.queries import Queries
 from bot.services.rebuild_engine import RebuildEngine
 from bot.services.rebuild_store import RebuildStore
@@ -26,3 +27,4 @@ class Services:
     rebuild_store: RebuildStore  # progress queries, for the reporter
     engine: RebuildEngine
     home: Home | None = None  # App Home (None: not wired; Home events are ignored)
+    impact: Impact | None = None  # `impact`, `--uses-package` (None: not wired; said so)

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from bot.connect import ConnectClient
 from bot.services.rebuild_builds import (
@@ -36,6 +36,7 @@ from bot.services.rebuild_builds import (
     Stopped,
     WorkItem,
 )
+from bot.services.rebuild_planning import item_runtime_keys
 from bot.services.rebuild_store import OPEN_ITEM_STATES, WARMUP
 from bot.store import Database, Rebuild, RebuildItem
 
@@ -69,20 +70,33 @@ class DriverHost(Protocol):
 
 class Dispatcher:
     """The queue of one rebuild: re-attached builds first, then queued items in plan order,
-    read from the database in chunks; later waves wait until the warm-up wave is finished."""
+    read from the database in chunks. An item waits until the warm-up items of its own
+    runtimes are finished (not the whole warm-up wave); a warm-up item waits only for a runtime
+    an earlier warm-up item builds. `warmups`: (id, runtime keys, open?) of the warm-up items,
+    in plan order."""
 
-    def __init__(self, db: Database, rebuild_id: int, resumed: list[WorkItem], warmup_open: int):
+    def __init__(
+        self,
+        db: Database,
+        rebuild_id: int,
+        resumed: list[WorkItem],
+        warmups: list[tuple[int, tuple[str, ...], bool]],
+    ):
         self._db = db
         self._rebuild_id = rebuild_id
         self._cond = threading.Condition()
         self._ready: deque[WorkItem] = deque(resumed)
-        self._buffer: deque[WorkItem] = deque()
+        self._buffer: deque[tuple[WorkItem, tuple[str, ...]]] = deque()
         self._cursor = (-1, -1)
         self._exhausted = False
-        self._warmup_open = warmup_open
+        self._warmer: dict[str, int] = {}  # runtime key -> the first warm-up item building it
+        for item_id, keys, _ in warmups:
+            for key in keys:
+                self._warmer.setdefault(key, item_id)
+        self._warming = {item_id for item_id, _, is_open in warmups if is_open}
         self._closed = False
         self.warmup_done = threading.Event()
-        if warmup_open == 0:
+        if not self._warming:
             self.warmup_done.set()
 
     def next(self) -> WorkItem | None:
@@ -97,23 +111,39 @@ class Dispatcher:
                     return None
                 if self._ready:
                     return self._ready.popleft()
-                if not self._buffer and not self._exhausted:
-                    self._refill()
+                startable = self._take_startable()
+                if startable is not None:
+                    return startable
+                if not self._exhausted:
+                    self._refill()  # a chunk further on may hold items of warm runtimes
+                    continue
                 if not self._buffer:
                     return None
-                if self._buffer[0].wave > WARMUP and self._warmup_open > 0:
-                    self._cond.wait()
-                    continue
-                return self._buffer.popleft()
+                self._cond.wait()
+
+    def _take_startable(self) -> WorkItem | None:
+        """The first buffered item none of whose runtimes is still warming elsewhere."""
+        for index, (item, keys) in enumerate(self._buffer):
+            if not self._waits(item.id, keys):
+                del self._buffer[index]
+                return item
+        return None
+
+    def _waits(self, item_id: int, keys: tuple[str, ...]) -> bool:
+        for key in keys:
+            warmer = self._warmer.get(key)
+            if warmer is not None and warmer != item_id and warmer in self._warming:
+                return True
+        return False
 
     def finished(self, item: WorkItem) -> None:
-        if item.wave != WARMUP:
-            return
         with self._cond:
-            self._warmup_open -= 1
-            if self._warmup_open <= 0:
+            if item.id not in self._warming:
+                return
+            self._warming.discard(item.id)
+            if not self._warming:
                 self.warmup_done.set()
-                self._cond.notify_all()
+            self._cond.notify_all()
 
     def retry(self, item: WorkItem) -> None:
         """Build again soon (Connect lost the task)."""
@@ -143,7 +173,7 @@ class Dispatcher:
                 .limit(FEED_CHUNK)
             ).all()
         for row in rows:
-            self._buffer.append(_work_item(row))
+            self._buffer.append((_work_item(row), item_runtime_keys(row.runtimes, row.runtime)))
         if rows:
             self._cursor = (rows[-1].wave, rows[-1].position)
         if len(rows) < FEED_CHUNK:
@@ -200,8 +230,8 @@ class Driver:
             self.engine.forget(self)
 
     def _drive(self) -> None:
-        resumed, warmup_open = self._resume_state()
-        self.dispatcher = Dispatcher(self.db, self.rebuild_id, resumed, warmup_open)
+        resumed, warmups = self._resume_state()
+        self.dispatcher = Dispatcher(self.db, self.rebuild_id, resumed, warmups)
         if self.cancelled.is_set() or self.stopping.is_set():
             self.dispatcher.close()
         workers = [
@@ -218,20 +248,28 @@ class Driver:
         if not self.engine.finish(self.rebuild_id, self.lease, cancelled=self.cancelled.is_set()):
             self._lease_lost()
 
-    def _resume_state(self) -> tuple[list[WorkItem], int]:
+    def _resume_state(self) -> tuple[list[WorkItem], list[tuple[int, tuple[str, ...], bool]]]:
         with self.db.session() as session:
             rows = session.execute(
                 select(*_ITEM_COLUMNS).where(
                     RebuildItem.rebuild_id == self.rebuild_id, RebuildItem.state == "building"
                 )
             ).all()
-            warmup_open = session.scalar(
-                select(func.count()).where(
-                    RebuildItem.rebuild_id == self.rebuild_id,
-                    RebuildItem.wave == WARMUP,
-                    RebuildItem.state.in_(OPEN_ITEM_STATES),
-                )
-            )
+            # One row per runtime at most: (id, runtime keys, still open?) in plan order.
+            warmups = [
+                (w.id, item_runtime_keys(w.runtimes, w.runtime), w.state in OPEN_ITEM_STATES)
+                for w in session.execute(
+                    select(
+                        RebuildItem.id, RebuildItem.runtimes, RebuildItem.runtime, RebuildItem.state
+                    )
+                    .where(
+                        RebuildItem.rebuild_id == self.rebuild_id,
+                        RebuildItem.wave == WARMUP,
+                        RebuildItem.state != "skipped",
+                    )
+                    .order_by(RebuildItem.position)
+                ).all()
+            ]
             state, self.server = session.execute(
                 select(Rebuild.state, Rebuild.server).where(Rebuild.id == self.rebuild_id)
             ).one()
@@ -253,7 +291,7 @@ class Driver:
         if resumed:
             log.info("rebuild %s: re-attaching %d running build(s)", self.rebuild_id, len(resumed))
         # Re-attached builds run even after a cancel: they are on Connect already.
-        return resumed, int(warmup_open or 0)
+        return resumed, warmups
 
     def _heartbeat(self) -> None:
         if self.stopping.is_set():
@@ -321,6 +359,8 @@ _ITEM_COLUMNS = (
     RebuildItem.attempts,
     RebuildItem.requested_at,
     RebuildItem.resent,
+    RebuildItem.runtimes,
+    RebuildItem.runtime,
 )
 
 

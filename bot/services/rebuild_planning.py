@@ -6,10 +6,15 @@ by SQL over those rows. `RebuildStore` (`bot.services.rebuild_store`) uses these
 re-exports the constants; this module imports neither the store nor the engine.
 
 Order (the `wave` column, then Connect's order, newest deployment first, within a wave):
-0. warm-up: one item per distinct runtime, an interactive one when the runtime has any, so each
-   runtime cache is rebuilt once before the parallel waves (rsconnect's docs advise this);
+0. warm-up: the fewest items covering every distinct runtime (language, version and image; an
+   item using R and Python covers both), interactive ones preferred, so each runtime cache is
+   rebuilt once before the other items using it (rsconnect's docs advise this); the driver
+   starts an item as soon as the warm-up items of its own runtimes are finished;
 1. interactive apps and APIs (visitors wait on them first);
 2. rendered documents and static content.
+
+Locked content (Connect shows no Rebuild button for it) is stored `skipped` with its locked
+message as `error`, so every plan lists it and none builds it.
 """
 
 from __future__ import annotations
@@ -45,10 +50,25 @@ ACTIVE = ("running", "cancelling")
 FINISHED = ("done", "cancelled")
 OPEN_ITEM_STATES = ("queued", "building")
 INSERT_BATCH = 500
+RUNTIME_KEY_SEP = "\n"
+LOCKED_NO_MESSAGE = "locked in Connect"  # the `error` of a locked item without a message
 
 
 def runtime_label(item: ContentItem) -> str:
     return " + ".join(r.label for r in item.runtimes)
+
+
+def runtime_keys(item: ContentItem) -> tuple[str, ...]:
+    """The item's runtime caches, one key each (language, version and image)."""
+    return tuple(r.label for r in item.runtimes)
+
+
+def item_runtime_keys(runtimes: str | None, label: str) -> tuple[str, ...]:
+    """An item row's runtime keys: its `runtimes` column, or (rows planned before migration
+    0009) its combined `runtime` label."""
+    if runtimes is not None:
+        return tuple(key for key in runtimes.split(RUNTIME_KEY_SEP) if key)
+    return tuple(key for key in label.split(" + ") if key)
 
 
 def wave_of(item: ContentItem) -> int:
@@ -153,19 +173,22 @@ def _selected(
 def _insert_items(db: Database, rebuild_id: int, items: Iterable[ContentItem]) -> None:
     batch: list[dict[str, Any]] = []
     for position, item in enumerate(items):
+        locked = item.locked
         batch.append(
             {
                 "rebuild_id": rebuild_id,
                 "position": position,
-                "wave": wave_of(item),
+                "wave": RENDERED if locked else wave_of(item),
                 "guid": item.guid,
                 "title": item.display_title[:500],
                 "app_mode": item.app_mode[:48],
                 "runtime": runtime_label(item)[:255],
+                "runtimes": RUNTIME_KEY_SEP.join(runtime_keys(item)),
                 "bundle_id": item.bundle_id,
                 "dashboard_url": item.dashboard_url,
                 "owner_guid": item.owner_guid,
-                "state": "queued",
+                "state": "skipped" if locked else "queued",
+                "error": (item.locked_message.strip() or LOCKED_NO_MESSAGE) if locked else None,
                 "attempts": 0,
                 "notified": False,
             }
@@ -217,30 +240,97 @@ def skip_duplicates(session: Any, rebuild_id: int) -> int:
 
 
 def choose_warmup(session: Any, rebuild_id: int) -> None:
-    """Promote to wave 0 the first queued item of each runtime that has no warm-up item yet,
-    preferring an interactive one."""
+    """Promote to wave 0 the fewest queued items covering every runtime no queued warm-up item
+    covers yet, preferring interactive items and items covering two runtimes (one SQL query
+    per runtime combination, not per item)."""
     mine = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
-    warmed = set(
-        session.scalars(
-            select(RebuildItem.runtime).where(*mine, RebuildItem.wave == WARMUP).distinct()
-        ).all()
-    )
-    chosen: dict[str, int] = {}
-    for wave in (INTERACTIVE, RENDERED):
-        for runtime, position in session.execute(
-            select(RebuildItem.runtime, func.min(RebuildItem.position))
-            .where(*mine, RebuildItem.wave == wave, RebuildItem.runtime != "")
-            .group_by(RebuildItem.runtime)
-        ).all():
-            if runtime not in warmed and runtime not in chosen:
-                chosen[runtime] = position
+    covered: set[str] = set()
+    for runtimes, label in session.execute(
+        select(RebuildItem.runtimes, RebuildItem.runtime)
+        .where(*mine, RebuildItem.wave == WARMUP)
+        .distinct()
+    ).all():
+        covered.update(item_runtime_keys(runtimes, label))
+    # The best item of each runtime combination: its first interactive one, else its first.
+    best: dict[tuple[str, ...], tuple[bool, int]] = {}
+    for runtimes, label, wave, position in session.execute(
+        select(
+            RebuildItem.runtimes,
+            RebuildItem.runtime,
+            RebuildItem.wave,
+            func.min(RebuildItem.position),
+        )
+        .where(*mine, RebuildItem.wave.in_((INTERACTIVE, RENDERED)), RebuildItem.runtime != "")
+        .group_by(RebuildItem.runtimes, RebuildItem.runtime, RebuildItem.wave)
+    ).all():
+        combo = item_runtime_keys(runtimes, label)
+        if not combo:
+            continue
+        candidate = (wave == INTERACTIVE, int(position))
+        current = best.get(combo)
+        if current is None or _better(candidate, current):
+            best[combo] = candidate
+    chosen = cover_runtimes(best, covered)
     if chosen:
         session.execute(
             update(RebuildItem)
-            .where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.position.in_(chosen.values()))
+            .where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.position.in_(chosen))
             .values(wave=WARMUP)
             .execution_options(synchronize_session=False)
         )
+
+
+def _better(a: tuple[bool, int], b: tuple[bool, int]) -> bool:
+    """Interactive first, then plan order."""
+    return (not a[0], a[1]) < (not b[0], b[1])
+
+
+def cover_runtimes(
+    candidates: dict[tuple[str, ...], tuple[bool, int]], covered: Iterable[str] = ()
+) -> list[int]:
+    """Positions of the fewest candidates covering every runtime key not in `covered`.
+
+    `candidates` maps a runtime combination (one or two keys: R and/or Python) to its best item
+    (interactive?, position). Items covering two runtimes are paired by a maximum matching
+    (R runtimes on one side, Python on the other); each runtime left gets an item of its own,
+    one covering no runtime covered already when there is one (so no cache warms twice).
+    """
+    done = set(covered)
+    needed = {key for combo in candidates for key in combo} - done
+    ranked = sorted(candidates.items(), key=lambda kv: (not kv[1][0], kv[1][1]))
+    adjacent: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for combo, _ in ranked:
+        if len(combo) == 2 and set(combo) <= needed:
+            adjacent.setdefault(combo[0], []).append((combo[1], combo))
+    partner: dict[str, str] = {}  # second key -> first key of its pair
+    pair_of: dict[str, tuple[str, ...]] = {}  # first key -> its pair
+
+    def augment(first: str, seen: set[str]) -> bool:
+        for second, combo in adjacent[first]:
+            if second in seen:
+                continue
+            seen.add(second)
+            if second not in partner or augment(partner[second], seen):
+                partner[second] = first
+                pair_of[first] = combo
+                return True
+        return False
+
+    for first in adjacent:
+        augment(first, set())
+    chosen = [combo for first, combo in pair_of.items() if partner.get(combo[1]) == first]
+    for combo in chosen:
+        done.update(combo)
+    for combo, _ in ranked:
+        for key in combo:
+            if key in done:
+                continue
+            having = [c for c, _ in ranked if key in c]
+            fresh = [c for c in having if not set(c) & done]
+            pick = (fresh or having)[0]
+            chosen.append(pick)
+            done.update(pick)
+    return sorted({candidates[combo][1] for combo in chosen})
 
 
 def store_totals(session: Any, rebuild_id: int) -> None:

@@ -76,9 +76,11 @@ class PlanSummary:
     by_runtime: list[tuple[str, int]]
     waves: dict[int, int]
     warmup: list[tuple[str, str]]  # (runtime, title) of the warm-up items
-    skipped_titles: list[str]
+    skipped_titles: list[str]  # items skipped as already in another running rebuild
     server: str | None = None  # the Connect server's name (None: made before names)
     resent: int = 0  # build requests re-sent after one may have reached Connect
+    locked: int = 0  # of `skipped`: items locked in Connect (no Rebuild button there)
+    locked_items: list[tuple[str, str]] = field(default_factory=list)  # (title, locked message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,9 +277,20 @@ class RebuildStore:
                 .where(*planned, RebuildItem.wave == WARMUP)
                 .order_by(RebuildItem.position)
             ).all()
+            skipped = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "skipped")
+            # Locked items are skipped with their locked message; duplicates without an error.
             skipped_titles = session.scalars(
                 select(RebuildItem.title)
-                .where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "skipped")
+                .where(*skipped, RebuildItem.error.is_(None))
+                .order_by(RebuildItem.position)
+                .limit(10)
+            ).all()
+            locked_count = session.scalar(
+                select(func.count()).where(*skipped, RebuildItem.error.is_not(None))
+            )
+            locked_items = session.execute(
+                select(RebuildItem.title, RebuildItem.error)
+                .where(*skipped, RebuildItem.error.is_not(None))
                 .order_by(RebuildItem.position)
                 .limit(10)
             ).all()
@@ -296,6 +309,8 @@ class RebuildStore:
                 warmup=[(r, t) for r, t in warmup],
                 skipped_titles=list(skipped_titles),
                 server=row.server,
+                locked=int(locked_count or 0),
+                locked_items=[(title, str(error)) for title, error in locked_items],
             )
 
     def progress(self, rebuild_id: int) -> Progress | None:

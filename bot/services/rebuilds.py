@@ -9,6 +9,7 @@ progress message (the rebuild reporter's).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.connect import ConnectError, ContentFilter, RuntimeCache
@@ -45,6 +46,19 @@ from bot.store import utcnow
 
 KIND = "rebuild_start"
 ORPHAN_AFTER = timedelta(minutes=5)  # a start takes a second: a holder this slow is hung
+
+
+@dataclass(frozen=True, slots=True)
+class LockedContent:
+    """Nothing planned: content named by `--guid` (`named`), or all the matching content, is
+    locked in Connect, which offers no rebuild for locked content."""
+
+    items: list[tuple[str, str]]  # (title, locked message), at most 10
+    count: int
+    named: bool
+
+
+RebuildPlanOutcome = PlanOutcome | LockedContent
 
 
 class Rebuilds:
@@ -84,8 +98,9 @@ class Rebuilds:
         description: str,
         content_filter: ContentFilter,
         parallelism: int | None = None,
-    ) -> PlanOutcome:
-        """Plan a rebuild of the published content `content_filter` selects."""
+    ) -> RebuildPlanOutcome:
+        """Plan a rebuild of the published content `content_filter` selects; refused when an
+        item it names by GUID is locked."""
         server = self.servers.resolve(server_name, actor.channel)
         if isinstance(server, UnknownServer):
             return server
@@ -94,7 +109,7 @@ class Rebuilds:
             return refused
         return self._plan(actor, server.name, description, parallelism, content_filter, None, None)
 
-    def plan_affected(self, actor: Actor, deletion_id: str) -> PlanOutcome:
+    def plan_affected(self, actor: Actor, deletion_id: str) -> RebuildPlanOutcome:
         """'Rebuild affected content' on a finished deletion: what used the deleted caches."""
         deleted = self.deletions.deleted(deletion_id)
         if isinstance(deleted, NotFound):
@@ -124,7 +139,7 @@ class Rebuilds:
         content_filter: ContentFilter | None,
         caches: Iterable[RuntimeCache] | None,
         reference: str | None,
-    ) -> PlanOutcome:
+    ) -> RebuildPlanOutcome:
         server = self.servers.get(server_name)
         if isinstance(server, UnknownServer):
             return server
@@ -141,6 +156,20 @@ class Rebuilds:
             )
         except ConnectError as exc:
             return ConnectFailed("Planning the rebuild", exc.reason)
+        named = content_filter is not None and bool(content_filter.guids)
+        if summary.locked and (named or summary.total == 0):
+            self.store.close_plan(summary.rebuild_id, "discarded")
+            self.audit.record(
+                actor=actor.user,
+                action="rebuild_plan",
+                outcome="refused",
+                target=description,
+                channel=actor.channel,
+                detail=f"{summary.locked} locked item(s): "
+                + "; ".join(title for title, _ in summary.locked_items),
+                server=server.name,
+            )
+            return LockedContent(summary.locked_items, summary.locked, named)
         if summary.total == 0:
             self.store.close_plan(summary.rebuild_id, "discarded")
             return NothingToRebuild(description, summary.skipped)

@@ -43,11 +43,13 @@ QUARTO_VERSION = "1.4.550"
 @dataclass
 class Seed:
     """Initial server state: runtime caches, content items and the users owning the content
-    (`owners`: guid, username, first_name, last_name, email, optionally user_role)."""
+    (`owners`: guid, username, first_name, last_name, email, optionally user_role), and the
+    packages their bundles use (`packages`: rows made by `make_package`)."""
 
     caches: list[dict[str, str]]
     content: list[dict[str, Any]]
     owners: list[dict[str, str]] = field(default_factory=list)
+    packages: list[dict[str, Any]] = field(default_factory=list)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -131,6 +133,29 @@ def make_content_item(**fields: Any) -> dict[str, Any]:
     return item
 
 
+def make_package(
+    item: dict[str, Any],
+    name: str,
+    version: str,
+    *,
+    bundle_id: str | None = None,
+    language_version: str | None = None,
+) -> dict[str, Any]:
+    """A package row for `GET v1/packages`: `item`'s bundle (its active one unless given)
+    depends on `name`. The language is the item's runtime (Python if it has one, else R)."""
+    language = "python" if item.get("py_version") else "r"
+    runtime = item.get("py_version") if language == "python" else item.get("r_version")
+    return {
+        "language": language,
+        "language_version": language_version or runtime or "",
+        "name": name,
+        "version": version,
+        "hash": None if language == "python" else uuid.uuid5(_NAMESPACE, name + version).hex,
+        "bundle_id": str(bundle_id or item["bundle_id"]),
+        "content_guid": item["guid"],
+    }
+
+
 def _slug(title: str) -> str:
     cleaned = "".join(ch if ch.isalnum() else "-" for ch in title.lower())
     return "-".join(part for part in cleaned.split("-") if part)[:64] or "content"
@@ -175,10 +200,50 @@ _DEMO_ITEMS: list[tuple[str, str, str | None, str | None, bool, str | None, str]
 ]
 
 
-def demo_seed() -> Seed:
+# Packages of the demo items' active bundles: title -> (name, version)...
+_DEMO_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "Sales Dashboard": (("shiny", "1.8.0"), ("sf", "1.0-15")),
+    "Executive KPIs": (("shiny", "1.8.0"), ("sf", "1.0-16")),
+    "Legacy Finance Report": (("rmarkdown", "2.11"), ("sf", "0.9-8")),
+    "Inventory Explorer": (("shiny", "1.7.5"),),
+    "Plumber Scoring API": (("plumber", "1.2.1"),),
+    "Churn Prediction API": (("fastapi", "0.110.0"), ("numpy", "1.26.4")),
+    "Forecast Explorer": (("numpy", "1.24.4"), ("streamlit", "1.31.0")),
+    "Legacy Model Dashboard": (("dash", "2.0.0"), ("numpy", "1.21.6")),
+    "Ops Monitor": (("shiny", "0.7.1"), ("typing_extensions", "4.9.0")),
+}
+# Packages only an older bundle of an item used (`bundle_id` = active one - 5): not in use.
+_DEMO_OLD_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "Inventory Explorer": (("sf", "1.0-12"),),
+}
+
+
+def _demo_packages(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_title = {item["title"]: item for item in content}
+    rows = [
+        make_package(by_title[title], name, version)
+        for title, packages in _DEMO_PACKAGES.items()
+        for name, version in packages
+    ]
+    for title, packages in _DEMO_OLD_PACKAGES.items():
+        item = by_title[title]
+        old_bundle = str(int(item["bundle_id"]) - 5)
+        rows.extend(make_package(item, n, v, bundle_id=old_bundle) for n, v in packages)
+    return rows
+
+
+# A published item locked in Connect (no Rebuild button there): in `demo_seed(locked=True)`.
+LOCKED_DEMO_TITLE = "Archived: 2023 Board Pack"
+LOCKED_DEMO_MESSAGE = "Archived for the audit. Ask *Finance* before changing it."
+
+
+def demo_seed(*, locked: bool = False) -> Seed:
     """A small, hand-written server: 16 items (14 published) and caches matching their runtimes.
 
     Python 3.8.10 has a cache but no content uses it (a typical candidate for deletion).
+    R `sf` is used by three items (one off-host), and by a fourth only in an old bundle;
+    Python `numpy` by three (one off-host).
+    `locked`: a 17th item, published on R 4.3.0 and locked (`LOCKED_DEMO_TITLE`).
     """
     caches = [
         make_cache("R", "4.3.0"),
@@ -217,7 +282,29 @@ def demo_seed() -> Seed:
                 id=str(8200 + index),
             )
         )
-    return Seed(caches=caches, content=content, owners=[dict(owner) for owner in DEMO_OWNERS])
+    if locked:
+        content.append(
+            make_content_item(
+                guid=str(uuid.uuid5(_NAMESPACE, LOCKED_DEMO_TITLE)),
+                title=LOCKED_DEMO_TITLE,
+                description=f"Demo content item: {LOCKED_DEMO_TITLE}",
+                locked=True,
+                locked_message=LOCKED_DEMO_MESSAGE,
+                created_time=rfc3339(base - timedelta(days=400)),
+                last_deployed_time=rfc3339(base - timedelta(days=300)),
+                bundle_id="90",
+                app_mode="shiny",
+                r_version="4.3.0",
+                owner_guid=DEMO_OWNERS[0]["guid"],
+                id=str(8200 + len(_DEMO_ITEMS)),
+            )
+        )
+    return Seed(
+        caches=caches,
+        content=content,
+        owners=[dict(owner) for owner in DEMO_OWNERS],
+        packages=_demo_packages(content),
+    )
 
 
 # Runtimes for generated servers: (language, version, app modes using that runtime).

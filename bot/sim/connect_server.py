@@ -27,6 +27,12 @@ Behaviour chosen where the reference is silent:
   queued build has no job yet); it ends as status 1 with `exit_code`. Content without an R or
   Python runtime gets no job. Jobs carry no task id (connect-api-2.md §6).
 * Every role sees every content item (no per-user ACLs); viewers get the runtime fields nulled.
+* `GET /v1/packages?name=` (offset paging, page size uncapped, sorted by language then name)
+  lists the package rows of the seed (`Seed.packages`, `add_package`), old bundles included;
+  Python names match PEP 503-normalised, R names exactly; viewers get 403 code 22; items with
+  environment management off are left out. `GET /v1/content/{guid}/packages` lists the active
+  bundle's packages (204 when never deployed). Served whatever `version` says; with
+  `packages_api=False` both answer a bare 404, as a Connect older than 2024.11.0 does.
 * With `sticky_sessions`, every response sets `rscid=node-1`; a task poll without that cookie gets
   404 code 141, as if a load balancer had sent it to a node not running the task.
 """
@@ -56,7 +62,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.sim.connect_seed import APP_MODE_LANGUAGE, Seed, demo_seed, make_content_item, rfc3339
+from bot.sim.connect_seed import (
+    APP_MODE_LANGUAGE,
+    Seed,
+    demo_seed,
+    make_content_item,
+    make_package,
+    rfc3339,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +206,8 @@ class _Faults:
     retry_after: str | None = None
     lose_rate: float = 0.0
     left: int | None = None  # faults still to inject (None: no limit)
+    per_path: int | None = None  # at most this many faults per request path
+    hits: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -306,6 +321,7 @@ class FakeConnect:
         sticky_sessions: bool = False,
         version: str = "2024.08.0",
         runtime_cache_management: bool = True,
+        packages_api: bool = True,
         log_requests: bool = False,
         record_requests: bool = True,
     ) -> None:
@@ -323,6 +339,8 @@ class FakeConnect:
         self.sticky_sessions = sticky_sessions
         self.version = version
         self.runtime_cache_management = runtime_cache_management
+        self.packages_api = packages_api  # False: no packages API (Connect < 2024.11.0)
+        self._packages: list[dict[str, Any]] = [dict(row) for row in seed.packages]
         self.node_id = "node-1"
         self.log_requests = log_requests
         self.record_requests = record_requests
@@ -466,9 +484,26 @@ class FakeConnect:
         with self._lock:
             return [dict(item) for item in self._sorted_content()]
 
+    def add_package(
+        self, guid: str, name: str, version: str = "1.0.0", *, bundle_id: str | None = None
+    ) -> dict[str, Any]:
+        """Record that `guid`'s bundle (its active one unless given) depends on `name`."""
+        with self._lock:
+            row = make_package(self._content[guid], name, version, bundle_id=bundle_id)
+            self._packages.append(row)
+            return dict(row)
+
     def set_build_duration(self, guid: str, seconds: float) -> None:
         with self._lock:
             self._build_durations[guid] = seconds
+
+    def set_locked(self, guid: str, message: str = "", *, locked: bool = True) -> None:
+        """Lock (or unlock) an item, as `PATCH v1/content/{guid}` with `locked` does."""
+        with self._lock:
+            item = dict(self._content[guid])
+            item["locked"] = locked
+            item["locked_message"] = message if locked else ""
+            self._insert_content(item)
 
     def fail_builds(self, guids: Iterable[str], error: str | None = None) -> None:
         """Make future builds of these items fail (code 1, result build-failed-error).
@@ -495,6 +530,7 @@ class FakeConnect:
         retry_after: str | None = None,
         lose_rate: float = 0.0,
         limit: int | None = None,
+        limit_per_path: int | None = None,
     ) -> None:
         """Add latency / proxy errors / connection resets / lost answers to matching requests.
 
@@ -502,7 +538,7 @@ class FakeConnect:
         draw per matching request decides: reset (reset_rate), error (error_rate), lost answer
         (lose_rate: processed, then the connection is reset) or normal. `retry_after` (seconds
         or an HTTP-date) is sent as a Retry-After header on each error. `limit`: inject that
-        many faults, then none.
+        many faults, then none; `limit_per_path`: that many for each request path.
         """
         if not 0.0 <= error_rate + reset_rate + lose_rate <= 1.0:
             raise ValueError("error_rate + reset_rate + lose_rate must be within 0..1")
@@ -517,6 +553,7 @@ class FakeConnect:
                 retry_after=retry_after,
                 lose_rate=lose_rate,
                 left=limit,
+                per_path=limit_per_path,
             )
 
     def clear_faults(self) -> None:
@@ -745,6 +782,11 @@ class FakeConnect:
             elif not faults.paths.search(path):
                 return 0.0, None, 0, None
             draw = faults.rng.random()
+            if faults.per_path is not None:
+                if faults.hits.get(path, 0) >= faults.per_path:
+                    return faults.latency, None, 0, None
+                if draw < faults.reset_rate + faults.error_rate + faults.lose_rate:
+                    faults.hits[path] = faults.hits.get(path, 0) + 1
             if faults.left is not None:
                 if faults.left <= 0:
                     return faults.latency, None, 0, None
@@ -818,6 +860,12 @@ class FakeConnect:
                 return _json(200, self._list_jobs(guid, user))
             case ("GET", ["search", "content"]):
                 return _json(200, self._search_content(user, query))
+            case ("GET", ["packages"]) if self.packages_api:
+                return _json(200, self._list_packages(user, query))
+            case ("GET", ["content", guid, "packages"]) if self.packages_api:
+                return self._content_packages(guid, user)
+            case ("GET", ["packages"] | ["content", _, "packages"]):
+                return _Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
         raise ApiError(2)
 
     def _authenticate(self, headers: dict[str, str]) -> dict[str, Any]:
@@ -1050,6 +1098,71 @@ class FakeConnect:
             ]
         return {"total": len(matches), "current_page": page_number, "results": page}
 
+    # ---------------------------------------------------------------- packages
+
+    def _package_row(self, row: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "language": row["language"],
+            "language_version": row["language_version"],
+            "name": row["name"],
+            "version": row["version"],
+            "hash": row["hash"],
+            "bundle_id": row["bundle_id"],
+            "app_id": item["id"],
+            "app_guid": item["guid"],
+            "content_id": item["id"],
+            "content_guid": item["guid"],
+        }
+
+    @staticmethod
+    def _managed(row: dict[str, Any], item: dict[str, Any]) -> bool:
+        """Content with environment management off is not listed (connect-api-2.md §2)."""
+        key = (
+            "py_environment_management"
+            if row["language"] == "python"
+            else "r_environment_management"
+        )
+        return item.get(key) is not False
+
+    def _list_packages(self, user: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        if user["user_role"] == "viewer":
+            raise ApiError(22)  # administrators and publishers only
+        page_number = _int_param(query, "page_number", 1, 1, 1_000_000_000)
+        page_size = _int_param(query, "page_size", 20, 1, 1_000_000_000)
+        name = query.get("name") or None
+        with self._lock:
+            rows = [
+                self._package_row(row, item)
+                for row in self._packages
+                if (item := self._content.get(row["content_guid"])) is not None
+                and self._managed(row, item)
+                and (name is None or _package_named(row["language"], row["name"], name))
+            ]
+        rows.sort(key=lambda r: (r["language"], r["name"].lower(), r["content_guid"]))
+        if query.get("asc_order", "true").lower() == "false":
+            rows.reverse()
+        start = (page_number - 1) * page_size
+        return {
+            "current_page": page_number,
+            "total": len(rows),
+            "results": rows[start : start + page_size],
+        }
+
+    def _content_packages(self, guid: str, user: dict[str, Any]) -> _Response:
+        if user["user_role"] == "viewer":
+            raise ApiError(22)
+        item = self._lookup_content(guid)
+        if item["bundle_id"] is None:
+            return _Response(204, b"")
+        with self._lock:
+            rows = [
+                {key: row[key] for key in ("language", "name", "version", "hash")}
+                for row in self._packages
+                if row["content_guid"] == guid and row["bundle_id"] == item["bundle_id"]
+            ]
+        rows.sort(key=lambda r: (r["language"], r["name"].lower()))
+        return _json(200, rows)
+
     # ---------------------------------------------------------------- builds
 
     def _start_build_request(self, guid: str, user: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -1187,6 +1300,17 @@ class FakeConnect:
             if self._build_queue:
                 next_task, next_item = self._build_queue.popleft()
                 self._run_build(next_task, next_item)
+
+
+def _package_named(language: str, name: str, wanted: str) -> bool:
+    """Connect's `name` filter: Python names PEP 503-normalised, R names exactly."""
+    if language == "python":
+        return _pep503(name) == _pep503(wanted)
+    return name == wanted
+
+
+def _pep503(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _runtime_of(item: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -14,8 +14,8 @@ from typing import Any
 
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
-from bot.slack.handlers import admin, caches, content, home, rebuilds
-from bot.slack.views import Actions, HomeActions, Message, help_view, notice_view
+from bot.slack.handlers import admin, caches, home, impact, rebuilds
+from bot.slack.views import Actions, HomeActions, ImpactActions, Message, help_view, notice_view
 
 WORKING = ":hourglass_flowing_sand:"
 
@@ -51,10 +51,14 @@ COMMANDS: dict[type, CommandRoute] = {
     parser.Servers: CommandRoute(ack=_silent, work=admin.list_servers),
     parser.CachesList: CommandRoute(ack=_silent, work=caches.list_caches),
     parser.CachesDelete: CommandRoute(ack=_dry_running, work=caches.delete_command),
-    parser.ContentSearch: CommandRoute(ack=_silent, work=content.search),
+    # `impact.search`/`impact.plan` resolve `--uses-package`, then search / plan as usual.
+    parser.ContentSearch: CommandRoute(ack=_silent, work=impact.search),
+    parser.Impact: CommandRoute(
+        ack=_say("Asking Connect which content uses the package…"), work=impact.show
+    ),
     parser.Audit: CommandRoute(ack=_silent, work=admin.show_audit),
     parser.RebuildPlan: CommandRoute(
-        ack=_say("Planning the rebuild: asking Connect for its content…"), work=rebuilds.plan
+        ack=_say("Planning the rebuild: asking Connect for its content…"), work=impact.plan
     ),
     parser.RebuildStatus: CommandRoute(ack=_silent, work=rebuilds.status),
     parser.RebuildCancel: CommandRoute(ack=_silent, work=rebuilds.cancel_command),
@@ -68,11 +72,13 @@ ACTIONS: tuple[ActionRoute, ...] = (
     ActionRoute(Actions.CACHE_DELETE_CANCEL, caches.cancel),
     ActionRoute(Actions.CACHE_DELETE_RETRY, caches.retry),
     ActionRoute(Actions.CACHE_SELECT, None),  # the choice travels with "Delete selected"
-    ActionRoute(re.compile(f"^{Actions.SEARCH_PAGE}"), content.page),
+    ActionRoute(re.compile(f"^{Actions.SEARCH_PAGE}"), impact.page),
     ActionRoute(Actions.REBUILD_AFFECTED, rebuilds.plan_affected),
     ActionRoute(Actions.REBUILD_START, rebuilds.start),
     ActionRoute(Actions.REBUILD_DISCARD, rebuilds.discard),
     ActionRoute(Actions.REBUILD_CANCEL, rebuilds.cancel_click),
+    ActionRoute(ImpactActions.DELETE_CACHES, impact.delete_caches),
+    ActionRoute(ImpactActions.REBUILD, impact.rebuild),
     # App Home: each button expands (or collapses) a part of Home; nothing destructive.
     ActionRoute(HomeActions.CACHES, home.toggle),
     ActionRoute(HomeActions.HISTORY, home.toggle),

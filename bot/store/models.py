@@ -159,6 +159,9 @@ class RebuildItem(Base):
     resent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The Connect user owning the item (migration 0008): told by DM when its build fails.
     owner_guid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The runtime caches the item needs (migration 0009), one key a line (`RuntimeCache.label`):
+    # the warm-up builds each runtime once, and an item starts when its runtimes are warm.
+    runtimes: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class HomeOpen(Base):

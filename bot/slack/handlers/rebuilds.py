@@ -14,8 +14,8 @@ from bot.services.rebuild_outcomes import (
     NothingToRebuild,
     NotStartable,
     PlanCard,
-    PlanOutcome,
 )
+from bot.services.rebuilds import LockedContent, RebuildPlanOutcome
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.poster import SlackUnavailable
@@ -28,6 +28,7 @@ from bot.slack.views import (
     plan_card_view,
     status_view,
 )
+from bot.slack.views.rebuilds import locked_content_view
 from bot.store import utcnow
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,10 @@ def plan_affected(deps: Deps, click: Click) -> None:
     _show_plan(deps, click, deps.services.rebuilds.plan_affected(click.actor, click.value))
 
 
-def _show_plan(deps: Deps, req: Invocation, outcome: PlanOutcome) -> None:
+def _show_plan(deps: Deps, req: Invocation, outcome: RebuildPlanOutcome) -> None:
+    if isinstance(outcome, LockedContent):
+        answer(deps, req, locked_content_view(outcome.items, outcome.count, named=outcome.named))
+        return
     if isinstance(outcome, NothingToRebuild):
         extra = (
             f" ({outcome.skipped} matching item(s) are already in a running rebuild.)"

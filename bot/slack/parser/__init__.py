@@ -8,6 +8,7 @@ from bot.slack.parser.commands import (
     Command,
     ContentSearch,
     Help,
+    Impact,
     ParseError,
     RebuildCancel,
     RebuildHistory,
@@ -15,7 +16,7 @@ from bot.slack.parser.commands import (
     RebuildStatus,
     Servers,
 )
-from bot.slack.parser.options import describe_filter
+from bot.slack.parser.options import describe_filter, describe_packages
 from bot.slack.parser.parse import parse, tokenize
 from bot.slack.parser.usage import HELP, SERVER_HINT, USAGE, HelpEntry
 
@@ -31,6 +32,7 @@ __all__ = [
     "ContentSearch",
     "Help",
     "HelpEntry",
+    "Impact",
     "ParseError",
     "RebuildCancel",
     "RebuildHistory",
@@ -38,6 +40,7 @@ __all__ = [
     "RebuildStatus",
     "Servers",
     "describe_filter",
+    "describe_packages",
     "parse",
     "tokenize",
 ]

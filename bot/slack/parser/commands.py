@@ -40,6 +40,7 @@ class ContentSearch(Addressed):
     filter: ContentFilter
     args: str  # normalised arguments less `--page`: a page button adds its own `--page N`
     page: int = 1
+    packages: tuple[str, ...] = ()  # `--uses-package`: any of these (names as typed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,14 @@ class RebuildPlan(Addressed):
     filter: ContentFilter
     parallelism: int | None = None
     description: str = "all published content"
+    packages: tuple[str, ...] = ()  # `--uses-package`: any of these (names as typed)
+
+
+@dataclass(frozen=True, slots=True)
+class Impact(Addressed):
+    """`impact --package NAME...`: runtimes, items and caches behind content using them."""
+
+    packages: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,7 @@ Command = (
     | CachesList
     | CachesDelete
     | ContentSearch
+    | Impact
     | Audit
     | RebuildPlan
     | RebuildStatus

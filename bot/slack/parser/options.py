@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from bot.connect import ContentFilter, VersionFilter
 from bot.slack.parser.commands import ParseError
 from bot.slack.parser.usage import USAGE
 
 MAX_PARALLELISM = 16
+MAX_PACKAGES = 10
 _GUID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+# R (letters, digits, dots) and Python (PEP 508: letters, digits, `-_.`) package names.
+_PACKAGE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?\Z")
 
 
 class Bad(Exception):
@@ -90,12 +94,19 @@ class Once:
 
 
 def filters(
-    words: list[str], command: str, *, allow_page: bool = False, rebuild: bool = False
+    words: list[str],
+    command: str,
+    *,
+    allow_page: bool = False,
+    rebuild: bool = False,
+    packages: list[str] | None = None,
 ) -> tuple[ContentFilter, int]:
     """rsconnect's content filters; returns the filter and the page (search) or parallelism.
 
     Every value given is used or the words are refused: a single-valued option given twice
     with different values, or `--published` with `--unpublished`, is a mistake to report.
+    With a `packages` list, `--uses-package NAME` (repeatable, or `a,b`) is allowed and its
+    names are appended to it (OR-ed, duplicates dropped); they are resolved by the service.
     """
     published: bool | None = None
     types: set[str] = set()
@@ -135,6 +146,12 @@ def filters(
             text = options.value(name, inline)
             parallelism = whole(text, name, command, 1, MAX_PARALLELISM)
             once(name, name, parallelism, text)
+        elif name == "--uses-package" and packages is not None:
+            for package in package_names(options.value(name, inline), name, command):
+                if package not in packages:
+                    packages.append(package)
+            if len(packages) > MAX_PACKAGES:
+                raise Bad(f"At most {MAX_PACKAGES} packages in one command.", command)
         elif name == "--page" and allow_page:
             text = options.value(name, inline)
             page = whole(text, name, command, 1, 10_000)
@@ -161,6 +178,22 @@ def _content_types(value: str, name: str, command: str) -> list[str]:
     if not types:
         raise Bad(f"`{name}` needs a content type, e.g. `shiny`.", command)
     return types
+
+
+def package_names(value: str, name: str, command: str) -> list[str]:
+    """`--package sf,terra` names two packages, as a repeated flag does; none is dropped."""
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise Bad(f"`{name}` needs a package name, e.g. `sf`.", command)
+    for package in names:
+        if not _PACKAGE.match(package):
+            raise Bad(f"`{short(package)}` is not a package name.", command)
+    return names
+
+
+def describe_packages(packages: Sequence[str]) -> str:
+    """`content using sf or numpy`."""
+    return "content using " + " or ".join(packages) if packages else ""
 
 
 def _guids(value: str, command: str) -> list[str]:

@@ -14,6 +14,7 @@ from bot.slack.parser.commands import (
     Command,
     ContentSearch,
     Help,
+    Impact,
     ParseError,
     RebuildCancel,
     RebuildHistory,
@@ -21,11 +22,20 @@ from bot.slack.parser.commands import (
     RebuildStatus,
     Servers,
 )
-from bot.slack.parser.options import Bad, Options, describe_filter, filters, short
+from bot.slack.parser.options import (
+    Bad,
+    Options,
+    describe_filter,
+    describe_packages,
+    filters,
+    package_names,
+    short,
+)
 from bot.slack.parser.usage import USAGE
 
 MAX_AUDIT = 50
 MAX_TARGETS = 20
+MAX_PACKAGES = 10
 _VERSION3 = re.compile(r"^\d+\.\d+\.\d+\Z")
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}\Z")  # \Z: no "name\n"
 _LANGUAGES = {"r": "R", "python": "Python"}
@@ -97,6 +107,11 @@ def _command(words: list[str]) -> Command | ParseError:
         return _rebuild(rest)
     if head == "audit":
         return _audit(rest)
+    if head == "impact":
+        try:
+            return _impact(rest)
+        except Bad as exc:
+            return exc.error()
     return ParseError(f"I don't know the command `{short(words[0])}`.", USAGE["help"])
 
 
@@ -177,11 +192,15 @@ def _target(fields: dict[str, str], command: str) -> CacheTarget:
 def _content(words: list[str]) -> Command | ParseError:
     if not words or words[0].lower() != "search":
         return ParseError("Try `content search`.", USAGE["content search"])
+    packages: list[str] = []
     try:
-        content_filter, page = filters(words[1:], "content search", allow_page=True)
+        content_filter, page = filters(
+            words[1:], "content search", allow_page=True, packages=packages
+        )
     except Bad as exc:
         return exc.error()
-    return ContentSearch(content_filter, shlex.join(_without_page(words[1:])), page)
+    args = shlex.join(_without_page(words[1:]))
+    return ContentSearch(content_filter, args, page, tuple(packages))
 
 
 def _without_page(words: list[str]) -> list[str]:
@@ -221,15 +240,35 @@ def _rebuild(words: list[str]) -> Command | ParseError:
         if len(words) > 1:
             return ParseError("`rebuild history` takes no options.", USAGE["rebuild history"])
         return RebuildHistory()
+    packages: list[str] = []
     try:
-        content_filter, parallelism = filters(words, "rebuild", rebuild=True)
+        content_filter, parallelism = filters(words, "rebuild", rebuild=True, packages=packages)
     except Bad as exc:
         return exc.error()
+    parts = (describe_packages(packages), describe_filter(content_filter))
     return RebuildPlan(
         content_filter,
         parallelism or None,
-        describe_filter(content_filter) or "all published content",
+        "; ".join(part for part in parts if part) or "all published content",
+        tuple(packages),
     )
+
+
+def _impact(words: list[str]) -> Impact:
+    command = "impact"
+    packages: list[str] = []
+    options = Options(words, command)
+    for name, inline in options:
+        if name != "--package":
+            raise Bad(f"I don't understand `{short(name)}` here.", command)
+        for package in package_names(options.value(name, inline), name, command):
+            if package not in packages:
+                packages.append(package)
+    if not packages:
+        raise Bad("Say which package with `--package NAME`, e.g. `--package sf`.", command)
+    if len(packages) > MAX_PACKAGES:
+        raise Bad(f"At most {MAX_PACKAGES} packages in one command.", command)
+    return Impact(tuple(packages))
 
 
 def _rebuild_id(word: str) -> int | None:

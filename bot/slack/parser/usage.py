@@ -15,12 +15,15 @@ USAGE = {
     ),
     "content search": (
         "/connect content search [--published|--unpublished] [--content-type shiny]... "
-        '[--py-version ">=3.9"] [--r-version 4.3.0] [--title-contains Sales] [-n SERVER]'
+        '[--py-version ">=3.9"] [--r-version 4.3.0] [--title-contains Sales] '
+        "[--uses-package NAME]... [-n SERVER]"
     ),
     "rebuild": (
         "/connect rebuild [--guid GUID]... [--content-type T]... [--py-version OPV] "
-        "[--r-version OPV] [--image-name I] [--parallelism N] [-n SERVER]"
+        "[--r-version OPV] [--image-name I] [--uses-package NAME]... [--parallelism N] "
+        "[-n SERVER]"
     ),
+    "impact": "/connect impact --package NAME [--package NAME]... [-n SERVER]",
     "rebuild status": "/connect rebuild status [ID]",
     "rebuild cancel": "/connect rebuild cancel ID",
     "rebuild history": "/connect rebuild history [-n SERVER]",
@@ -55,6 +58,12 @@ HELP: tuple[HelpEntry, ...] = (
         "/connect rebuild --py-version 3.11.3 --parallelism 3",
         "Plan a rebuild of published content (no filter: everything), then Start.",
         admin=True,
+    ),
+    HelpEntry(
+        "impact",
+        "/connect impact --package sf",
+        "Which runtimes, caches and published items use a package (active bundles), with"
+        " buttons to delete those caches or rebuild those items. Needs Connect 2024.11.0+.",
     ),
     HelpEntry("rebuild status", "/connect rebuild status 12", "Progress of a rebuild."),
     HelpEntry("rebuild cancel", "/connect rebuild cancel 12", "Stop dispatching builds.", True),

@@ -7,6 +7,7 @@ in, `Message` out; no I/O, no clock. Escaping lives in `bot.slack.text`.
     content   content search
     rebuilds  rebuild plan card, progress, thread replies, status, cancel, history
     home      the App Home tab (a view for views.publish, not a message)
+    impact    which runtimes, caches and items use a package; packages API missing
     owners    direct messages to the owners of failed items; their part of the summary
     audit     audit log and audit-channel notices
     servers   the Connect servers this bot serves
@@ -41,6 +42,13 @@ from bot.slack.views.common import (
 from bot.slack.views.content import PAGE_SIZE, content_search_view
 from bot.slack.views.help import help_view
 from bot.slack.views.home import MAX_HOME_BLOCKS, HomeActions, HomeView, home_view
+from bot.slack.views.impact import (
+    ImpactActions,
+    impact_view,
+    packages_unsupported_view,
+    parse_caches_value,
+    parse_rebuild_value,
+)
 from bot.slack.views.owners import dm_refused_reply, owner_dm, owners_blocks, with_owners
 from bot.slack.views.rebuilds import (
     Permalink,
@@ -66,6 +74,7 @@ __all__ = [
     "Actions",
     "HomeActions",
     "HomeView",
+    "ImpactActions",
     "Message",
     "Permalink",
     "audit_notice_view",
@@ -87,12 +96,16 @@ __all__ = [
     "help_view",
     "history_view",
     "home_view",
+    "impact_view",
     "md",
     "not_in_channel_view",
     "notice_view",
     "owner_dm",
     "owners_blocks",
+    "packages_unsupported_view",
     "parse_cache_value",
+    "parse_caches_value",
+    "parse_rebuild_value",
     "plan_card_view",
     "progress_bar",
     "progress_view",

@@ -65,13 +65,24 @@ def plan_card_view(card: PlanCard, *, server: str | None = None) -> Message:
         )
     )
     blocks.append(md(_plan_details(plan)))
-    if plan.skipped:
+    duplicates = plan.skipped - plan.locked
+    if duplicates > 0:
         names = ", ".join(esc(clip(t, 60)) for t in plan.skipped_titles)
-        more = "…" if plan.skipped > len(plan.skipped_titles) else ""
+        more = "…" if duplicates > len(plan.skipped_titles) else ""
         blocks.append(
             context(
-                f":fast_forward: Skipped {plan.skipped} item(s) already queued or building in"
+                f":fast_forward: Skipped {duplicates} item(s) already queued or building in"
                 f" another running rebuild: {names}{more}"
+            )
+        )
+    if plan.locked:
+        blocks.append(
+            md(
+                clip(
+                    f":lock: Skipped {plan.locked} locked item(s) (Connect offers no rebuild for"
+                    f" locked content):\n{_locked_lines(plan.locked_items, plan.locked)}",
+                    2900,
+                )
             )
         )
     if state == "pending":
@@ -113,6 +124,24 @@ def plan_card_view(card: PlanCard, *, server: str | None = None) -> Message:
     else:
         blocks.append(context("This plan could not be started. Nothing was built."))
     return Message(f"{title} ({esc(plan.description)})", blocks)
+
+
+def _locked_lines(items: Sequence[tuple[str, str]], count: int) -> str:
+    lines = [f"• *{esc(clip(title, 80))}*: {esc(clip(message, 200))}" for title, message in items]
+    if count > len(items):
+        lines.append(f"• +{count - len(items)} more")
+    return "\n".join(lines)
+
+
+def locked_content_view(items: Sequence[tuple[str, str]], count: int, *, named: bool) -> Message:
+    """No plan: content named by `--guid` (`named`), or all the matching content, is locked."""
+    if named:
+        head = f"Not planned: {count} item(s) you named are locked in Connect, which offers no"
+        head += " rebuild for locked content. Unlock them in Connect, or leave them out:"
+    else:
+        head = f"Nothing to rebuild: the {count} matching item(s) are locked in Connect:"
+    text = f"{head}\n{_locked_lines(items, count)}"
+    return Message(clip(text, 3000), [md(clip(f":lock: {text}", 2900))])
 
 
 def _plan_details(plan: PlanSummary) -> str:
