@@ -8,11 +8,20 @@ from slack_sdk.models.blocks import HeaderBlock
 
 from bot.services.audit import AuditRecord
 from bot.slack.text import clip, code, esc
-from bot.slack.views.common import Message, channel, date, is_slack_id, md, notice_view, who
+from bot.slack.views.common import (
+    Message,
+    channel,
+    date,
+    is_slack_id,
+    md,
+    notice_view,
+    on_server,
+    who,
+)
 
 
 def _on(record: AuditRecord, several_servers: bool) -> str:
-    return f" on *{esc(record.server)}*" if several_servers and record.server else ""
+    return on_server(record.server if several_servers else None)
 
 
 def audit_view(records: Sequence[AuditRecord], *, several_servers: bool = False) -> Message:

@@ -23,7 +23,17 @@ from bot.connect import RuntimeCache
 from bot.services.caches import Rejection
 from bot.services.deletions import DeletionState
 from bot.slack.text import clip, code, esc, link, plain
-from bot.slack.views.common import MAX_BLOCKS, Actions, Message, context, date, md, mrkdwn, who
+from bot.slack.views.common import (
+    MAX_BLOCKS,
+    Actions,
+    Message,
+    context,
+    date,
+    md,
+    mrkdwn,
+    on_server,
+    who,
+)
 
 ROWS_WITH_BUTTONS = 40  # above this, one compact list instead of a row (and button) per cache
 
@@ -179,7 +189,7 @@ def deletion_card_view(card: DeletionState, *, server: str | None = None) -> Mes
         "expired": f"Deletion request for {count} runtime {noun} expired",
     }[card.state]
     blocks: list[Block] = [HeaderBlock(text=clip(title, 150))]
-    on = f" on *{esc(server)}*" if server else ""
+    on = on_server(server)
     blocks.append(md(f"Requested by {who(card.requested_by)}{on}:\n{_deletion_lines(card)}"))
     if card.state == "pending":
         consequence = (

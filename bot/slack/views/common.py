@@ -91,6 +91,11 @@ def channel(channel_id: str | None, fallback: str = "") -> str:
     return esc(channel_id) if channel_id else fallback
 
 
+def on_server(server: str | None) -> str:
+    """` on *staging*` when a server is to be named (several servers), else nothing."""
+    return f" on *{esc(server)}*" if server else ""
+
+
 def duration(seconds: float | None) -> str:
     """`m:ss`, or `h:mm:ss` from an hour on; `-` when unknown."""
     if seconds is None:

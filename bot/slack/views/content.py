@@ -9,7 +9,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from bot.connect import ContentItem
 from bot.slack.text import clip, code, esc, link
-from bot.slack.views.common import Actions, Message, context, md
+from bot.slack.views.common import Actions, Message, context, md, on_server
 
 PAGE_SIZE = 10
 
@@ -40,7 +40,7 @@ def content_search_view(
     page = min(max(1, page), pages)
     shown = items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     what = f" ({esc(description)})" if description else ""
-    what += f" on *{esc(server_label)}*" if server_label else ""
+    what += on_server(server_label)
     blocks: list[Block] = [
         md(f":mag: *{total}* content item(s) match{what}. Page {page} of {pages}.")
     ]

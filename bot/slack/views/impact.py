@@ -11,7 +11,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, HeaderBl
 from bot.connect import ContentItem, RuntimeCache
 from bot.services.impact import ImpactFound, PackagesUnsupported
 from bot.slack.text import clip, code, esc, link, plain
-from bot.slack.views.common import MAX_BLOCKS, Message, context, md
+from bot.slack.views.common import MAX_BLOCKS, Message, context, md, on_server
 
 MAX_RUNTIMES = MAX_BLOCKS - 6  # header, intro, caches line, note, buttons: room to spare
 ITEMS_PER_RUNTIME = 8
@@ -81,7 +81,7 @@ def impact_view(
 ) -> Message:
     """`server`: carried by the buttons; `server_label`: shown, with several servers."""
     names = packages_text(outcome.packages)
-    where = f" on *{esc(server_label)}*" if server_label else ""
+    where = on_server(server_label)
     fallback_names = " or ".join(outcome.packages)
     items = outcome.items
     blocks: list[Block] = [HeaderBlock(text=plain(f"Impact of {fallback_names}", 150))]

@@ -12,7 +12,7 @@ from slack_sdk.models.blocks import Block
 from bot.services.owners import OwnerFound, OwnerMissing, OwnersOutcome
 from bot.services.rebuild_store import ItemView, Progress
 from bot.slack.text import clip, code, esc, link
-from bot.slack.views.common import MAX_BLOCKS, Message, channel, context, md, who
+from bot.slack.views.common import MAX_BLOCKS, Message, channel, context, md, on_server, who
 
 MAX_DM_ITEMS = 40  # sections in one DM (Slack allows 50 blocks)
 MAX_MENTIONS = 40  # owners mentioned in the summary
@@ -26,10 +26,6 @@ _REASONS = {
     "connect_error": "Connect could not be asked",
     "lookup_error": "the Slack lookup failed",
 }
-
-
-def _on(server: str | None) -> str:
-    return f" on *{esc(server)}*" if server else ""
 
 
 def _logs(item: ItemView) -> str | None:
@@ -49,7 +45,7 @@ def owner_dm(p: Progress, owner: OwnerFound, *, server: str | None = None) -> Me
     n = len(owner.items)
     noun = "an item you own" if n == 1 else f"{n} items you own"
     head = (
-        f":warning: Rebuild #{p.rebuild_id}{_on(server)} of Posit Connect content could not"
+        f":warning: Rebuild #{p.rebuild_id}{on_server(server)} of Posit Connect content could not"
         f" rebuild {noun}."
     )
     blocks: list[Block] = [md(head)]

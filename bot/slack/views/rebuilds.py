@@ -27,6 +27,7 @@ from bot.slack.views.common import (
     duration,
     md,
     mrkdwn,
+    on_server,
     who,
 )
 
@@ -48,10 +49,6 @@ def _counted(pairs: Sequence[tuple[str, int]], render: Callable[[str], str], lim
 # --- the plan card ---------------------------------------------------------------------------
 
 
-def _on(server: str | None) -> str:
-    return f" on *{esc(server)}*" if server else ""
-
-
 def plan_card_view(card: PlanCard, *, server: str | None = None) -> Message:
     """`server`: the server's name, shown with several servers."""
     plan, state, pending_id = card.summary, card.state, card.pending_id
@@ -60,7 +57,7 @@ def plan_card_view(card: PlanCard, *, server: str | None = None) -> Message:
     blocks: list[Block] = [HeaderBlock(text=clip(title, 150))]
     blocks.append(
         md(
-            f"Requested by {who(plan.requested_by)}{_on(server)}:"
+            f"Requested by {who(plan.requested_by)}{on_server(server)}:"
             f" *{esc(clip(plan.description, 300))}*"
         )
     )
@@ -212,7 +209,7 @@ def progress_view(p: Progress, *, now: datetime, server: str | None = None) -> M
         )
     blocks: list[Block] = [
         HeaderBlock(text=clip(title, 150)),
-        md(f"*{esc(clip(p.description, 300))}*{_on(server)} · {state}"),
+        md(f"*{esc(clip(p.description, 300))}*{on_server(server)} · {state}"),
         md(progress_bar(p.done_items, p.total) + "\n" + counts_line(p)),
         context(
             f"{timing} · {p.parallelism} at a time{warm} · requested by {who(p.requested_by)},"
@@ -305,7 +302,7 @@ def summary_reply(p: Progress, *, now: datetime, server: str | None = None) -> M
         by = p.flags.get("cancelled_by")
         running = int(p.flags.get("running_at_cancel") or 0)
         text = (
-            f":octagonal_sign: Rebuild #{p.rebuild_id}{_on(server)}"
+            f":octagonal_sign: Rebuild #{p.rebuild_id}{on_server(server)}"
             f" ({esc(clip(p.description, 200))}) was"
             f" cancelled by {who(by)} after {duration(p.elapsed(now))}: {counts}."
         )
@@ -317,7 +314,7 @@ def summary_reply(p: Progress, *, now: datetime, server: str | None = None) -> M
     else:
         emoji = ":white_check_mark:" if not c.get("failed") else ":warning:"
         text = (
-            f"{emoji} Rebuild #{p.rebuild_id}{_on(server)} ({esc(clip(p.description, 200))})"
+            f"{emoji} Rebuild #{p.rebuild_id}{on_server(server)} ({esc(clip(p.description, 200))})"
             " finished in"
             f" {duration(p.elapsed(now))}: {counts}."
         )
