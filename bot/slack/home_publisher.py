@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.services.home import RepublishThrottle
+from bot.slack.background import BackgroundLoop
 from bot.slack.deps import Deps
 from bot.slack.handlers import home
 from bot.store import utcnow
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 IDLE = 5.0  # the thread wakes at least this often (to notice `close`)
 
 
-class HomePublisher:
+class HomePublisher(BackgroundLoop):
     def __init__(
         self,
         deps: Deps,
@@ -39,25 +40,13 @@ class HomePublisher:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__("home-publisher")
         self.deps = deps
         self.throttle = RepublishThrottle(per_user=per_user, spacing=spacing)
         self.clock = clock
         self.wall = wall
         self.published = 0  # republishes that succeeded (tests, logs)
         self._dirty = threading.Event()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="home-publisher", daemon=True)
-
-    def start(self) -> HomePublisher:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(2.0)
 
     def rebuild_changed(self, rebuild_id: int) -> None:
         """The engine's listener: a rebuild Home shows changed. Never blocks."""

@@ -43,6 +43,7 @@ from slack_sdk.errors import SlackApiError
 from bot.connect import ConnectClient
 from bot.services.owners import DirectoryError, OwnerFound, OwnerLookups, Owners, OwnersOutcome
 from bot.services.rebuild_store import Progress, RebuildStore
+from bot.slack.background import BackgroundLoop
 from bot.slack.poster import SlackPoster, SlackUnavailable
 from bot.slack.views import (
     dm_refused_reply,
@@ -153,7 +154,7 @@ def update_interval(elapsed: float | None) -> float:
     return min(MAX_UPDATE_INTERVAL, max(UPDATE_INTERVAL, (elapsed or 0.0) / 12))
 
 
-class RebuildReporter:
+class RebuildReporter(BackgroundLoop):
     def __init__(
         self,
         service: RebuildStore,
@@ -164,6 +165,7 @@ class RebuildReporter:
         several_servers: bool = False,
         owners: Owners | None = None,
     ) -> None:
+        super().__init__("rebuild-reporter")
         self.service = service
         self.poster = poster
         # The owners of failed items get a DM (BOT_NOTIFY_OWNERS); None: only the thread.
@@ -173,19 +175,6 @@ class RebuildReporter:
         self.several_servers = several_servers  # then every message names its server
         self._watched: dict[int, _Seen] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rebuild-reporter", daemon=True)
-
-    def start(self) -> RebuildReporter:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(2.0)
 
     def watch(self, rebuild_id: int) -> None:
         """Report this rebuild while this process holds its lease, until its final summary is

@@ -1,0 +1,30 @@
+"""A daemon thread of its own that talks to Slack at its own pace, off the build workers.
+
+Subclasses implement `_run`, looping until `_stop` is set and sleeping on `_wake`, which the
+callers set to nudge it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Self
+
+
+class BackgroundLoop:
+    def __init__(self, name: str) -> None:
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+
+    def _run(self) -> None:
+        raise NotImplementedError
