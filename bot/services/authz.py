@@ -102,6 +102,11 @@ class Authorizer:
         in_channel = self.channel(channel_id)
         if not in_channel.allowed:
             return in_channel
+        return self.admin(user_id)
+
+    def admin(self, user_id: str) -> Decision:
+        """Whether `user_id` is a connect-bot administrator, wherever they are (App Home has no
+        channel). Fails closed when Slack cannot say who is in the admin groups."""
         if not self.configured:
             return NOT_CONFIGURED
         if user_id in self.admin_users:

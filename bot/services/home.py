@@ -271,11 +271,8 @@ class Home:
 
     def is_admin(self, user: str) -> bool:
         """A connect-bot administrator (users or groups; fails closed when Slack can't say).
-
-        Home is no channel: BOT_ALLOWED_CHANNELS limits where commands work, not who is an
-        administrator, so the check is made as if in a channel the bot works in."""
-        channel = min(self.authz.allowed_channels, default="")
-        return self.authz.destroy(user, channel).allowed
+        BOT_ALLOWED_CHANNELS limits where commands work, not who is an administrator."""
+        return self.authz.admin(user).allowed
 
     def _server_of(self, p: Progress) -> str:
         return p.server or self.servers.default
