@@ -50,6 +50,7 @@ def test_full_rebuild_with_failures_reports_progress_thread_and_summary() -> Non
         assert start_button["style"] == "primary"
         assert card.find_element("rebuild_discard")
         assert connect.builds_started() == []  # nothing runs before Start
+        connect.remove_caches()  # as after a system change: every runtime is cold
 
         stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
         rebuild_id = rebuild_id_of(card)
@@ -83,7 +84,7 @@ def test_full_rebuild_with_failures_reports_progress_thread_and_summary() -> Non
         assert all(row.app_mode in INTERACTIVE_MODES for row in rows if row.wave == 1)
         assert not any(row.app_mode in INTERACTIVE_MODES for row in rows if row.wave == 2)
         assert connect.max_concurrent_builds_seen() <= 3
-        # The barrier, per runtime: no other build of a runtime started before its warm-up
+        # The barrier, per cold runtime: no other build of a runtime started before its warm-up
         # build finished (other runtimes' warm-ups do not hold it back).
         warm_end = {row.runtimes: row.finished_at for row in warmup}
         assert all(

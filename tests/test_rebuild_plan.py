@@ -157,6 +157,25 @@ def test_locked_content_is_skipped_with_its_message_and_shown_on_the_card() -> N
         assert len(connect.builds_started()) == 14
 
 
+def test_content_locked_after_the_plan_is_refused_by_connect_and_reported_failed() -> None:
+    with start_stack(build_seconds=0.05) as stack:
+        connect, slack, db = stack.connect, stack.slack, stack.runtime.db
+        card = plan(stack, "rebuild --parallelism 4")
+        sales = next(i["guid"] for i in connect.content() if i["title"] == "Sales Dashboard")
+        connect.set_locked(sales, "Frozen for the audit")  # locked between plan and Start
+        stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        summary = wait_final(slack, card.ts, timeout=15)
+        rows = {row.guid: row for row in items(db, rebuild_id_of(card))}
+        assert rows[sales].state == "failed"
+        assert rows[sales].error == "The content is locked and cannot be built."
+        assert sales not in connect.builds_started()
+        assert {row.state for guid, row in rows.items() if guid != sales} == {"succeeded"}
+        assert "Sales Dashboard" in "\n".join(
+            r.all_text() for r in slack.thread(OPS_CHANNEL, card.ts)
+        )
+        assert "1 failed" in summary.all_text()
+
+
 def test_a_locked_guid_is_refused_with_its_message_and_nothing_is_planned() -> None:
     with start_stack(seed=demo_seed(locked=True), build_seconds=0.05) as stack:
         connect, slack = stack.connect, stack.slack

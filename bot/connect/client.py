@@ -19,6 +19,7 @@ from bot.connect.retry import (
     RetryPolicy,
     parse_retry_after,
 )
+from bot.connect.transport import QuickAckTransport, quick_ack_available
 
 if TYPE_CHECKING:
     from httpx._client import UseClientDefault  # the type of httpx.USE_CLIENT_DEFAULT
@@ -60,6 +61,11 @@ class HttpCore:
         self.server = server.rstrip("/")
         self.retry_policy = RetryPolicy.from_retries(retries, backoff, retry_seconds)
         self._sleep = sleep
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        if transport is None and quick_ack_available():
+            transport = QuickAckTransport(limits=limits)
         self._http = httpx.Client(
             base_url=f"{self.server}/__api__/",
             headers={
@@ -69,9 +75,7 @@ class HttpCore:
             },
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            limits=limits,
             follow_redirects=False,
         )
 

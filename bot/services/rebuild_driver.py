@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 
-from bot.connect import ConnectClient
+from bot.connect import ConnectClient, ConnectError
 from bot.services.rebuild_builds import (
     DEFAULT_RETRY_SECONDS,
     Builds,
@@ -70,10 +70,10 @@ class DriverHost(Protocol):
 
 class Dispatcher:
     """The queue of one rebuild: re-attached builds first, then queued items in plan order,
-    read from the database in chunks. An item waits until the warm-up items of its own
+    read from the database in chunks. An item waits until the warm-up items of its own cold
     runtimes are finished (not the whole warm-up wave); a warm-up item waits only for a runtime
-    an earlier warm-up item builds. `warmups`: (id, runtime keys, open?) of the warm-up items,
-    in plan order."""
+    an earlier warm-up item builds. `warmups`: (id, cold runtime keys, open?) of the warm-up
+    items, in plan order."""
 
     def __init__(
         self,
@@ -274,6 +274,7 @@ class Driver:
                 select(Rebuild.state, Rebuild.server).where(Rebuild.id == self.rebuild_id)
             ).one()
         self.connect = self.engine.clients(self.server)
+        warmups = self._cold_only(warmups)
         self.builds = Builds(
             self.db,
             self.rebuild_id,
@@ -292,6 +293,31 @@ class Driver:
             log.info("rebuild %s: re-attaching %d running build(s)", self.rebuild_id, len(resumed))
         # Re-attached builds run even after a cancel: they are on Connect already.
         return resumed, warmups
+
+    def _cold_only(
+        self, warmups: list[tuple[int, tuple[str, ...], bool]]
+    ) -> list[tuple[int, tuple[str, ...], bool]]:
+        """The warm-ups, keeping only the runtimes whose cache Connect does not list: a build
+        on a cached runtime is warm, so nothing need wait for another one. When Connect cannot
+        say, every runtime waits for its warm-up (the safe order)."""
+        if not warmups:
+            return warmups
+        assert self.connect is not None
+        try:
+            cached = {cache.label.lower() for cache in self.connect.caches.list()}
+        except ConnectError as exc:  # e.g. a key without the administrator role
+            log.info(
+                "rebuild %s: Connect did not list its caches (%s); every runtime waits for its"
+                " warm-up",
+                self.rebuild_id,
+                exc.reason,
+            )
+            return warmups
+        cold = [
+            (item_id, tuple(key for key in keys if key.lower() not in cached), is_open)
+            for item_id, keys, is_open in warmups
+        ]
+        return [warmup for warmup in cold if warmup[1]]
 
     def _heartbeat(self) -> None:
         if self.stopping.is_set():

@@ -5,13 +5,16 @@ plan never holds a list of item dicts; the order and the counts the cards show a
 by SQL over those rows. `RebuildStore` (`bot.services.rebuild_store`) uses these functions and
 re-exports the constants; this module imports neither the store nor the engine.
 
-Order (the `wave` column, then Connect's order, newest deployment first, within a wave):
+Order (the `wave` column, then `position` within a wave):
 0. warm-up: the fewest items covering every distinct runtime (language, version and image; an
-   item using R and Python covers both), interactive ones preferred, so each runtime cache is
+   item using R and Python covers both), the shortest known builds preferred (a cold build
+   pays its cold cost once per runtime), then interactive ones, so each runtime cache is
    rebuilt once before the other items using it (rsconnect's docs advise this); the driver
    starts an item as soon as the warm-up items of its own runtimes are finished;
 1. interactive apps and APIs (visitors wait on them first);
 2. rendered documents and static content.
+Within a wave, the longest estimated builds go first (`bot.services.rebuild_estimates`, from
+the bot's history); without history, Connect's order (newest deployment first).
 
 Locked content (Connect shows no Rebuild button for it) is stored `skipped` with its locked
 message as `error`, so every plan lists it and none builds it.
@@ -20,7 +23,7 @@ message as `error`, so every plan lists it and none builds it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
+from bot.services.rebuild_estimates import Estimates, estimate, longest_first
 from bot.store import Database, Rebuild, RebuildItem, utcnow
 
 START_LOCK = 0x636F6E6E  # advisory lock id for Starts ("conn")
@@ -123,9 +127,7 @@ def plan(
     try:
         _insert_items(db, rebuild_id, _selected(client, content_filter, selected_caches))
         with db.session() as session:
-            skip_duplicates(session, rebuild_id)
-            choose_warmup(session, rebuild_id)
-            store_totals(session, rebuild_id)
+            finish_plan(session, rebuild_id)
     except BaseException:
         _drop(db, rebuild_id)
         raise
@@ -150,7 +152,7 @@ def start(db: Database, rebuild_id: int, *, started_by: str) -> bool:
         if not won:
             return False
         if skip_duplicates(session, rebuild_id):
-            choose_warmup(session, rebuild_id)
+            choose_warmup(session, rebuild_id, estimate(session, rebuild_id))
             store_totals(session, rebuild_id)
     return True
 
@@ -214,6 +216,15 @@ def _drop(db: Database, rebuild_id: int) -> None:
 # ---- SQL helpers (inside a caller's transaction) ---------------------------------------------
 
 
+def finish_plan(session: Any, rebuild_id: int) -> None:
+    """After the items are inserted: skip duplicates, order, choose the warm-up, count."""
+    skip_duplicates(session, rebuild_id)
+    estimates = estimate(session, rebuild_id)
+    longest_first(session, rebuild_id, estimates)
+    choose_warmup(session, rebuild_id, estimates)
+    store_totals(session, rebuild_id)
+
+
 def skip_duplicates(session: Any, rebuild_id: int) -> int:
     """Mark `skipped` the queued items another active rebuild on the same server is still going
     to build (the same GUID on another server is other content)."""
@@ -239,10 +250,10 @@ def skip_duplicates(session: Any, rebuild_id: int) -> int:
     return int(result.rowcount or 0)
 
 
-def choose_warmup(session: Any, rebuild_id: int) -> None:
+def choose_warmup(session: Any, rebuild_id: int, estimates: Estimates | None = None) -> None:
     """Promote to wave 0 the fewest queued items covering every runtime no queued warm-up item
-    covers yet, preferring interactive items and items covering two runtimes (one SQL query
-    per runtime combination, not per item)."""
+    covers yet, preferring the shortest known builds, then interactive items and items covering
+    two runtimes. Without estimates, one SQL query per runtime combination, not per item."""
     mine = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
     covered: set[str] = set()
     for runtimes, label in session.execute(
@@ -251,24 +262,41 @@ def choose_warmup(session: Any, rebuild_id: int) -> None:
         .distinct()
     ).all():
         covered.update(item_runtime_keys(runtimes, label))
-    # The best item of each runtime combination: its first interactive one, else its first.
-    best: dict[tuple[str, ...], tuple[bool, int]] = {}
-    for runtimes, label, wave, position in session.execute(
-        select(
-            RebuildItem.runtimes,
-            RebuildItem.runtime,
-            RebuildItem.wave,
-            func.min(RebuildItem.position),
-        )
-        .where(*mine, RebuildItem.wave.in_((INTERACTIVE, RENDERED)), RebuildItem.runtime != "")
-        .group_by(RebuildItem.runtimes, RebuildItem.runtime, RebuildItem.wave)
-    ).all():
+    eligible = (*mine, RebuildItem.wave.in_((INTERACTIVE, RENDERED)), RebuildItem.runtime != "")
+    # The best item of each runtime combination.
+    best: dict[tuple[str, ...], Candidate] = {}
+    if estimates:
+        rows = session.execute(
+            select(
+                RebuildItem.runtimes,
+                RebuildItem.runtime,
+                RebuildItem.wave,
+                RebuildItem.position,
+                RebuildItem.guid,
+            ).where(*eligible)
+        ).all()
+        found = [
+            (r.runtimes, r.runtime, (r.wave == INTERACTIVE, int(r.position), estimates(r.guid)))
+            for r in rows
+        ]
+    else:
+        grouped = session.execute(
+            select(
+                RebuildItem.runtimes,
+                RebuildItem.runtime,
+                RebuildItem.wave,
+                func.min(RebuildItem.position),
+            )
+            .where(*eligible)
+            .group_by(RebuildItem.runtimes, RebuildItem.runtime, RebuildItem.wave)
+        ).all()
+        found = [(r[0], r[1], (r[2] == INTERACTIVE, int(r[3]), 0.0)) for r in grouped]
+    for runtimes, label, candidate in found:
         combo = item_runtime_keys(runtimes, label)
         if not combo:
             continue
-        candidate = (wave == INTERACTIVE, int(position))
         current = best.get(combo)
-        if current is None or _better(candidate, current):
+        if current is None or _rank(candidate) < _rank(current):
             best[combo] = candidate
     chosen = cover_runtimes(best, covered)
     if chosen:
@@ -280,24 +308,31 @@ def choose_warmup(session: Any, rebuild_id: int) -> None:
         )
 
 
-def _better(a: tuple[bool, int], b: tuple[bool, int]) -> bool:
-    """Interactive first, then plan order."""
-    return (not a[0], a[1]) < (not b[0], b[1])
+# A warm-up candidate: (interactive?, position[, estimated seconds]).
+Candidate = tuple[bool, int] | tuple[bool, int, float]
+
+
+def _rank(candidate: Candidate) -> tuple[float, bool, int]:
+    """Shortest estimate first (a cold build costs a multiple of it), then interactive, then
+    plan order."""
+    seconds = candidate[2] if len(candidate) > 2 else 0.0
+    return (seconds, not candidate[0], candidate[1])
 
 
 def cover_runtimes(
-    candidates: dict[tuple[str, ...], tuple[bool, int]], covered: Iterable[str] = ()
+    candidates: Mapping[tuple[str, ...], Candidate], covered: Iterable[str] = ()
 ) -> list[int]:
     """Positions of the fewest candidates covering every runtime key not in `covered`.
 
     `candidates` maps a runtime combination (one or two keys: R and/or Python) to its best item
-    (interactive?, position). Items covering two runtimes are paired by a maximum matching
-    (R runtimes on one side, Python on the other); each runtime left gets an item of its own,
+    (interactive?, position[, estimated seconds]), ranked by `_rank`. Items covering two
+    runtimes are paired by a maximum matching (R runtimes on one side, Python on the other);
+    each runtime left gets an item of its own,
     one covering no runtime covered already when there is one (so no cache warms twice).
     """
     done = set(covered)
     needed = {key for combo in candidates for key in combo} - done
-    ranked = sorted(candidates.items(), key=lambda kv: (not kv[1][0], kv[1][1]))
+    ranked = sorted(candidates.items(), key=lambda kv: _rank(kv[1]))
     adjacent: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
     for combo, _ in ranked:
         if len(combo) == 2 and set(combo) <= needed:

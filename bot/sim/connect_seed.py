@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -316,22 +317,69 @@ _GENERATED_RUNTIMES: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 
-def generated_seed(n_items: int, *, seed: int = 0) -> Seed:
+# App modes of items using R and Python (`mixed_share`), by the language of the runtime drawn
+# for them, which is the app mode's own language in `APP_MODE_LANGUAGE`: R Markdown or Quarto
+# documents and Shiny apps calling Python through reticulate; Quarto documents on Jupyter with R.
+_MIXED_MODES: dict[str, tuple[str, ...]] = {
+    "R": ("rmd-static", "quarto-shiny", "shiny", "rmd-shiny"),
+    "Python": ("quarto-static",),
+}
+
+GeneratedRuntime = tuple[str, str, Sequence[str]]  # (language, version, app modes)
+
+
+def generated_seed(
+    n_items: int,
+    *,
+    seed: int = 0,
+    runtimes: Sequence[GeneratedRuntime] | None = None,
+    mixed_share: float = 0.0,
+) -> Seed:
     """`n_items` published items spread over four runtimes and a dozen content types.
 
     Deterministic for a given `seed`, for benchmarks (500 and 10,000 items).
+    `runtimes`: (language "R"/"Python", version, app modes) to draw from instead of the four
+    default ones; every one gets a cache (Local). `mixed_share`: that share of the items (rounded,
+    chosen by the seed) use R and Python: each keeps the runtime drawn for it, gets a mode of that
+    language from `_MIXED_MODES` and a version of the other language drawn from `runtimes`.
+    The other items are the same as without `mixed_share` (its draws use their own RNG).
     """
+    if not 0.0 <= mixed_share <= 1.0:
+        raise ValueError("mixed_share must be within 0..1")
+    choices = list(runtimes) if runtimes is not None else _GENERATED_RUNTIMES
+    if not choices:
+        raise ValueError("runtimes must not be empty")
+    for language, _, modes in choices:
+        if language not in _MIXED_MODES or not modes:
+            raise ValueError(f"runtime language must be R or Python, with app modes: {language!r}")
     rng = random.Random(seed)
-    caches = [make_cache(lang, version) for lang, version, _ in _GENERATED_RUNTIMES]
+    mixed_rng = random.Random(f"mixed:{seed}")
+    n_mixed = round(mixed_share * n_items)
+    mixed = set(mixed_rng.sample(range(n_items), n_mixed)) if n_mixed else set()
+    versions = {
+        language: sorted({v for lang, v, _ in choices if lang == language})
+        for language in _MIXED_MODES
+    }
+    if mixed and not (versions["R"] and versions["Python"]):
+        raise ValueError("mixed_share needs at least one R and one Python runtime")
+    caches = [make_cache(lang, version) for lang, version, _ in choices]
     base = datetime(2023, 1, 1, tzinfo=UTC)
     content = []
     for index in range(n_items):
-        language, version, modes = rng.choice(_GENERATED_RUNTIMES)
+        language, version, modes = rng.choice(choices)
         mode = rng.choice(modes)
         created = base + timedelta(seconds=rng.randrange(0, 365 * 86400))
         deployed = created + timedelta(seconds=rng.randrange(0, 180 * 86400))
         guid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         owner = DEMO_OWNERS[index % len(DEMO_OWNERS)]
+        r_version = version if language == "R" else None
+        py_version = version if language == "Python" else None
+        if index in mixed:
+            mode = mixed_rng.choice(_MIXED_MODES[language])
+            if language == "R":
+                py_version = mixed_rng.choice(versions["Python"])
+            else:
+                r_version = mixed_rng.choice(versions["R"])
         content.append(
             make_content_item(
                 guid=guid,
@@ -341,11 +389,36 @@ def generated_seed(n_items: int, *, seed: int = 0) -> Seed:
                 last_deployed_time=rfc3339(deployed),
                 bundle_id=str(1000 + index),
                 app_mode=mode,
-                r_version=version if language == "R" else None,
-                py_version=version if language == "Python" else None,
+                r_version=r_version,
+                py_version=py_version,
                 quarto_version=QUARTO_VERSION if mode.startswith("quarto") else None,
                 owner_guid=owner["guid"],
                 id=str(10000 + index),
             )
         )
     return Seed(caches=caches, content=content, owners=[dict(owner) for owner in DEMO_OWNERS])
+
+
+def long_tailed_durations(
+    guids: Sequence[str],
+    *,
+    seed: int = 1,
+    base: float = 1.0,
+    jitter: float = 0.2,
+    tail_share: float = 0.05,
+    tail_factor: float = 8.0,
+) -> dict[str, float]:
+    """Build durations (seconds) for `FakeConnect.set_build_durations`, deterministic by seed.
+
+    Each item takes `base` x uniform(1 - jitter, 1 + jitter); exactly round(tail_share x n) of
+    the n items, chosen by the seeded RNG, take `tail_factor` times that (the long tail).
+    Repeated GUIDs count once.
+    """
+    if base <= 0 or not 0.0 <= jitter < 1.0 or not 0.0 <= tail_share <= 1.0 or tail_factor <= 0:
+        raise ValueError("need base > 0, 0 <= jitter < 1, 0 <= tail_share <= 1, tail_factor > 0")
+    unique = list(dict.fromkeys(guids))
+    rng = random.Random(seed)
+    durations = {guid: base * rng.uniform(1.0 - jitter, 1.0 + jitter) for guid in unique}
+    for guid in rng.sample(unique, round(tail_share * len(unique))):
+        durations[guid] *= tail_factor
+    return durations

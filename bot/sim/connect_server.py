@@ -14,8 +14,14 @@ Behaviour chosen where the reference is silent:
   also succeeds); once the first task has removed the cache, deletes get 404 "Cache does not exist".
 * A build of content that was never deployed gets 404 code 28; a `bundle_id` newer than the active
   bundle (or any bundle for never-deployed content) gets 404 code 4. Viewers get 403 code 22.
-* A successful build recreates the runtime cache of the content's runtime if it had been deleted
-  (Connect rebuilds the environment, which repopulates the cache).
+* A successful build recreates the runtime caches the content uses if they had been deleted
+  (Connect rebuilds the environment, which repopulates the cache). An item with both an R and a
+  Python version uses both caches (`connect_builds.item_runtimes`, as the bot's
+  `ContentItem.runtimes`); its build output has lines for both.
+* Cold caches: a build that gets a build slot while a cache it uses is missing takes
+  `cold_factor` times its duration (`cold_builds()`, `build_log()`; see `connect_builds`).
+* A build of locked content (`locked: true`) is refused with 400 code 222 and starts nothing; the
+  reference does not document this answer (see `ERRORS`).
 * Injected faults happen "in front of" Connect (like a proxy): a faulted request never reaches the
   API, so e.g. a faulted build POST does not start a build. The exception is a lost answer
   (`lose_rate`): the request is processed, then the connection is reset before the answer.
@@ -54,7 +60,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -62,8 +68,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from bot.sim.connect_builds import BuildModel, BuildRecord, Runtime, item_runtimes
 from bot.sim.connect_seed import (
-    APP_MODE_LANGUAGE,
     Seed,
     demo_seed,
     make_content_item,
@@ -111,6 +117,11 @@ ERRORS: dict[int, tuple[int, str]] = {
     161: (400, "The include option specified is not valid"),
     179: (400, "Unsupported runtime language identifier"),
     194: (400, "Runtime cache management is disabled."),
+    # Code 222 is LockedContentBundle (OAS26 enum; connect-api-2.md §5), but the reference has
+    # neither its HTTP status nor its text, nor says what a build of locked content answers.
+    # Our choice: 400 (the build endpoint documents 400/401/404/500; 400 is the only client
+    # error that fits) and a message in the style of the table.
+    222: (400, "The content is locked and cannot be built."),
 }
 
 BUILD_FAILED_RESULT = {
@@ -323,7 +334,9 @@ class FakeConnect:
         runtime_cache_management: bool = True,
         packages_api: bool = True,
         log_requests: bool = False,
+        nagle: bool = False,
         record_requests: bool = True,
+        cold_factor: float = 1.0,
     ) -> None:
         keys = api_keys if api_keys is not None else {"admin-key": "administrator"}
         for role in keys.values():
@@ -331,9 +344,12 @@ class FakeConnect:
                 raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
         if build_limit < 1:
             raise ValueError("build_limit must be at least 1")
+        if cold_factor <= 0:
+            raise ValueError("cold_factor must be positive")
         seed = seed if seed is not None else demo_seed()
 
         self.build_seconds = build_seconds
+        self.cold_factor = cold_factor  # a build starting with a cache it uses missing: x this
         self.build_limit = build_limit
         self.cache_delete_seconds = cache_delete_seconds
         self.sticky_sessions = sticky_sessions
@@ -343,6 +359,10 @@ class FakeConnect:
         self._packages: list[dict[str, Any]] = [dict(row) for row in seed.packages]
         self.node_id = "node-1"
         self.log_requests = log_requests
+        # True: Nagle's algorithm stays on for responses (headers and body are two sends), as
+        # in `http.server`'s default and many proxies: a client that delays its ACKs then waits
+        # ~40 ms per response (see bot/connect/transport.py).
+        self.nagle = nagle
         self.record_requests = record_requests
         self.requests: list[RequestRecord] = []
 
@@ -373,7 +393,7 @@ class FakeConnect:
         self._outages = 0
         self._up = threading.Event()
         self._up.set()
-        self._build_durations: dict[str, float] = {}
+        self._builds = BuildModel()  # per-item durations, the log of builds that ran
         self._build_failures: dict[str, str | None] = {}
         self._task_rng = random.Random(secrets.randbits(64))
 
@@ -470,6 +490,13 @@ class FakeConnect:
         with self._lock:
             return dict(self._store_cache(language, version, image_name))
 
+    def remove_caches(self) -> int:
+        """Drop every runtime cache, as deleting them all after a system change does; how many."""
+        with self._lock:
+            count = len(self._caches)
+            self._caches.clear()
+            return count
+
     def add_content(self, **fields: Any) -> dict[str, Any]:
         """Create a content item (all v1 fields; defaults for anything not given) and return it."""
         fields.setdefault("last_deployed_time", rfc3339(datetime.now(UTC)))
@@ -494,8 +521,12 @@ class FakeConnect:
             return dict(row)
 
     def set_build_duration(self, guid: str, seconds: float) -> None:
+        self.set_build_durations({guid: seconds})
+
+    def set_build_durations(self, durations: Mapping[str, float]) -> None:
+        """Set the (warm) build duration of many items at once, e.g. `long_tailed_durations`."""
         with self._lock:
-            self._build_durations[guid] = seconds
+            self._builds.set_durations(dict(durations))
 
     def set_locked(self, guid: str, message: str = "", *, locked: bool = True) -> None:
         """Lock (or unlock) an item, as `PATCH v1/content/{guid}` with `locked` does."""
@@ -628,8 +659,28 @@ class FakeConnect:
         self.requests.clear()
 
     def builds_started(self) -> list[str]:
+        """GUIDs of the accepted build requests, in request order (queued builds included)."""
         with self._lock:
             return list(self._builds_started)
+
+    def cold_builds(self) -> list[str]:
+        """GUIDs of the builds that started cold (a runtime cache they use was missing when they
+        got a build slot), in start order."""
+        with self._lock:
+            return self._builds.cold_builds()
+
+    def build_log(self, *, include_running: bool = False) -> list[dict[str, Any]]:
+        """The builds that ran, in start order: guid, task_id, started and ended (monotonic
+        seconds), cold, duration (the one used, cold factor included), cold_runtimes
+        ([language, version] pairs) and ok. Running builds (ended and ok None) only on request.
+        """
+        with self._lock:
+            return self._builds.log(include_running)
+
+    def clear_build_log(self) -> None:
+        """Forget the builds that ran (`build_log`, `cold_builds`), e.g. between bench runs."""
+        with self._lock:
+            self._builds.clear()
 
     def jobs(self, guid: str) -> list[dict[str, Any]]:
         """The item's jobs, oldest first (a job per build that got a build slot)."""
@@ -1181,6 +1232,8 @@ class FakeConnect:
                 raise ApiError(4)
             if user["user_role"] == "viewer":
                 raise ApiError(22)
+            if item.get("locked") is True:
+                raise ApiError(222)  # see ERRORS: status and message are our choice
             active = item["bundle_id"]
             if bundle_id is None:
                 if active is None:
@@ -1196,43 +1249,64 @@ class FakeConnect:
                 self._build_queue.append((task, item))
             return {"task_id": task.id}
 
+    def _runtime_cache_state(self, item: dict[str, Any]) -> list[tuple[str, str | None, bool]]:
+        """(language, version, cached) for each runtime the item uses (lock held)."""
+        image = item.get("image_name") or "Local"
+        return [
+            (language, version, _cache_key(language, version or "", image) in self._caches)
+            for language, version in item_runtimes(item)
+        ]
+
     def _run_build(self, task: _Task, item: dict[str, Any]) -> None:
         """Start a build now (lock held): first output lines, then timed steps."""
         self._running_builds += 1
         self._max_running_builds = max(self._max_running_builds, self._running_builds)
-        language, version = _runtime_of(item)
-        image = item.get("image_name") or "Local"
-        cached = language is not None and _cache_key(language, version or "", image) in self._caches
+        runtimes = self._runtime_cache_state(item)
         task.output.append(f"Building {_BUILD_KIND.get(item['app_mode'], 'content')}...")
-        if language == "R":
-            task.output.append(
-                f"Bundle requested R version {version}; using /opt/R/{version}/bin/R "
-                f"which has version {version}"
-            )
-            task.output.append("Performing manifest.json to packrat transformation.")
-        elif language == "Python":
-            task.output.append(
-                f"Bundle requested Python version {version}; using "
-                f"/opt/python/{version}/bin/python3 which has version {version}"
-            )
-        if language is not None:
-            tag = "packrat_restore" if language == "R" else "python_restore"
+        for language, version, _ in runtimes:
+            if language == "R":
+                task.output.append(
+                    f"Bundle requested R version {version}; using /opt/R/{version}/bin/R "
+                    f"which has version {version}"
+                )
+                task.output.append("Performing manifest.json to packrat transformation.")
+            else:
+                task.output.append(
+                    f"Bundle requested Python version {version}; using "
+                    f"/opt/python/{version}/bin/python3 which has version {version}"
+                )
+        if runtimes:
+            tag = "packrat_restore" if runtimes[0][0] == "R" else "python_restore"
             task.job = self._new_job(item, tag)
-        duration = self._build_durations.get(item["guid"], self.build_seconds)
-        self._scheduler.call_later(duration / 2, lambda: self._build_progress(task, item, cached))
-        self._scheduler.call_later(duration, lambda: self._finish_build(task, item))
+        # Only a runtime with a version has a cache to miss.
+        cold: list[Runtime] = [(lang, ver) for lang, ver, cached in runtimes if ver and not cached]
+        record = self._builds.start(
+            item["guid"],
+            task.id,
+            time.monotonic(),
+            cold,
+            default_seconds=self.build_seconds,
+            cold_factor=self.cold_factor,
+        )
+        self._scheduler.call_later(
+            record.duration / 2, lambda: self._build_progress(task, item, runtimes)
+        )
+        self._scheduler.call_later(record.duration, lambda: self._finish_build(task, item, record))
 
-    def _build_progress(self, task: _Task, item: dict[str, Any], cached: bool) -> None:
-        language, version = _runtime_of(item)
-        env = hashlib.sha1(f"{language}{version}{item.get('image_name')}".encode()).hexdigest()
+    def _build_progress(
+        self, task: _Task, item: dict[str, Any], runtimes: list[tuple[str, str | None, bool]]
+    ) -> None:
         with self._lock:
-            if language == "Python":
-                verb = "Using cached" if cached else "Creating"
-                task.output.append(f"{verb} environment: {env[:22]}")
-                if not cached:
-                    task.output.append("Installing packages from requirements.txt ...")
-            elif language == "R":
-                if cached:
+            for language, version, cached in runtimes:
+                if language == "Python":
+                    env = hashlib.sha1(
+                        f"{language}{version}{item.get('image_name')}".encode()
+                    ).hexdigest()
+                    verb = "Using cached" if cached else "Creating"
+                    task.output.append(f"{verb} environment: {env[:22]}")
+                    if not cached:
+                        task.output.append("Installing packages from requirements.txt ...")
+                elif cached:
                     task.output.append("Found all required R packages in the runtime cache.")
                 else:
                     task.output.append("Installing R packages into the runtime cache ...")
@@ -1277,23 +1351,27 @@ class FakeConnect:
             now = rfc3339(datetime.now(UTC))
             task.job.update(status=1, exit_code=exit_code, end_time=now, last_heartbeat_time=now)
 
-    def _finish_build(self, task: _Task, item: dict[str, Any]) -> None:
-        language, version = _runtime_of(item)
+    def _finish_build(self, task: _Task, item: dict[str, Any], record: BuildRecord) -> None:
         with self._lock:
             guid = item["guid"]
-            if guid in self._build_failures:
+            failed = guid in self._build_failures
+            self._builds.finish(record, time.monotonic(), ok=not failed)
+            if failed:
                 error = self._build_failures[guid] or _default_build_error(item)
                 task.output.append(error)
                 self._end_job(task, 1)
                 self._finish_task(task, code=1, error=error, result=dict(BUILD_FAILED_RESULT))
             else:
-                if language == "R":
-                    task.output.append(f"Completed packrat build against R version: '{version}'")
-                elif language == "Python":
-                    task.output.append("Packages in the environment are up to date.")
-                if language is not None and version:
-                    # Rebuilding repopulates the runtime cache Connect uses for this runtime.
-                    self._store_cache(language, version, item.get("image_name") or "Local")
+                for language, version in item_runtimes(item):
+                    if language == "R":
+                        task.output.append(
+                            f"Completed packrat build against R version: '{version}'"
+                        )
+                    else:
+                        task.output.append("Packages in the environment are up to date.")
+                    if version:
+                        # Rebuilding repopulates every runtime cache the content uses.
+                        self._store_cache(language, version, item.get("image_name") or "Local")
                 self._end_job(task, 0)
                 self._finish_task(task)
             self._running_builds -= 1
@@ -1313,18 +1391,9 @@ def _pep503(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _runtime_of(item: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The language (and version) whose runtime cache a content item uses."""
-    language = APP_MODE_LANGUAGE.get(item["app_mode"])
-    if language == "R" or (language is None and item.get("r_version")):
-        return "R", item.get("r_version")
-    if language == "Python" or (language is None and item.get("py_version")):
-        return "Python", item.get("py_version")
-    return None, None
-
-
 def _default_build_error(item: dict[str, Any]) -> str:
-    language, version = _runtime_of(item)
+    runtimes = item_runtimes(item)
+    language, version = runtimes[0] if runtimes else (None, None)
     location = "Local" if not item.get("image_name") else item["image_name"]
     if language == "Python":
         return (
@@ -1372,6 +1441,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as rsconnect and httpx expect
     disable_nagle_algorithm = True
     server: _Server
+
+    def setup(self) -> None:
+        self.disable_nagle_algorithm = not self.server.fake.nagle
+        super().setup()
 
     def version_string(self) -> str:
         return "connect-sim"
