@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from bot.store import Rebuild, RebuildItem
 
 HISTORY_BUILDS = 5  # the latest builds of an item its estimate reads
-HISTORY_REBUILDS = 20  # the latest rebuilds on the server that are read
+HISTORY_REBUILDS = 8  # the latest rebuilds on the server that are read
 WARMUP = 0
 
 
@@ -59,7 +59,8 @@ def estimate(session: Any, rebuild_id: int) -> Estimates:
             RebuildItem.finished_at.is_not(None),
         )
         .order_by(RebuildItem.finished_at.desc())
-    ).all()
+        .execution_options(yield_per=2000)  # streamed: 10,000 items x 8 rebuilds stay small
+    )
     warm: dict[str, list[float]] = {}
     any_build: dict[str, list[float]] = {}
     for guid, wave, started, finished in rows:

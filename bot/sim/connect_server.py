@@ -1439,12 +1439,12 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as rsconnect and httpx expect
-    disable_nagle_algorithm = True
     server: _Server
 
     def setup(self) -> None:
-        self.disable_nagle_algorithm = not self.server.fake.nagle
         super().setup()
+        if not self.server.fake.nagle:  # answers leave at once (see FakeConnect `nagle`)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
 
     def version_string(self) -> str:
         return "connect-sim"
