@@ -54,6 +54,9 @@ def load_settings_or_exit() -> Settings:
 @main.command()
 def serve() -> None:
     """Run the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT (/slack/events)."""
+    from bot.malloc import limit_arenas
+
+    limit_arenas()  # before any thread starts
     from bot.runtime import serve as run
 
     sys.exit(run(load_settings_or_exit()))
