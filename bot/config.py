@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     bot_connect_retry_seconds: float = Field(default=600, gt=0)
     bot_two_person_rule: bool = False
     bot_sweep_seconds: int = Field(default=30, ge=1, le=3600)
+    # A scheduled rebuild found late (every process was down at its time) still starts if at
+    # most this late; later, it is reported as missed. The reminder comes this long before.
+    bot_missed_start_grace_seconds: int = Field(default=3600, ge=0)
+    bot_schedule_reminder_seconds: int = Field(default=900, ge=0, le=86400)
     bot_audit_channel: str | None = None
     # DM the owners of failed rebuild items (scopes users:read.email and im:write).
     bot_notify_owners: bool = True

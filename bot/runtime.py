@@ -8,6 +8,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,6 +36,8 @@ from bot.services.queries import Queries
 from bot.services.rebuild_engine import RebuildEngine
 from bot.services.rebuild_store import RebuildStore
 from bot.services.rebuilds import Rebuilds
+from bot.services.schedule_store import ScheduleStore
+from bot.services.schedules import Schedules
 from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
 from bot.slack.deps import Deps
@@ -43,6 +46,7 @@ from bot.slack.notifier import SlackNotifier
 from bot.slack.poster import SlackPoster, make_web_client
 from bot.slack.rebuild_progress import RebuildReporter, slack_owners
 from bot.slack.server import BotWsgi, HttpServer
+from bot.slack.zones import UserZones
 from bot.store import Database
 from bot.store.coordination import AnotherProcess, Coordinator, migrate_serialised
 
@@ -199,6 +203,8 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         ),
         confirm_ttl_seconds=settings.bot_confirm_ttl_seconds,
         two_person_rule=settings.bot_two_person_rule,
+        grace=timedelta(seconds=settings.bot_missed_start_grace_seconds),
+        reminder=timedelta(seconds=settings.bot_schedule_reminder_seconds),
     )
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bot-work")
     deps = Deps(
@@ -207,6 +213,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         executor=executor,
         bot_user_id=identity.get("user_id"),
         team_url=identity.get("url"),
+        zones=UserZones(web),
     )
     app = create_app(
         web,
@@ -235,7 +242,12 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         coordinator=coordinator,
         bot_user_id=identity.get("user_id"),
     )
-    jobs.schedule(scheduler, services, coordinator, sweep_seconds=settings.bot_sweep_seconds)
+    timers = jobs.schedule(
+        scheduler, services, coordinator, sweep_seconds=settings.bot_sweep_seconds
+    )
+    if services.schedules is not None:
+        services.schedules.subscribe(timers.refresh)
+        services.schedules.subscribe(home_publisher.rebuild_changed)  # Home lists them
     services.engine.subscribe(reporter.watch)
     services.engine.subscribe(home_publisher.rebuild_changed)
     if services.home is not None:
@@ -246,6 +258,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
     # main thread, since it may ask Connect (the bot answers Slack meanwhile). Every replica
     # may try: claims and leases decide who does it.
     executor.submit(jobs.reconcile, services)
+    executor.submit(timers.sync)  # schedules made before this process started: their timers
     executor.submit(services.engine.watch)
     if start_scheduler:
         scheduler.start()
@@ -262,6 +275,8 @@ def build_services(
     authz: Authorizer,
     confirm_ttl_seconds: int,
     two_person_rule: bool,
+    grace: timedelta = timedelta(hours=1),
+    reminder: timedelta = timedelta(minutes=15),
 ) -> Services:
     """Every use case, wired once; the notifier is how they talk back to people."""
     audit = AuditLog(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
@@ -280,7 +295,15 @@ def build_services(
         instance=instance,
     )
     store = RebuildStore(db)
-    home = Home(db=db, servers=servers, authz=authz, audit=audit, rebuilds=store)
+    schedule_store = ScheduleStore(db)
+    home = Home(
+        db=db,
+        servers=servers,
+        authz=authz,
+        audit=audit,
+        rebuilds=store,
+        schedules=schedule_store,
+    )
     engine = RebuildEngine(
         db,
         servers.client,
@@ -301,6 +324,16 @@ def build_services(
         notifier=notifier,
         instance=instance,
     )
+    impact = Impact(servers=servers)
+    schedules = Schedules(
+        rebuilds=rebuilds,
+        store=schedule_store,
+        impact=impact,
+        notifier=notifier,
+        instance=instance,
+        grace=grace,
+        reminder=reminder,
+    )
     return Services(
         servers=servers,
         authz=authz,
@@ -311,7 +344,8 @@ def build_services(
         rebuild_store=store,
         engine=engine,
         home=home,
-        impact=Impact(servers=servers),
+        impact=impact,
+        schedules=schedules,
     )
 
 

@@ -44,7 +44,7 @@ KEY_MOMENTS = [
     "2. Interactive apps and APIs: 1",
     "3. Rendered and static content: 2",
     "*Parallelism:* 3 build(s) at a time",
-    "[ Start ] [ Discard ]",
+    "[ Start ] [ Schedule… ] [ Discard ]",
     # 5. Start -> progress message, thread replies, broadcast summary
     "» grace clicked [ Start ]",
     "100% (4/4)",

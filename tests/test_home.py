@@ -20,6 +20,7 @@ from bot.connect import RuntimeCache
 from bot.services.audit import AuditRecord
 from bot.services.home import HomeOverview, RepublishThrottle, Section, ServerHome
 from bot.services.rebuild_store import Progress
+from bot.services.schedule_store import Scheduled
 from bot.sim.slack import FakeSlack
 from bot.sim.slack.views_api import check_view
 from bot.sim.stack import ADMIN, APP_TOKEN, OPS_CHANNEL, VIEWER, Stack, start_stack
@@ -355,6 +356,24 @@ def _progress(rebuild_id: int, server: str, state: str = "running") -> Progress:
     )
 
 
+def _scheduled(rebuild_id: int, server: str) -> Scheduled:
+    return Scheduled(
+        rebuild_id=rebuild_id,
+        state="scheduled",
+        description="<!channel> overnight " * 10,
+        server=server,
+        channel=OPS_CHANNEL,
+        thread_ts="1700000000.000200",
+        requested_by=ADMIN,
+        scheduled_by=ADMIN,
+        scheduled_for=utcnow() + timedelta(hours=rebuild_id % 48),
+        reminded=False,
+        total=923,
+        criteria=None,
+        claimed_by=None,
+    )
+
+
 def _overview(admin: bool, servers: int = 20, section: Section | None = None) -> HomeOverview:
     caches = tuple(RuntimeCache("Python", f"3.{n}.{n % 7}", f"img-{n}") for n in range(300))
     homes = tuple(
@@ -369,6 +388,7 @@ def _overview(admin: bool, servers: int = 20, section: Section | None = None) ->
             active=tuple(_progress(100 * i + n, f"server-{i}") for n in range(8)),
             finished=tuple(_progress(100 * i + 50 + n, f"server-{i}", "done") for n in range(4)),
             history=tuple(_progress(100 * i + 80 + n, f"server-{i}", "done") for n in range(10)),
+            scheduled=tuple(_scheduled(100 * i + 90 + n, f"server-{i}") for n in range(8)),
         )
         for i in range(servers)
     )

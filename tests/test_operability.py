@@ -104,6 +104,7 @@ def test_manifest_creates_the_app_in_one_paste():
         "commands",
         "im:write",  # owners of failed items get a direct message
         "usergroups:read",
+        "users:read",  # `--at HH:MM`: the requester's time zone (users.info)
         "users:read.email",  # ... found by their Connect email
     ]
     assert manifest["settings"]["interactivity"]["is_enabled"] is True

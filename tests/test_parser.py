@@ -6,6 +6,7 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from bot.connect import ContentFilter, VersionFilter
 from bot.services.caches import CacheTarget
+from bot.services.schedule_times import After, AtDateTime, AtTime
 from bot.slack.parser import (
     Audit,
     CachesDelete,
@@ -25,6 +27,7 @@ from bot.slack.parser import (
     RebuildCancel,
     RebuildHistory,
     RebuildPlan,
+    RebuildScheduled,
     RebuildStatus,
     Servers,
     describe_filter,
@@ -449,6 +452,7 @@ FLAGS = [
     *["-d", "--dry-run", "--published", "--unpublished", "-t", "--content-type"],
     *["-p", "--py-version", "-r", "--r-version", "--title-contains", "--page"],
     *["--guid", "-g", "--parallelism", "-h", "--help", "--frobnicate"],
+    *["--at", "--in", "--at=", "--in="],
 ]
 VALUES = [
     *["staging", "prod-eu", "_bad", "R", "r", "Python", "python", "Julia"],
@@ -456,12 +460,15 @@ VALUES = [
     *["list", "delete", "search", "status", "cancel", "history", "abc", "#12"],
     *["0", "1", "16", "17", "50", "51", "999", "-1", "99999999999", "\u00b2", "\u0663"],
     *["-", "--", ",", "=", "&", GUID_A, f"{GUID_A},{GUID_B}"],
+    *["02:00", "24:00", "2:5", "2026-12-24T02:00", "2026-02-30T01:00", "30m", "2h", "0m"],
+    *["43201m", "721h", "scheduled"],
     *['"quoted words"', "'single quoted'", '"staging\n"', "\u201cSales report\u201d"],
 ]
 PUNCTUATION = ['"', "'", "\\", "\u201c", "\u201d", "\u2018", "\u2019", "\u2014", "\u2013"]
 PUNCTUATION += ["&lt;", "&gt;", "&amp;", "\n", "\t", "\x00"]
 VERBS = ["help", "servers", "caches", "caches list", "caches delete", "content search"]
 VERBS += ["rebuild", "rebuild status", "rebuild cancel", "rebuild history", "audit", "nope"]
+VERBS += ["rebuild scheduled"]
 flag = st.sampled_from(FLAGS)
 # Numbers as users type them, and characters Python calls digits that int() refuses ("²").
 number = st.one_of(
@@ -703,3 +710,77 @@ def test_search_with_packages_keeps_them_in_the_page_words() -> None:
     assert isinstance(command, ContentSearch)
     again = parse(f"content search {command.args} --page 3")
     assert isinstance(again, ContentSearch) and again.packages == ("sf",) and again.page == 3
+
+
+# -- when a rebuild starts: --at / --in -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("words", "when"),
+    [
+        ("--at 02:00", AtTime(2, 0)),
+        ("--at 2:05", AtTime(2, 5)),
+        ("--at=23:59", AtTime(23, 59)),
+        ("--at 2026-12-24T02:00", AtDateTime(datetime(2026, 12, 24, 2, 0))),
+        ("--in 30m", After(timedelta(minutes=30))),
+        ("--in 2h", After(timedelta(hours=2))),
+        ("--in 1m", After(timedelta(minutes=1))),
+        ("--in 720h", After(timedelta(days=30))),
+        ("--in 5m --in 5m", After(timedelta(minutes=5))),  # the same value again is fine
+    ],
+)
+def test_rebuild_takes_a_start_time(words: str, when: object) -> None:
+    result = parse(f"rebuild -t shiny {words} --parallelism 2")
+    assert isinstance(result, RebuildPlan), result
+    assert result.when == when
+    assert result.filter.content_types == {"shiny"} and result.parallelism == 2
+    assert result.description == "shiny"  # the time is not part of what is rebuilt
+
+
+@pytest.mark.parametrize(
+    ("words", "fragment"),
+    [
+        ("--at 02:00 --in 30m", "`--at` or `--in`, not both"),
+        ("--at 24:00", "is not a time"),
+        ("--at 2am", "is not a time"),
+        ("--at 2026-02-30T01:00", "not a real date"),
+        ("--at", "needs a value"),
+        ("--at=", "needs a value"),
+        ("--in 0m", "from 1 minute to 30 days"),
+        ("--in 721h", "from 1 minute to 30 days"),
+        ("--in 30", "is not a delay"),
+        ("--in 3d", "is not a delay"),
+        ("--in \u00b2m", "is not a delay"),
+        ("--in 5m --in 6m", "given twice"),
+    ],
+)
+def test_bad_start_times_are_refused_with_an_example(words: str, fragment: str) -> None:
+    result = parse(f"rebuild {words}")
+    assert isinstance(result, ParseError), result
+    assert fragment in result.message
+    assert "--at HH:MM" in result.usage and result.topic == "rebuild"
+
+
+def test_rebuild_scheduled_lists_and_takes_nothing_more() -> None:
+    assert parse("rebuild scheduled") == RebuildScheduled()
+    assert parse("rebuild scheduled -n staging") == RebuildScheduled(server="staging")
+    refused = parse("rebuild scheduled 12")
+    assert isinstance(refused, ParseError) and "takes no options" in refused.message
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 23), st.integers(0, 59), st.sampled_from(["--at ", "--at="]))
+def test_every_clock_time_is_taken(hour: int, minute: int, spelling: str) -> None:
+    result = parse(f"rebuild {spelling}{hour:02d}:{minute:02d}")
+    assert isinstance(result, RebuildPlan) and result.when == AtTime(hour, minute)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(-5, 50_000), st.sampled_from(["m", "h"]))
+def test_a_delay_is_taken_within_30_days_or_refused(amount: int, unit: str) -> None:
+    result = parse(f"rebuild --in {amount}{unit}")
+    minutes = amount * (60 if unit == "h" else 1)
+    if 1 <= minutes <= 30 * 24 * 60:
+        assert isinstance(result, RebuildPlan) and result.when == After(timedelta(minutes=minutes))
+    else:
+        assert isinstance(result, ParseError)

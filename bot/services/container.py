@@ -13,6 +13,7 @@ from bot.services.queries import Queries
 from bot.services.rebuild_engine import RebuildEngine
 from bot.services.rebuild_store import RebuildStore
 from bot.services.rebuilds import Rebuilds
+from bot.services.schedules import Schedules
 from bot.services.servers import Servers
 
 
@@ -28,3 +29,4 @@ class Services:
     engine: RebuildEngine
     home: Home | None = None  # App Home (None: not wired; Home events are ignored)
     impact: Impact | None = None  # `impact`, `--uses-package` (None: not wired; said so)
+    schedules: Schedules | None = None  # scheduled rebuilds (None: not wired; said so)

@@ -37,6 +37,7 @@ from bot.services.audit import AuditLog, AuditRecord
 from bot.services.authz import Authorizer
 from bot.services.outcomes import Actor
 from bot.services.rebuild_store import FINISHED, Progress, RebuildStore
+from bot.services.schedule_store import Scheduled, ScheduleStore
 from bot.services.servers import ConnectServer, Servers
 from bot.store import Database, utcnow
 from bot.store.models import HomeOpen
@@ -86,6 +87,7 @@ class ServerHome:
     active: tuple[Progress, ...]  # running or cancelling, newest first
     finished: tuple[Progress, ...]  # ended within RECENTLY_FINISHED, newest first
     history: tuple[Progress, ...] = ()  # the last rebuilds, only when that section is open
+    scheduled: tuple[Scheduled, ...] = ()  # waiting for their start, soonest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,7 @@ class Home:
         authz: Authorizer,
         audit: AuditLog,
         rebuilds: RebuildStore,
+        schedules: ScheduleStore | None = None,
         cache_ttl: float = CACHE_TTL,
         open_wait: float = OPEN_WAIT,
         recent: timedelta = RECENT_VIEWERS,
@@ -214,6 +217,7 @@ class Home:
         self.authz = authz
         self.audit = audit
         self.rebuilds = rebuilds
+        self.schedules = schedules
         self.cache_ttl = cache_ttl
         self.open_wait = open_wait
         self.recent = recent
@@ -244,6 +248,9 @@ class Home:
         )
         active, finished = self._rebuilds_by_server()
         history = self._history(section.server) if section and section.kind == "history" else ()
+        scheduled: dict[str, list[Scheduled]] = {}
+        for item in self.schedules.scheduled() if self.schedules is not None else ():
+            scheduled.setdefault(item.server or self.servers.default, []).append(item)
         homes = tuple(
             ServerHome(
                 name=server.name,
@@ -256,6 +263,7 @@ class Home:
                 active=tuple(active.get(server.name, ())),
                 finished=tuple(finished.get(server.name, ())),
                 history=history if section and section.server == server.name else (),
+                scheduled=tuple(scheduled.get(server.name, ())),
             )
             for server in servers
             for listing in [listings[server.name]]

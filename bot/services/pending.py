@@ -116,15 +116,20 @@ class PendingStore:
         return Claim.USED, current
 
     def orphans(
-        self, kind: str, *, is_alive: Callable[[str | None], bool], stale_after: timedelta
+        self,
+        kind: str,
+        *,
+        is_alive: Callable[[str | None], bool],
+        stale_after: timedelta,
+        state: str = "confirmed",
     ) -> list[Pending]:
-        """Confirmed requests whose act never finished and whose holder process is gone, or
-        was claimed longer ago than `stale_after` (a process that hangs)."""
+        """Requests claimed (`state`) whose act never finished and whose holder process is
+        gone, or was claimed longer ago than `stale_after` (a process that hangs)."""
         cutoff = self._clock() - stale_after
         with self._db.session() as session:
             rows = session.scalars(
                 select(PendingAction).where(
-                    PendingAction.kind == kind, PendingAction.state == "confirmed"
+                    PendingAction.kind == kind, PendingAction.state == state
                 )
             ).all()
             found = [_to_pending(row) for row in rows]
@@ -139,7 +144,7 @@ class PendingStore:
                 update(PendingAction)
                 .where(
                     PendingAction.id == pending.id,
-                    PendingAction.state == "confirmed",
+                    PendingAction.state == pending.state,
                     PendingAction.holder.is_(None)
                     if pending.holder is None
                     else PendingAction.holder == pending.holder,

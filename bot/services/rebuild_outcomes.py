@@ -19,10 +19,16 @@ class PlanCard:
     server: str
     channel: str
     message_ts: str | None
-    state: str = "pending"  # pending | discarded | expired | refused
+    # pending | discarded | expired | refused; once scheduled: scheduled | unscheduled
+    # (cancelled before its start) | missed | unmatched (nothing matched at the start)
+    state: str = "pending"
     decided_by: str | None = None
     expires_at: datetime | None = None
     two_person: bool = False
+    proposed_for: datetime | None = None  # `--at`/`--in`: the start the Schedule button asks
+    proposed_label: str | None = None  # that time in the requester's zone (plain text)
+    scheduled_for: datetime | None = None
+    scheduled_by: str | None = None
 
 
 class PlanNotifier(Protocol):

@@ -125,7 +125,7 @@ def plan(
         session.flush()
         rebuild_id = row.id
     try:
-        _insert_items(db, rebuild_id, _selected(client, content_filter, selected_caches))
+        insert_items(db, rebuild_id, select_items(client, content_filter, selected_caches))
         with db.session() as session:
             finish_plan(session, rebuild_id)
     except BaseException:
@@ -157,11 +157,12 @@ def start(db: Database, rebuild_id: int, *, started_by: str) -> bool:
     return True
 
 
-def _selected(
+def select_items(
     client: ConnectClient,
     content_filter: ContentFilter | None,
     caches: tuple[RuntimeCache, ...] | None,
 ) -> Iterator[ContentItem]:
+    """The published items the filter selects, or that use one of `caches`, streamed."""
     for item in client.content.iter():
         if not item.published:
             continue
@@ -172,7 +173,9 @@ def _selected(
         yield item
 
 
-def _insert_items(db: Database, rebuild_id: int, items: Iterable[ContentItem]) -> None:
+def insert_items(db: Database, rebuild_id: int, items: Iterable[ContentItem]) -> None:
+    """Store `items` as the plan's rows in batches (locked ones `skipped`, with their message);
+    `finish_plan` then orders them."""
     batch: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         locked = item.locked

@@ -198,6 +198,13 @@ class RebuildStore:
         with self.db.session() as session:
             session.execute(update(Rebuild).where(Rebuild.id == rebuild_id).values(thread_ts=ts))
 
+    def set_criteria(self, rebuild_id: int, criteria: dict[str, Any]) -> None:
+        """What the plan selects, to ask Connect again at a scheduled start."""
+        with self.db.session() as session:
+            session.execute(
+                update(Rebuild).where(Rebuild.id == rebuild_id).values(criteria=criteria)
+            )
+
     # ---- state changes (the use case launches or cancels the driver afterwards) -------------
 
     def start(self, rebuild_id: int, *, started_by: str) -> bool:

@@ -41,6 +41,8 @@ from bot.services.rebuild_outcomes import (
     Started,
 )
 from bot.services.rebuild_store import PlanSummary, Progress, RebuildNotFound, RebuildStore
+from bot.services.schedule_criteria import Criteria, of_filter
+from bot.services.schedule_times import Proposal
 from bot.services.servers import Servers
 from bot.store import utcnow
 
@@ -98,16 +100,31 @@ class Rebuilds:
         description: str,
         content_filter: ContentFilter,
         parallelism: int | None = None,
+        selection: Criteria | None = None,
+        proposal: Proposal | None = None,
     ) -> RebuildPlanOutcome:
         """Plan a rebuild of the published content `content_filter` selects; refused when an
-        item it names by GUID is locked."""
+        item it names by GUID is locked. `selection`: what to ask Connect again should it be
+        scheduled (default: the filter; `--uses-package` gives the names, not their items);
+        `proposal`: the start time given with it (its card offers to schedule it then)."""
         server = self.servers.resolve(server_name, actor.channel)
         if isinstance(server, UnknownServer):
             return server
         refused = self._refused(actor, "rebuild_plan", description, server.name)
         if refused:
             return refused
-        return self._plan(actor, server.name, description, parallelism, content_filter, None, None)
+        selection = selection or of_filter(content_filter)
+        return self._plan(
+            actor,
+            server.name,
+            description,
+            parallelism,
+            content_filter,
+            None,
+            None,
+            selection,
+            proposal,
+        )
 
     def plan_affected(self, actor: Actor, deletion_id: str) -> RebuildPlanOutcome:
         """'Rebuild affected content' on a finished deletion: what used the deleted caches."""
@@ -128,6 +145,7 @@ class Rebuilds:
             None,
             deleted.caches,
             deleted.request_id,
+            Criteria(caches=tuple(deleted.caches)),
         )
 
     def _plan(
@@ -139,6 +157,8 @@ class Rebuilds:
         content_filter: ContentFilter | None,
         caches: Iterable[RuntimeCache] | None,
         reference: str | None,
+        selection: Criteria,
+        proposal: Proposal | None = None,
     ) -> RebuildPlanOutcome:
         server = self.servers.get(server_name)
         if isinstance(server, UnknownServer):
@@ -173,6 +193,7 @@ class Rebuilds:
         if summary.total == 0:
             self.store.close_plan(summary.rebuild_id, "discarded")
             return NothingToRebuild(description, summary.skipped)
+        self.store.set_criteria(summary.rebuild_id, selection.to_json())
         pending = self.pending.create(
             kind=KIND,
             requested_by=actor.user,
@@ -181,6 +202,7 @@ class Rebuilds:
                 "rebuild_id": summary.rebuild_id,
                 "server": server.name,
                 "reference": reference,
+                "proposal": proposal.to_json() if proposal else None,
             },
         )
         return self._card(pending, summary)
@@ -235,6 +257,25 @@ class Rebuilds:
             return NotStartable(rebuild_id)
         self.engine.launch(rebuild_id)
         self.pending.finish(pending.id, state="done", result={"rebuild_id": rebuild_id})
+        self.audit.complete(audit_id, "started", detail)
+        return Started(rebuild_id)
+
+    def start_scheduled(
+        self, rebuild_id: int, *, by: str, channel: str, server: str | None, detail: str
+    ) -> Started | NotStartable:
+        """A scheduled rebuild's start, at its time: Start's path (audited before it happens,
+        planned -> running, the engine launched), without a click to decide."""
+        audit_id = self.audit.begin(
+            actor=by,
+            action="rebuild_start",
+            target=f"rebuild #{rebuild_id}",
+            channel=channel,
+            server=server,
+        )
+        if not self.store.start(rebuild_id, started_by=by):
+            self.audit.complete(audit_id, "failed", "the plan could no longer be started")
+            return NotStartable(rebuild_id)
+        self.engine.launch(rebuild_id)
         self.audit.complete(audit_id, "started", detail)
         return Started(rebuild_id)
 
@@ -302,6 +343,14 @@ class Rebuilds:
             self._expire(pending)
             self._audit(pending.requested_by, "rebuild_plan", "expired", pending)
         return len(expired)
+
+    def decide_plan(
+        self, actor: Actor, pending_id: str, message_ts: str | None, action: str, rule: Rule
+    ) -> Pending | Refusal:
+        """Take a plan's card for another act than Start (scheduling): the same rules, single
+        use, and expiry. The pending request moves to `scheduling`, which `reconcile` (Start's
+        crash recovery) leaves alone."""
+        return self._decide(actor, pending_id, message_ts, action, "scheduling", rule)
 
     def _expire(self, pending: Pending) -> None:
         self.store.close_plan(_rebuild_id(pending), "expired")
@@ -415,6 +464,7 @@ class Rebuilds:
         state: str = "pending",
         decided_by: str | None = None,
     ) -> PlanCard:
+        proposal = proposal_of(pending)
         return PlanCard(
             summary=summary or self.store.summary(_rebuild_id(pending)),
             pending_id=pending.id,
@@ -425,6 +475,8 @@ class Rebuilds:
             decided_by=decided_by,
             expires_at=pending.expires_at,
             two_person=self.confirmations.two_person_rule,
+            proposed_for=proposal.at if proposal else None,
+            proposed_label=proposal.label if proposal else None,
         )
 
 
@@ -435,3 +487,8 @@ def _rebuild_id(pending: Pending) -> int:
 def _server(pending: Pending) -> str | None:
     server = pending.payload.get("server")
     return str(server) if server else None
+
+
+def proposal_of(pending: Pending) -> Proposal | None:
+    """The start time given with the plan, if any."""
+    return Proposal.from_json(pending.payload.get("proposal"))

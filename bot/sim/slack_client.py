@@ -14,11 +14,13 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
 from bot.sim.slack import FakeSlack, Interaction, JsonDict
+from bot.sim.slack.modals import OpenModal
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
@@ -180,6 +182,34 @@ class SlackRequests:
         payload["team"] = {**payload.get("team", {}), "id": self.team_id}
         self.last_response_url, self.last_payload = None, payload
         interaction = self.fake.views.record_click(payload, transport="http")
+        body = urlencode({"payload": json.dumps(payload)})
+        return self._send(body, interaction, timeout, None)
+
+    def submit_view(
+        self,
+        modal: OpenModal,
+        values: dict[str, dict[str, Any]],
+        *,
+        user_id: str = "U0ADMIN",
+        timeout: float = 10,
+    ) -> httpx.Response:
+        """Submit an open modal with `values[block_id][action_id]` (view_submission), signed;
+        the bot's answer is the HTTP response (empty: closed; `response_action`: errors...)."""
+        payload = self.fake.modals.submission_payload(modal, user_id, values)
+        payload["team"] = {**payload.get("team", {}), "id": self.team_id}
+        self.last_response_url, self.last_payload = None, payload
+        interaction = Interaction(
+            "submit",
+            self.fake._clock.next(),
+            "",
+            user_id,
+            "[ Submit ] (modal)",
+            "http",
+            payload,
+            "",
+        )
+        with self.fake._lock:
+            self.fake.interactions.append(interaction)
         body = urlencode({"payload": json.dumps(payload)})
         return self._send(body, interaction, timeout, None)
 

@@ -17,6 +17,7 @@ from typing import Any
 from bot.services.container import Services
 from bot.services.outcomes import Actor
 from bot.slack.poster import SlackPoster
+from bot.slack.zones import UserZones
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Click(Invocation):
     value: str = ""
     message_ts: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    trigger_id: str | None = None  # opens a modal (views.open) within 3 s of the click
 
     def selected_values(self, action_id: str) -> list[str]:
         """Values chosen in a select menu of the same message (Slack sends them with the click)."""
@@ -102,17 +104,22 @@ class Deps:
     executor: Executor
     bot_user_id: str | None = None
     team_url: str | None = None  # the workspace's URL, for links to threads
+    zones: UserZones | None = None  # people's Slack time zones (None: `--at` is refused)
     gate: AckGate = field(default_factory=AckGate)
     background_yield: float = 2.0  # longest a background task waits for a quiet moment
     _outstanding: set[Future[None]] = field(default_factory=set, repr=False)
     _outstanding_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def submit(self, function: Callable[..., None], *args: Any) -> Future[None]:
-        """Run work after the ack. Errors are logged, never raised into Bolt."""
+    def submit(
+        self, function: Callable[..., None], *args: Any, prompt: bool = False
+    ) -> Future[None]:
+        """Run work after the ack. Errors are logged, never raised into Bolt. `prompt`: do not
+        wait for a quiet moment (opening a modal: the trigger expires 3 s after the click)."""
 
         def guarded() -> None:
             try:
-                self.gate.wait_quiet(self.background_yield)
+                if not prompt:
+                    self.gate.wait_quiet(self.background_yield)
                 function(*args)
             except Exception:
                 log.exception("background work %s failed", getattr(function, "__name__", "?"))

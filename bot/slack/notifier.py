@@ -11,8 +11,10 @@ import logging
 from bot.services.audit import AuditRecord
 from bot.services.deletions import DeletionState
 from bot.services.rebuild_outcomes import PlanCard
+from bot.services.schedule_outcomes import Notice
 from bot.slack.poster import SlackPoster, SlackUnavailable
 from bot.slack.views import Message, audit_notice_view, deletion_card_view, plan_card_view
+from bot.slack.views.schedules import schedule_notice_view
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,16 @@ class SlackNotifier:
     def plan_changed(self, card: PlanCard) -> None:
         view = plan_card_view(card, server=self._label(card.server))
         self._update(card.channel, card.message_ts, view, "rebuild plan card")
+
+    def schedule_told(self, notice: Notice) -> None:
+        """A scheduled rebuild's news, in its thread (the plan card's)."""
+        item = notice.item
+        if not item.thread_ts:
+            return
+        try:
+            self.poster.post(item.channel, schedule_notice_view(notice), thread_ts=item.thread_ts)
+        except SlackUnavailable as exc:
+            log.warning("could not post in rebuild %s's thread: %s", item.rebuild_id, exc.error)
 
     def audit_recorded(self, record: AuditRecord) -> None:
         if not self.audit_channel:

@@ -97,6 +97,13 @@ class SlackPoster:
             **message.to_dict(),
         )
 
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
+        """views.open (a modal) within 3 s of the click that gave `trigger_id`; its view id."""
+        response = self._call(
+            "views.open", self.client.views_open, trigger_id=trigger_id, view=view
+        )
+        return str((response.get("view") or {}).get("id", ""))
+
     def respond(
         self,
         response_url: str | None,

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
-from bot.slack.handlers import admin, caches, home, impact, rebuilds
+from bot.slack.handlers import admin, caches, home, impact, rebuilds, schedules
 from bot.slack.views import Actions, HomeActions, ImpactActions, Message, help_view, notice_view
 
 WORKING = ":hourglass_flowing_sand:"
@@ -30,6 +30,17 @@ class CommandRoute:
 class ActionRoute:
     action_id: str | re.Pattern[str]
     work: Callable[[Deps, Click], None] | None  # None: ack only
+    prompt: bool = False  # at once, not after a quiet moment (it opens a modal)
+
+
+@dataclass(frozen=True)
+class ViewRoute:
+    """A modal's submission: `check` (pure, before the ack) answers field errors by block id,
+    `work` runs after an empty ack (the modal closes)."""
+
+    callback_id: str
+    check: Callable[[dict[str, Any]], dict[str, str]]
+    work: Callable[[Deps, str, dict[str, Any]], None]
 
 
 def _say(text: str, emoji: str = WORKING) -> Callable[[Any], Message]:
@@ -63,6 +74,7 @@ COMMANDS: dict[type, CommandRoute] = {
     parser.RebuildStatus: CommandRoute(ack=_silent, work=rebuilds.status),
     parser.RebuildCancel: CommandRoute(ack=_silent, work=rebuilds.cancel_command),
     parser.RebuildHistory: CommandRoute(ack=_silent, work=rebuilds.history),
+    parser.RebuildScheduled: CommandRoute(ack=_silent, work=schedules.list_scheduled),
 }
 
 ACTIONS: tuple[ActionRoute, ...] = (
@@ -77,10 +89,16 @@ ACTIONS: tuple[ActionRoute, ...] = (
     ActionRoute(Actions.REBUILD_START, rebuilds.start),
     ActionRoute(Actions.REBUILD_DISCARD, rebuilds.discard),
     ActionRoute(Actions.REBUILD_CANCEL, rebuilds.cancel_click),
+    ActionRoute(Actions.REBUILD_SCHEDULE, schedules.schedule),
+    ActionRoute(Actions.REBUILD_SCHEDULE_OPEN, schedules.open_form, prompt=True),
     ActionRoute(ImpactActions.DELETE_CACHES, impact.delete_caches),
     ActionRoute(ImpactActions.REBUILD, impact.rebuild),
     # App Home: each button expands (or collapses) a part of Home; nothing destructive.
     ActionRoute(HomeActions.CACHES, home.toggle),
     ActionRoute(HomeActions.HISTORY, home.toggle),
     ActionRoute(HomeActions.PLAN, home.toggle),
+)
+
+VIEWS: tuple[ViewRoute, ...] = (
+    ViewRoute(Actions.SCHEDULE_MODAL, schedules.check_form, schedules.submitted),
 )

@@ -102,6 +102,7 @@ class AuditEntry(Base):
 
 class Rebuild(Base):
     __tablename__ = "rebuilds"
+    __table_args__ = (Index("ix_rebuilds_state_scheduled_for", "state", "scheduled_for"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     state: Mapped[str] = mapped_column(String(16), default="planned")
@@ -125,6 +126,14 @@ class Rebuild(Base):
     lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # The Connect server it builds on (migration 0003); None before servers had names.
     server: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Scheduled rebuilds (migration 0010): state `scheduled` until `scheduled_for`, then the
+    # selection `criteria` (JSON) is evaluated again and it starts. `reminded`: the reminder
+    # before the start is claimed (posted once); `claimed_by`: the process starting it.
+    scheduled_for: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    scheduled_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    criteria: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    reminded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class RebuildItem(Base):

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 
 from bot.sim.slack.http import FakeSlackHTTPServer
+from bot.sim.slack.modals import ModalsApi
 from bot.sim.slack.queries import QueriesMixin
 from bot.sim.slack.socket_mode import SocketModeMixin, SocketModeServer
 from bot.sim.slack.users_api import UsersApiMixin
@@ -73,6 +74,7 @@ class FakeSlack(WebApiMixin, SocketModeMixin, QueriesMixin, UsersApiMixin):
         self._init_web_api()
         self._init_users_api()  # users.lookupByEmail, conversations.open (DMs)
         self.views = ViewsApi(self)  # views.publish, App Home, app_home_opened payloads
+        self.modals = ModalsApi(self)  # views.open, open modals, view_submission payloads
 
         self._http: FakeSlackHTTPServer | None = None
         self._http_thread: threading.Thread | None = None

@@ -13,9 +13,10 @@ from bot.connect import ContentFilter, RuntimeCache
 from bot.services.caches import CacheTarget
 from bot.services.impact import ContentUsing, Impact, ImpactFound, PackagesUnsupported
 from bot.services.queries import ContentFound
+from bot.services.schedule_criteria import of_filter
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
-from bot.slack.handlers import caches, content, rebuilds
+from bot.slack.handlers import caches, content, rebuilds, schedules
 from bot.slack.replies import answer, post_or_explain, server_label, shared_view
 from bot.slack.views import (
     content_search_view,
@@ -104,9 +105,16 @@ def page(deps: Deps, click: Click) -> None:
 
 
 def plan(deps: Deps, req: Invocation, command: parser.RebuildPlan) -> None:
-    """`rebuild`, with `--uses-package` resolved to GUIDs and intersected with the filter."""
+    """`rebuild`, with `--uses-package` resolved to GUIDs and intersected with the filter;
+    `--at`/`--in` read first (a time that cannot be scheduled asks Connect nothing)."""
+    proposal = None
+    if command.when is not None:
+        proposal = schedules.proposal(deps, req, command.when)
+        if proposal is None:
+            return
+    selection = of_filter(command.filter, command.packages)
     if not command.packages:
-        rebuilds.plan(deps, req, command)
+        rebuilds.plan(deps, req, command, selection=selection, proposal=proposal)
         return
     service = _service(deps, req)
     if service is None:
@@ -130,7 +138,7 @@ def plan(deps: Deps, req: Invocation, command: parser.RebuildPlan) -> None:
         filter=dataclasses.replace(command.filter, guids=guids),
         packages=(),
     )
-    rebuilds.plan(deps, req, resolved)
+    rebuilds.plan(deps, req, resolved, selection=selection, proposal=proposal)
 
 
 def delete_caches(deps: Deps, click: Click) -> None:

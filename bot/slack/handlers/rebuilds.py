@@ -16,8 +16,11 @@ from bot.services.rebuild_outcomes import (
     PlanCard,
 )
 from bot.services.rebuilds import LockedContent, RebuildPlanOutcome
+from bot.services.schedule_criteria import Criteria
+from bot.services.schedule_times import Proposal
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
+from bot.slack.handlers import schedules
 from bot.slack.poster import SlackUnavailable
 from bot.slack.replies import answer, answer_lost_click, post_or_explain, server_label, shared_view
 from bot.slack.views import (
@@ -34,13 +37,24 @@ from bot.store import utcnow
 log = logging.getLogger(__name__)
 
 
-def plan(deps: Deps, req: Invocation, command: parser.RebuildPlan) -> None:
+def plan(
+    deps: Deps,
+    req: Invocation,
+    command: parser.RebuildPlan,
+    *,
+    selection: Criteria | None = None,
+    proposal: Proposal | None = None,
+) -> None:
+    """`selection`: what the plan selects, as typed (`--uses-package` names, not the items
+    they resolved to); `proposal`: the start time `--at`/`--in` gave."""
     outcome = deps.services.rebuilds.plan(
         req.actor,
         command.server,
         description=command.description,
         content_filter=command.filter,
         parallelism=command.parallelism,
+        selection=selection,
+        proposal=proposal,
     )
     _show_plan(deps, req, outcome)
 
@@ -103,6 +117,8 @@ def cancel_click(deps: Deps, click: Click) -> None:
 
 
 def _cancel(deps: Deps, req: Invocation, rebuild_id: int) -> None:
+    if schedules.cancel(deps, req, rebuild_id):
+        return  # it was waiting for its start
     outcome = deps.services.rebuilds.cancel(req.actor, rebuild_id)
     if isinstance(outcome, NotFound):
         answer(deps, req, notice_view(f"There is no rebuild #{rebuild_id}."))

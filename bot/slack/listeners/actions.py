@@ -29,6 +29,7 @@ def click_from(body: dict[str, Any]) -> Click:
         value=str(action.get("value", "")),
         message_ts=container.get("message_ts"),
         state=(body.get("state") or {}).get("values") or {},
+        trigger_id=body.get("trigger_id"),
     )
 
 
@@ -51,7 +52,7 @@ def _listener(deps: Deps, route: ActionRoute) -> Callable[..., None]:
             if not on_home and not gate.allowed:
                 deps.submit(answer, deps, click, denied_view(gate.reason))
                 return
-            deps.submit(route.work, deps, click)
+            deps.submit(route.work, deps, click, prompt=route.prompt)
         except Exception:
             log.exception("the %s listener failed", route.action_id)
 

@@ -13,6 +13,7 @@ from bot.slack.parser.commands import (
     RebuildCancel,
     RebuildHistory,
     RebuildPlan,
+    RebuildScheduled,
     RebuildStatus,
     Servers,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "RebuildCancel",
     "RebuildHistory",
     "RebuildPlan",
+    "RebuildScheduled",
     "RebuildStatus",
     "Servers",
     "describe_filter",

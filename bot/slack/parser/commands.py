@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.connect import ContentFilter
 from bot.services.caches import CacheTarget
+from bot.services.schedule_times import When
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +55,12 @@ class RebuildPlan(Addressed):
     parallelism: int | None = None
     description: str = "all published content"
     packages: tuple[str, ...] = ()  # `--uses-package`: any of these (names as typed)
+    when: When | None = None  # `--at` / `--in`: the card offers to schedule it then
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildScheduled(Addressed):
+    """`rebuild scheduled`: the rebuilds waiting for their start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,4 +104,5 @@ Command = (
     | RebuildStatus
     | RebuildCancel
     | RebuildHistory
+    | RebuildScheduled
 )

@@ -19,6 +19,7 @@ from bot.slack.parser.commands import (
     RebuildCancel,
     RebuildHistory,
     RebuildPlan,
+    RebuildScheduled,
     RebuildStatus,
     Servers,
 )
@@ -32,6 +33,7 @@ from bot.slack.parser.options import (
     short,
 )
 from bot.slack.parser.usage import USAGE
+from bot.slack.parser.when import take_when
 
 MAX_AUDIT = 50
 MAX_TARGETS = 20
@@ -240,8 +242,13 @@ def _rebuild(words: list[str]) -> Command | ParseError:
         if len(words) > 1:
             return ParseError("`rebuild history` takes no options.", USAGE["rebuild history"])
         return RebuildHistory()
+    if verb == "scheduled":
+        if len(words) > 1:
+            return ParseError("`rebuild scheduled` takes no options.", USAGE["rebuild scheduled"])
+        return RebuildScheduled()
     packages: list[str] = []
     try:
+        words, when = take_when(words, "rebuild")
         content_filter, parallelism = filters(words, "rebuild", rebuild=True, packages=packages)
     except Bad as exc:
         return exc.error()
@@ -251,6 +258,7 @@ def _rebuild(words: list[str]) -> Command | ParseError:
         parallelism or None,
         "; ".join(part for part in parts if part) or "all published content",
         tuple(packages),
+        when,
     )
 
 

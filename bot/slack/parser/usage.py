@@ -21,11 +21,12 @@ USAGE = {
     "rebuild": (
         "/connect rebuild [--guid GUID]... [--content-type T]... [--py-version OPV] "
         "[--r-version OPV] [--image-name I] [--uses-package NAME]... [--parallelism N] "
-        "[-n SERVER]"
+        "[--at HH:MM | --at YYYY-MM-DDTHH:MM | --in 30m] [-n SERVER]"
     ),
     "impact": "/connect impact --package NAME [--package NAME]... [-n SERVER]",
     "rebuild status": "/connect rebuild status [ID]",
     "rebuild cancel": "/connect rebuild cancel ID",
+    "rebuild scheduled": "/connect rebuild scheduled",
     "rebuild history": "/connect rebuild history [-n SERVER]",
     "audit": "/connect audit [N]",
 }
@@ -60,13 +61,30 @@ HELP: tuple[HelpEntry, ...] = (
         admin=True,
     ),
     HelpEntry(
+        "rebuild",
+        "/connect rebuild --content-type shiny --at 02:00",
+        "Plan it to start later: `--at HH:MM` (your Slack time zone), `--at"
+        " 2026-12-24T02:00`, or `--in 30m` / `--in 2h` (up to 30 days). The card's *Schedule*"
+        " button (or *Schedule…*, with a date picker) schedules it; at the time the filter is"
+        " checked again and the rebuild starts.",
+        admin=True,
+    ),
+    HelpEntry(
+        "rebuild scheduled", "/connect rebuild scheduled", "The rebuilds waiting for their start."
+    ),
+    HelpEntry(
         "impact",
         "/connect impact --package sf",
         "Which runtimes, caches and published items use a package (active bundles), with"
         " buttons to delete those caches or rebuild those items. Needs Connect 2024.11.0+.",
     ),
     HelpEntry("rebuild status", "/connect rebuild status 12", "Progress of a rebuild."),
-    HelpEntry("rebuild cancel", "/connect rebuild cancel 12", "Stop dispatching builds.", True),
+    HelpEntry(
+        "rebuild cancel",
+        "/connect rebuild cancel 12",
+        "Stop dispatching builds, or cancel a scheduled rebuild before its start.",
+        True,
+    ),
     HelpEntry("rebuild history", "/connect rebuild history", "Recent rebuilds."),
     HelpEntry("audit", "/connect audit 20", "The last N destructive acts.", admin=True),
     HelpEntry("help", "/connect help", "This message."),

@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import (
 
 from bot.services.home import HomeOverview, Section, ServerHome
 from bot.services.rebuild_store import Progress
+from bot.services.schedule_store import Scheduled
 from bot.slack.text import clip, code, esc, link, plain
 from bot.slack.views.audit import audit_view
 from bot.slack.views.common import context, date, duration, md, who
@@ -34,6 +35,7 @@ MAX_HOME_BLOCKS = 100  # views.publish: a Home view has at most 100 blocks
 CACHES_SHOWN = 8  # per server, before "List caches"
 CACHES_EXPANDED = 100
 REBUILDS_SHOWN = 5  # active rebuilds per server
+SCHEDULED_SHOWN = 5  # scheduled rebuilds per server
 FINISHED_SHOWN = 3
 BLOCKS_PER_SERVER = 6  # divider, header, caches, rebuilds, expanded part, buttons
 FIXED_BLOCKS = 6  # header, intro, audit (divider, header, list), footer
@@ -213,7 +215,21 @@ def _rebuilds_text(server: ServerHome, permalink: Permalink, now: datetime) -> s
     if not server.active:
         parts.append(":white_circle: No rebuild is running.")
     parts += [_finished_text(p, permalink, now) for p in server.finished[:FINISHED_SHOWN]]
+    if server.scheduled:
+        parts.append(_scheduled_text(server.scheduled))
     return clip("\n\n".join(parts), 3000)
+
+
+def _scheduled_text(scheduled: Sequence[Scheduled]) -> str:
+    lines = [f":alarm_clock: *Scheduled: {len(scheduled)}*"]
+    for item in scheduled[:SCHEDULED_SHOWN]:
+        lines.append(
+            f"• #{item.rebuild_id} {date(item.scheduled_for)} · {esc(clip(item.description, 80))}"
+            f" · {item.total} item(s) · by {who(item.scheduled_by)}"
+        )
+    if len(scheduled) > SCHEDULED_SHOWN:
+        lines.append(f"+{len(scheduled) - SCHEDULED_SHOWN} more: `/connect rebuild scheduled`.")
+    return "\n".join(lines)
 
 
 def _name_flag(overview: HomeOverview, server: ServerHome) -> str:

@@ -30,6 +30,7 @@ from bot.slack.views.common import (
     on_server,
     who,
 )
+from bot.slack.views.plan_actions import decision_blocks
 
 BAR_CELLS = 20
 Permalink = Callable[[str, str | None], str | None]
@@ -51,8 +52,7 @@ def _counted(pairs: Sequence[tuple[str, int]], render: Callable[[str], str], lim
 
 def plan_card_view(card: PlanCard, *, server: str | None = None) -> Message:
     """`server`: the server's name, shown with several servers."""
-    plan, state, pending_id = card.summary, card.state, card.pending_id
-    expires_at, two_person, decided_by = card.expires_at, card.two_person, card.decided_by
+    plan = card.summary
     title = f"Rebuild plan #{plan.rebuild_id}: {plan.total} item(s)"
     blocks: list[Block] = [HeaderBlock(text=clip(title, 150))]
     blocks.append(
@@ -82,44 +82,7 @@ def plan_card_view(card: PlanCard, *, server: str | None = None) -> Message:
                 )
             )
         )
-    if state == "pending":
-        rule = " Another administrator must start it." if two_person else ""
-        expiry = ""
-        if expires_at is not None:
-            expiry = f" Expires {date(expires_at, '{time}', 'soon')}."
-        blocks.append(context(f"Nothing runs until an administrator clicks Start.{expiry}{rule}"))
-        blocks.append(
-            ActionsBlock(
-                block_id=f"rebuild_plan_{plan.rebuild_id}",
-                elements=[
-                    ButtonElement(
-                        text="Start",
-                        action_id=Actions.REBUILD_START,
-                        value=pending_id,
-                        style="primary",
-                        confirm=ConfirmObject(
-                            title="Start the rebuild?",
-                            text=mrkdwn(
-                                f"Connect rebuilds {plan.total} item(s), {plan.parallelism} at a"
-                                " time. Builds that have started cannot be stopped.",
-                                300,
-                            ),
-                            confirm="Start",
-                            deny="Not yet",
-                        ),
-                    ),
-                    ButtonElement(
-                        text="Discard", action_id=Actions.REBUILD_DISCARD, value=pending_id
-                    ),
-                ],
-            )
-        )
-    elif state == "discarded":
-        blocks.append(context(f"Discarded by {who(decided_by)}. Nothing was built."))
-    elif state == "expired":
-        blocks.append(context("Nobody started it in time. Nothing was built; plan again."))
-    else:
-        blocks.append(context("This plan could not be started. Nothing was built."))
+    blocks += decision_blocks(card)
     return Message(f"{title} ({esc(plan.description)})", blocks)
 
 
@@ -169,6 +132,9 @@ STATE_LABEL = {
     "cancelling": ":octagonal_sign: cancelling (running builds finish)",
     "done": ":checkered_flag: finished",
     "cancelled": ":octagonal_sign: cancelled",
+    "scheduled": ":alarm_clock: scheduled",
+    "starting": ":hourglass_flowing_sand: starting",
+    "missed": ":warning: missed its start",
 }
 
 
