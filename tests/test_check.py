@@ -174,7 +174,7 @@ def test_good_socket_mode_with_groups(
     assert not marked(lines, FAIL) and not notes(lines)
     text = "\n".join(lines)
     assert "Socket Mode: SLACK_APP_TOKEN is valid" in text
-    assert "commands, chat:write, usergroups:read" in text
+    assert "commands, chat:write, users:read, usergroups:read" in text
     assert "does not exist yet: `connect-bot serve` creates it" in text
     assert not (tmp_path / "connect-bot.db").exists()  # the check is read-only
 
@@ -276,12 +276,15 @@ def test_missing_scopes_say_which_and_to_reinstall(connect: FakeConnect, tmp_pat
         code, lines = check(config)
     assert code == 1
     line = only_failure(lines)
-    assert "lacks the scope(s) chat:write, usergroups:read, users:read.email, im:write" in line
+    assert (
+        "lacks the scope(s) chat:write, users:read, usergroups:read, users:read.email, im:write"
+        in line
+    )
     assert "manifest.yml" in line and "reinstall the app" in line
 
 
 def test_group_scope_is_needed_only_with_admin_groups(connect: FakeConnect, tmp_path: Path) -> None:
-    scopes = ("commands", "chat:write", "users:read.email", "im:write")
+    scopes = ("commands", "chat:write", "users:read", "users:read.email", "im:write")
     with fake_slack(scopes=scopes) as basic:
         code, lines = check(settings(connect, basic.start(), tmp_path))
     assert code == 0, lines
@@ -290,7 +293,7 @@ def test_group_scope_is_needed_only_with_admin_groups(connect: FakeConnect, tmp_
 def test_owner_scopes_are_needed_while_owners_are_notified(
     connect: FakeConnect, tmp_path: Path
 ) -> None:
-    with fake_slack(scopes=("commands", "chat:write", "users:read.email")) as narrow:
+    with fake_slack(scopes=("commands", "chat:write", "users:read", "users:read.email")) as narrow:
         code, lines = check(settings(connect, narrow.start(), tmp_path))
         assert code == 1
         line = only_failure(lines)

@@ -7,6 +7,7 @@ how many DELETEs Connect received: never two, and no card left saying "Deletingâ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,6 +54,12 @@ def _real_deletes(connect: FakeConnect) -> int:
         for r in connect.requests
         if r.method == "DELETE" and isinstance(r.json, dict) and r.json.get("dry_run") is False
     )
+
+
+def _real_delete_arrived(connect: FakeConnect) -> bool:
+    """A real DELETE reached Connect (it may still be held there by a fault)."""
+    bodies = [body for method, _, body in list(connect.arrivals) if method == "DELETE"]
+    return any(json.loads(body).get("dry_run") is False for body in bodies if body)
 
 
 def _listed(connect: FakeConnect) -> bool:
@@ -132,6 +139,8 @@ def test_kill_during_a_deletion_then_restart(
                 assert slack.wait_for(lambda _: _journal(db) == ["running"], 15, interval=0.01)
                 slack.set_latency("chat.update", SLOW)
             assert slack.wait_for(lambda _: held(db), 15, interval=0.01), _journal(db)
+            if point == "DELETE in flight":  # journalled `sent` before it leaves: let it land
+                assert slack.wait_for(lambda _: _real_delete_arrived(connect), 15)
             if point in ("after the claim", "DELETE answered, card not updated"):
                 # The card update is held in flight by the fake: kill the bot while it waits.
                 arrived = calls_before + (1 if point == "after the claim" else 2)

@@ -159,7 +159,8 @@ def test_status_and_history_commands() -> None:
 
         stack.requests.command("rebuild history", user_id=VIEWER)
         history = wait_ephemeral(slack, "Rebuilds: last 1", user=VIEWER)
-        assert "<@U0ADMIN>" in history and "done" in history and "1 ok, 0 failed of 1" in history
+        assert "<@U0ADMIN>" in history and "· finished ·" in history
+        assert "1 ok, 0 failed of 1" in history
         assert permalink in history
 
 

@@ -448,3 +448,19 @@ def test_large_inputs_stay_within_slack_limits(build: Callable[[], Message]):
         elif block["type"] == "header":
             assert len(block["text"]["text"]) <= 150
     assert validate_blocks(blocks) == []
+
+
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [
+        ("running", " · running · "),
+        ("done", " · finished · "),
+        ("cancelled", " · cancelled · "),
+        ("scheduled", " · scheduled · "),
+        ("missed", " · missed its start · "),
+        ("something-new", " · something-new · "),
+    ],
+)
+def test_history_lines_name_the_state_in_words(state: str, shown: str):
+    text = all_text(v.history_view([progress(state=state)], no_links, now=NOW))
+    assert shown in text and ":warning:" not in text

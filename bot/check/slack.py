@@ -14,7 +14,7 @@ from bot.config import Settings
 WebClientFactory = Callable[[str, str], WebClient]
 
 SLACK_TIMEOUT = 10
-BASE_SCOPES = ("commands", "chat:write")
+BASE_SCOPES = ("commands", "chat:write", "users:read")  # users:read: time zones for --at
 GROUP_SCOPE = "usergroups:read"
 # BOT_NOTIFY_OWNERS: find owners by email, open a DM with each.
 OWNER_SCOPES = ("users:read.email", "im:write")

@@ -365,6 +365,9 @@ class FakeConnect:
         self.nagle = nagle
         self.record_requests = record_requests
         self.requests: list[RequestRecord] = []
+        # (method, path, body) of each request as it arrives, before any injected latency: a
+        # test can tell a request is held at Connect (`requests` records it once answered).
+        self.arrivals: list[tuple[str, str, bytes]] = []
 
         # One lock guards all mutable state; each task has a Condition on it for long polls.
         self._lock = threading.Lock()
@@ -655,8 +658,18 @@ class FakeConnect:
             and (pattern is None or pattern.search(record.path))
         )
 
+    def arrived(self, method: str, path_regex: str, body_contains: bytes = b"") -> int:
+        """Requests that reached the server (answered or still held by a fault)."""
+        pattern = re.compile(path_regex)
+        return sum(
+            1
+            for m, path, body in list(self.arrivals)
+            if m == method.upper() and pattern.search(path) and body_contains in body
+        )
+
     def clear_requests(self) -> None:
         self.requests.clear()
+        self.arrivals.clear()
 
     def builds_started(self) -> list[str]:
         """GUIDs of the accepted build requests, in request order (queued builds included)."""
@@ -1477,6 +1490,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         length = int(headers.get("content-length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        if fake.record_requests:
+            fake.arrivals.append((self.command, path, body))
 
         outage = fake._outage
         action: str | None

@@ -329,6 +329,12 @@ def cancel_requested_reply(rebuild_id: int, user: str) -> Message:
     )
 
 
+def _history_state(state: str) -> str:
+    """STATE_LABEL's words without the emoji (a history line is dense already)."""
+    label = STATE_LABEL.get(state)
+    return esc(label.split(" ", 1)[1] if label else state)
+
+
 def history_view(
     rebuilds: Sequence[Progress],
     permalink: Permalink,
@@ -352,7 +358,8 @@ def history_view(
         by = who(p.started_by or p.requested_by)
         on = f" · {esc(p.server or '')}" if several_servers else ""
         lines.append(
-            f"• *{ref}*{on} {date(p.started_at or p.created_at)} · {by} · {esc(p.state)} · {counts}"
+            f"• *{ref}*{on} {date(p.started_at or p.created_at)} · {by} · {_history_state(p.state)}"
+            f" · {counts}"
             f" · {duration(p.elapsed(now)) if p.started_at else 'not started'}"
             f" · {esc(clip(p.description, 80))}"
         )
