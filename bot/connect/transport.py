@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import sys
 import urllib.request
 from collections.abc import Iterable
 from typing import Any
@@ -29,9 +28,9 @@ QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 def quick_ack_available() -> bool:
-    """True where TCP_QUICKACK exists and no proxy is configured in the environment (a
+    """True where TCP_QUICKACK exists (Linux) and no proxy is configured in the environment (a
     custom transport would bypass httpx's environment proxies)."""
-    return QUICKACK is not None and sys.platform.startswith("linux") and not _env_proxies()
+    return QUICKACK is not None and not _env_proxies()
 
 
 def _env_proxies() -> bool:

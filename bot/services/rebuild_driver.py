@@ -95,9 +95,6 @@ class Dispatcher:
                 self._warmer.setdefault(key, item_id)
         self._warming = {item_id for item_id, _, is_open in warmups if is_open}
         self._closed = False
-        self.warmup_done = threading.Event()
-        if not self._warming:
-            self.warmup_done.set()
 
     def next(self) -> WorkItem | None:
         with self._cond:
@@ -141,8 +138,6 @@ class Dispatcher:
             if item.id not in self._warming:
                 return
             self._warming.discard(item.id)
-            if not self._warming:
-                self.warmup_done.set()
             self._cond.notify_all()
 
     def retry(self, item: WorkItem) -> None:

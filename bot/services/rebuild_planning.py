@@ -256,7 +256,7 @@ def skip_duplicates(session: Any, rebuild_id: int) -> int:
 def choose_warmup(session: Any, rebuild_id: int, estimates: Estimates | None = None) -> None:
     """Promote to wave 0 the fewest queued items covering every runtime no queued warm-up item
     covers yet, preferring the shortest known builds, then interactive items and items covering
-    two runtimes. Without estimates, one SQL query per runtime combination, not per item."""
+    two runtimes."""
     mine = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
     covered: set[str] = set()
     for runtimes, label in session.execute(
@@ -265,39 +265,22 @@ def choose_warmup(session: Any, rebuild_id: int, estimates: Estimates | None = N
         .distinct()
     ).all():
         covered.update(item_runtime_keys(runtimes, label))
-    eligible = (*mine, RebuildItem.wave.in_((INTERACTIVE, RENDERED)), RebuildItem.runtime != "")
+    estimated = estimates or Estimates({})
     # The best item of each runtime combination.
     best: dict[tuple[str, ...], Candidate] = {}
-    if estimates:
-        rows = session.execute(
-            select(
-                RebuildItem.runtimes,
-                RebuildItem.runtime,
-                RebuildItem.wave,
-                RebuildItem.position,
-                RebuildItem.guid,
-            ).where(*eligible)
-        ).all()
-        found = [
-            (r.runtimes, r.runtime, (r.wave == INTERACTIVE, int(r.position), estimates(r.guid)))
-            for r in rows
-        ]
-    else:
-        grouped = session.execute(
-            select(
-                RebuildItem.runtimes,
-                RebuildItem.runtime,
-                RebuildItem.wave,
-                func.min(RebuildItem.position),
-            )
-            .where(*eligible)
-            .group_by(RebuildItem.runtimes, RebuildItem.runtime, RebuildItem.wave)
-        ).all()
-        found = [(r[0], r[1], (r[2] == INTERACTIVE, int(r[3]), 0.0)) for r in grouped]
-    for runtimes, label, candidate in found:
-        combo = item_runtime_keys(runtimes, label)
+    for row in session.execute(
+        select(
+            RebuildItem.runtimes,
+            RebuildItem.runtime,
+            RebuildItem.wave,
+            RebuildItem.position,
+            RebuildItem.guid,
+        ).where(*mine, RebuildItem.wave.in_((INTERACTIVE, RENDERED)), RebuildItem.runtime != "")
+    ):
+        combo = item_runtime_keys(row.runtimes, row.runtime)
         if not combo:
             continue
+        candidate = (row.wave == INTERACTIVE, int(row.position), estimated(row.guid))
         current = best.get(combo)
         if current is None or _rank(candidate) < _rank(current):
             best[combo] = candidate

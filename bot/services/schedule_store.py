@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 
 from bot.connect import ConnectClient, ContentFilter, RuntimeCache
 from bot.services.rebuild_planning import finish_plan, insert_items, select_items
@@ -106,18 +106,7 @@ class ScheduleStore:
         )
 
     def claim_reminder(self, rebuild_id: int) -> bool:
-        with self.db.session() as session:
-            return _won(
-                session.execute(
-                    update(Rebuild)
-                    .where(
-                        Rebuild.id == rebuild_id,
-                        Rebuild.state == SCHEDULED,
-                        Rebuild.reminded.is_(False),
-                    )
-                    .values(reminded=True)
-                )
-            )
+        return self._move(rebuild_id, SCHEDULED, Rebuild.reminded.is_(False), reminded=True)
 
     def claim_start(self, rebuild_id: int, holder: str) -> bool:
         return self._move(rebuild_id, SCHEDULED, state=STARTING, claimed_by=holder)
@@ -130,44 +119,27 @@ class ScheduleStore:
 
     def take_over(self, item: Scheduled, holder: str) -> bool:
         """Become the starter of an orphan, unless another process just did."""
-        with self.db.session() as session:
-            return _won(
-                session.execute(
-                    update(Rebuild)
-                    .where(
-                        Rebuild.id == item.rebuild_id,
-                        Rebuild.state == item.state,
-                        Rebuild.claimed_by == item.claimed_by,
-                    )
-                    .values(claimed_by=holder)
-                )
-            )
+        return self._move(
+            item.rebuild_id, item.state, Rebuild.claimed_by == item.claimed_by, claimed_by=holder
+        )
 
     def to_planned(self, rebuild_id: int, holder: str) -> bool:
         """starting -> planned, just before the usual start (planned -> running)."""
-        with self.db.session() as session:
-            return _won(
-                session.execute(
-                    update(Rebuild)
-                    .where(
-                        Rebuild.id == rebuild_id,
-                        Rebuild.state == STARTING,
-                        Rebuild.claimed_by == holder,
-                    )
-                    .values(state="planned")
-                )
-            )
+        return self._move(rebuild_id, STARTING, Rebuild.claimed_by == holder, state="planned")
 
     def close(self, rebuild_id: int, state: str, now: datetime) -> bool:
         """starting -> `state` (discarded: nothing matches any more)."""
         return self._move(rebuild_id, STARTING, state=state, finished_at=now)
 
-    def _move(self, rebuild_id: int, from_state: str, **values: Any) -> bool:
+    def _move(
+        self, rebuild_id: int, from_state: str, *also: ColumnElement[bool], **values: Any
+    ) -> bool:
+        """One conditional UPDATE from `from_state` (and `also`): True if this call won it."""
         with self.db.session() as session:
             return _won(
                 session.execute(
                     update(Rebuild)
-                    .where(Rebuild.id == rebuild_id, Rebuild.state == from_state)
+                    .where(Rebuild.id == rebuild_id, Rebuild.state == from_state, *also)
                     .values(**values)
                 )
             )
