@@ -8,9 +8,10 @@ ARG PYTHON_IMAGE=python:3.11-slim
 # ---- build: the wheel only, so no build tools or sources reach the final image
 FROM ${PYTHON_IMAGE} AS builder
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE requirements.lock ./
 COPY bot ./bot
-RUN python -m pip wheel --no-cache-dir --no-deps . -w /wheels
+RUN python -m pip wheel --no-cache-dir --no-deps . -w /wheels \
+    && cp requirements.lock /wheels/
 
 # ---- run
 FROM ${PYTHON_IMAGE}
@@ -20,11 +21,14 @@ ENV PYTHONUNBUFFERED=1 \
     VIRTUAL_ENV=/opt/connect-bot \
     PATH=/opt/connect-bot/bin:$PATH
 
-# Install the wheel and its dependencies (with the PostgreSQL driver) into a venv, owned by root
-# so the bot cannot modify its own code.
+# Install the locked dependencies (with the PostgreSQL driver; every file's hash checked), then
+# the wheel alone, into a venv owned by root so the bot cannot modify its own code.
 COPY --from=builder /wheels /tmp/wheels
 RUN python -m venv /opt/connect-bot \
-    && /opt/connect-bot/bin/pip install --no-cache-dir "$(ls /tmp/wheels/connect_bot-*.whl)[postgres]" \
+    && /opt/connect-bot/bin/pip install --no-cache-dir --require-hashes --no-deps \
+       -r /tmp/wheels/requirements.lock \
+    && /opt/connect-bot/bin/pip install --no-cache-dir --no-deps /tmp/wheels/connect_bot-*.whl \
+    && /opt/connect-bot/bin/pip check \
     && rm -rf /tmp/wheels
 
 COPY docker/healthcheck.py /opt/connect-bot/healthcheck.py

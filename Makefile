@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench lock clean
 
 $(BIN)/connect-bot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e . --group dev
 	@touch $@
 
 demo: $(BIN)/connect-bot
@@ -31,6 +31,12 @@ format: $(BIN)/connect-bot
 bench: $(BIN)/connect-bot
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/rebuild.py
+
+# The image installs requirements.lock (hashes checked): regenerate it after changing dependencies.
+lock: $(BIN)/connect-bot
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --extra postgres \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache dist build
