@@ -95,9 +95,8 @@ def test_demo_prints_the_whole_conversation(capsys: pytest.CaptureFixture[str]) 
     assert "@grace · `cache_delete` → *succeeded*" in audit
     assert "@ada · `rebuild_plan` → *requested*" in audit
     assert "@grace · `rebuild` → *done*" in audit
-    # Live mentions never reach the channel: the seed's "<!channel>" title is not rebuilt here,
-    # and nothing shows a raw Slack token.
-    assert "<!channel>" not in out and "<@U0" not in out
+    # Every user mention is rendered as a name (hostile titles are tests/test_escaping.py's).
+    assert "<@U0" not in out and "@ada" in out
     for secret in SECRETS:
         assert secret not in out and secret not in err
     assert "demo failed" not in err

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from bot.sim.stack import ADMIN, OPS_CHANNEL, Stack, start_stack
 from bot.store import AuditEntry, PendingAction, utcnow
+from bot.store.coordination import Coordinator
 from tests.slack_helpers import card, has_cache, real_deletes
 
 
@@ -80,22 +81,32 @@ def test_an_interrupted_start_too_old_to_act_on_closes_the_plan_and_says_so() ->
         assert outcome == "failed" and "restarted" in detail
 
 
-def test_a_live_start_is_not_taken_over() -> None:
-    with start_stack() as stack:
-        message = plan(stack, "rebuild")
+def test_a_start_held_by_a_live_other_replica_is_not_taken_over(postgres_url: str) -> None:
+    """On PostgreSQL a second replica holds its advisory lock: its claim is at work, until it
+    dies; then the reconciler resumes the start, once."""
+    with start_stack(bot_database_url=postgres_url, build_seconds=0.05) as stack:
+        other = Coordinator(stack.runtime.db, instance_id="0ther0replica000").start()
+        message = plan(stack, "rebuild --parallelism 4")
         pending_id = message.find_element("rebuild_start")[1]["value"]
-        with stack.runtime.db.session() as session:  # claimed by this very process: at work
+        with stack.runtime.db.session() as session:
             session.execute(
                 update(PendingAction)
                 .where(PendingAction.id == pending_id)
                 .values(
                     state="confirmed",
+                    decided_by=ADMIN,
                     decided_at=utcnow(),
-                    holder=stack.runtime.services.rebuilds.holder,
+                    holder=other.instance_id,
                 )
             )
-        assert stack.runtime.services.rebuilds.reconcile() == 0
-        assert rebuild_row(stack.runtime.db, rebuild_id_of(message)).state == "planned"
+        try:
+            assert stack.runtime.services.rebuilds.reconcile() == 0
+            assert rebuild_row(stack.runtime.db, rebuild_id_of(message)).state == "planned"
+        finally:
+            other.close()  # the other replica dies: its lock goes with it
+        assert stack.runtime.services.rebuilds.reconcile() == 1
+        wait_final(stack.slack, message.ts)
+        assert rebuild_row(stack.runtime.db, rebuild_id_of(message)).state == "done"
 
 
 def test_an_unanswered_delete_is_checked_before_it_is_reported() -> None:
