@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -47,8 +48,9 @@ from bot.slack.poster import SlackPoster, make_web_client
 from bot.slack.rebuild_progress import RebuildReporter, slack_owners
 from bot.slack.server import BotWsgi, HttpServer
 from bot.slack.zones import UserZones
-from bot.store import Database
+from bot.store import Database, utcnow
 from bot.store.coordination import AnotherProcess, Coordinator, migrate_serialised
+from bot.store.dbtime import WallClock
 
 log = logging.getLogger("bot")
 
@@ -137,8 +139,10 @@ class Runtime:
         return self.socket_handler
 
     def close(self) -> None:
-        # SIGTERM hands over: no new builds, leases released (another replica takes them at
-        # once); running builds stay on Connect and are re-attached by their task id.
+        # SIGTERM hands over: no new builds; build requests under way are answered and
+        # recorded (up to the request timeout and a margin, DRAIN_SECONDS); only then are the
+        # leases released (another replica takes them at once); running builds stay on Connect
+        # and are re-attached by their task id.
         self.reporter.close()  # first: no post from here once the leases are released
         self.home_publisher.close()
         self.services.engine.close()
@@ -205,6 +209,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         two_person_rule=settings.bot_two_person_rule,
         grace=timedelta(seconds=settings.bot_missed_start_grace_seconds),
         reminder=timedelta(seconds=settings.bot_schedule_reminder_seconds),
+        wall_clock=_wall_clock(),
     )
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bot-work")
     deps = Deps(
@@ -277,6 +282,7 @@ def build_services(
     two_person_rule: bool,
     grace: timedelta = timedelta(hours=1),
     reminder: timedelta = timedelta(minutes=15),
+    wall_clock: WallClock = utcnow,
 ) -> Services:
     """Every use case, wired once; the notifier is how they talk back to people."""
     audit = AuditLog(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
@@ -311,6 +317,7 @@ def build_services(
         is_alive=instance.is_alive,
         audit=audit,
         retry_seconds=retry_seconds,
+        wall_clock=wall_clock,
     )
     rebuilds = Rebuilds(
         servers=servers,
@@ -347,6 +354,22 @@ def build_services(
         impact=impact,
         schedules=schedules,
     )
+
+
+CLOCK_OFFSET_VARIABLE = "BOT_TEST_CLOCK_OFFSET_SECONDS"
+
+
+def _wall_clock() -> WallClock:
+    """This process's clock for the rebuild engine: off by BOT_TEST_CLOCK_OFFSET_SECONDS (for
+    the tests of a replica whose clock is wrong; not a setting, nor documented as one)."""
+    offset = float(os.environ.get(CLOCK_OFFSET_VARIABLE) or 0)
+    if not offset:
+        return utcnow
+
+    def skewed() -> datetime:
+        return utcnow() + timedelta(seconds=offset)
+
+    return skewed
 
 
 def _servers(settings: Settings) -> Servers:

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.services.rebuild_engine import DRAIN_SECONDS
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker" / "compose.yaml"
 README = REPO / "README.md"
@@ -126,7 +128,7 @@ def test_compose_bot_healthcheck_is_the_images(compose: dict[str, Any]) -> None:
     health = compose["services"]["bot"]["healthcheck"]
     assert health["test"] == ["CMD", *image_healthcheck()]
     grace = re.fullmatch(r"(\d+)s", compose["services"]["bot"]["stop_grace_period"])
-    assert grace and int(grace[1]) >= 10  # the handover takes a few seconds
+    assert grace and int(grace[1]) >= DRAIN_SECONDS + 20  # the drain, then the rest of close
 
 
 # ------------------------------------------------------------------ README: Kubernetes
@@ -189,7 +191,7 @@ def test_deployment_two_replicas_rolling_without_dropping_one(
     }
     labels = spec["template"]["metadata"]["labels"]
     assert spec["selector"]["matchLabels"].items() <= labels.items()
-    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 30
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] >= DRAIN_SECONDS + 20
 
 
 def test_deployment_runs_as_the_images_non_root_user(

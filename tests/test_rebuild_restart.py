@@ -83,7 +83,8 @@ def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(
 
         bots.append(start_bot_process(connect, slack, database_url, tmp_path))
         ready_at = time.time()
-        wait_final(slack, card.ts, timeout=30)
+        # A request journaled but not yet arrived at the kill waits out its timeout (~45 s).
+        wait_final(slack, card.ts, timeout=75)
 
         after = items(db, rebuild_id)
         assert Counter(row.state for row in after) == {"succeeded": ITEMS}
@@ -91,9 +92,9 @@ def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(
         assert set(built) == {row.guid for row in after}
         for guid in finished | set(building):
             assert built[guid] == 1, f"{guid} was {before[guid].state} at the kill"
-        assert all(built[guid] <= 2 for guid in in_flight)
-        # An in-flight request is re-sent only when Connect shows no build for it (jobs).
-        assert ITEMS <= sum(built.values()) <= ITEMS + len(in_flight)
+        # A request in flight at the kill is found among Connect's jobs, not sent again.
+        assert set(built.values()) == {1}, {g: n for g, n in built.items() if n > 1}
+        assert in_flight <= set(built)
         # The running builds were re-attached by task id, not started again.
         for guid, task_id in building.items():
             polls = [

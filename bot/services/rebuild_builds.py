@@ -10,16 +10,23 @@ Retry budget (BOT_CONNECT_RETRY_SECONDS, default 600)
   Connect last said. Other answers (404 deleted content, 403, a failed build) fail it at once.
 
 Journal
-* Before a build request leaves, the item records `requested_at`: the first request that may
-  reach Connect, kept until one is answered. The answer writes `building` + task id.
+* Before a build request leaves, the item records `requested_at` in database time (`DbClock`):
+  the latest request that may reach Connect, kept until one is answered. The answer writes
+  `building` + task id.
 * A request that may have reached Connect unanswered (reset, timeout, 502, 504, or a kill)
-  is not simply sent again: `GET v1/content/{guid}/jobs` first. An active restore job
-  (`packrat_restore` / `python_restore`, status 0) started at or after `requested_at` (less
-  CLOCK_SKEW: Connect's times have whole seconds, and its clock is not ours) is that build: the
-  item is `building` without a task id, and the job is followed to its exit code. With no such
-  job the request is sent again; `resent` counts that (logged): Connect may then build twice,
-  e.g. when the first build still waits for a build slot (no job yet). That costs time, not
-  correctness: a build restores the same bundle's environment.
+  is not simply sent again: `GET v1/content/{guid}/jobs` first. A restore job
+  (`packrat_restore` / `python_restore`), running or ended, started at or after `requested_at`
+  less CLOCK_SKEW is that build: the item is `building` without a task id, and the job is
+  followed to its exit code. `requested_at` is the database's time, so no replica's clock takes
+  part; CLOCK_SKEW covers only the database's clock against Connect's (both servers, kept by
+  NTP) and Connect's whole-second times. A wider margin errs towards following a build someone
+  started just before ours, never towards building twice.
+* With no such job, a request this worker sent itself (its answer was lost) is sent again at
+  once. A request of another process (taken over) may still be on its way: it is sent again
+  only once `requested_at` + REQUEST_SECONDS has passed in database time (the item waits in the
+  dispatcher meanwhile, `NotYet`) and the jobs still show nothing. `resent` counts re-sends
+  (logged): Connect may then build twice only if the first request started a build that has no
+  job yet (waiting for a build slot for longer than the request timeout).
 * A request Connect never saw or did not handle (connection refused, 429, 503) is simply sent
   again.
 * A task (or job) Connect no longer knows is built again, up to LOST_TASK_REBUILDS times.
@@ -29,13 +36,21 @@ Fencing
   row means another process took the rebuild over. `LeaseLost` is raised, `stopping` is set,
   and nothing more is written or sent to Connect; an answer that arrives after that is the
   other driver's to find (the journal: the item is `queued` with `requested_at`).
+* Self-fencing: a build request leaves only while `lease_fresh()` (the driver's last renewal, on
+  the monotonic clock, is recent enough that the lease cannot lapse before the request's answer
+  is due) and only if the journal write before it was a moment ago. A process that hung does
+  not wake up and send after another one took over.
+* `SendGate`: the build requests under way (journal, POST, answer recorded). On SIGTERM the gate
+  closes (nothing new leaves) and the engine waits for it to drain before it releases the lease,
+  so a taker finds each of them `building` with its task id.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -45,15 +60,22 @@ import tenacity
 from sqlalchemy import ColumnElement, select, update
 
 from bot.connect import ConnectClient, ConnectError, Job, NotSent
+from bot.connect.client import DEFAULT_TIMEOUT
 from bot.connect.retry import RetryPolicy
 from bot.store import Database, Rebuild, RebuildItem, utcnow
+from bot.store.dbtime import DbClock
 
 log = logging.getLogger(__name__)
 
 POLL_WAIT = 20  # Connect's maximum long-poll
 JOB_POLL_SECONDS = 2.0  # jobs have no long-poll
 LOST_TASK_REBUILDS = 3
-CLOCK_SKEW = timedelta(seconds=30)
+CLOCK_SKEW = timedelta(seconds=30)  # the database's clock against Connect's
+# The longest a build request can be under way: connecting, then waiting for the answer (the
+# client's timeouts; the small JSON body is written at once).
+REQUEST_SECONDS = float(DEFAULT_TIMEOUT.connect or 0) + float(DEFAULT_TIMEOUT.read or 0)
+SETTLE = timedelta(seconds=5)  # after that, for Connect to list the job it started
+SEND_WINDOW = 5.0  # the most time between the journal write and the request leaving
 DEFAULT_RETRY_SECONDS = 600.0
 BACKOFF = 0.5  # first wait (jittered), doubling up to BACKOFF_CAP
 BACKOFF_CAP = 5.0
@@ -71,6 +93,7 @@ class WorkItem:
     task_id: str | None = None
     attempts: int = 0
     requested_at: datetime | None = None  # a build request that may have reached Connect
+    sent_here: bool = False  # that request was this worker's, and it is over
     resent: int = 0
     running: bool = False  # `building`: a task, or a job, on Connect
     lost: int = 0  # tasks Connect lost, in this process
@@ -87,6 +110,48 @@ class Stopped(Exception):
 
 class LeaseLost(Stopped):
     """Another process holds the rebuild's lease now: write nothing more, send nothing more."""
+
+
+class NotYet(Exception):
+    """Another process's build request for the item may still be under way: try at `due`
+    (database time), `seconds` from now."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"due in {seconds:.1f} s")
+        self.seconds = seconds
+
+
+class SendGate:
+    """The build requests under way in one driver. `close()` lets no new one start; `drain()`
+    waits for those under way to be answered and recorded."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._open = True
+        self._sending = 0
+
+    @contextmanager
+    def sending(self) -> Iterator[None]:
+        with self._cond:
+            if not self._open:
+                raise Stopped
+            self._sending += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._sending -= 1
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._open = False
+
+    def drain(self, timeout: float) -> int:
+        """Wait up to `timeout` for the requests under way; how many are still out."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._sending == 0, max(0.0, timeout))
+            return self._sending
 
 
 def leased(rebuild_id: int, token: str) -> ColumnElement[bool]:
@@ -120,11 +185,19 @@ class Builds:
         requeue: Callable[[WorkItem], None],
         lease: str | None = None,
         sleep: Callable[[float], None] | None = None,
+        lease_fresh: Callable[[], bool] | None = None,
+        gate: SendGate | None = None,
+        db_clock: DbClock | None = None,
     ) -> None:
         """`lease`: the driver's lease token, which every write is fenced on (None: unfenced,
         for tests of one item); `clock` (monotonic) measures the budget; `sleep` (tests)
-        replaces waiting on `stopping`, with the clock it goes with."""
+        replaces waiting on `stopping`, with the clock it goes with; `lease_fresh`: whether the
+        lease surely holds until a request sent now is answered (self-fencing); `gate`: the
+        driver's requests under way; `db_clock`: the time `requested_at` is judged in."""
         self.db = db
+        self.lease_fresh = lease_fresh or (lambda: True)
+        self.gate = gate or SendGate()
+        self.db_clock = db_clock or DbClock(db)
         self.rebuild_id = rebuild_id
         self.lease = lease
         self.client = client
@@ -175,43 +248,77 @@ class Builds:
             return None  # stays queued; marked cancelled when the driver finishes
         resend = item.requested_at is not None
         if resend:  # an earlier request may have reached Connect
-            job = self._running_job(item)
+            due_in = self._other_request_due(item)  # first: the jobs are looked at after it
+            job = self._started_job(item)
             if job is not None:
                 return self._adopt(item, job)
             if self.cancelled.is_set():  # it was `building`, but nothing runs on Connect
                 item.running = False
                 self._write(item.id, state="queued")
                 return None
+            if due_in > 0:
+                raise NotYet(due_in)
+        with self.gate.sending():  # SIGTERM waits for this block before releasing the lease
+            return self._send(item, resend)
+
+    def _other_request_due(self, item: WorkItem) -> float:
+        """Seconds until another process's request for the item can no longer reach Connect
+        (database time); 0 for this worker's own request, which is over."""
+        if item.sent_here:
+            return 0.0
+        assert item.requested_at is not None
+        due = item.requested_at + _seconds(REQUEST_SECONDS) + SETTLE
+        return max(0.0, (due - self.db_clock.now()).total_seconds())
+
+    def _send(self, item: WorkItem, resend: bool) -> str:
+        if resend:
             item.resent += 1
             log.warning(
                 "rebuild %s: re-sending the build request for %s: the one sent at %s may have "
-                "reached Connect, but no build of it is running (re-sent %d time(s))",
+                "reached Connect, but Connect shows no build of it (re-sent %d time(s))",
                 self.rebuild_id,
                 item.guid,
                 item.requested_at,
                 item.resent,
             )
-        else:
-            item.requested_at = utcnow()
+        # Each request's own time: the one a taker waits from and looks for jobs since.
+        item.requested_at = self.db_clock.now()
+        self._fence()
+        journaled = self.clock()
         item.attempts += 1
         # The journal, before the request leaves: a lost answer or a kill leaves this trace.
         self._write(
             item.id, attempts=item.attempts, requested_at=item.requested_at, resent=item.resent
         )
+        self._fence(journaled)
+        item.sent_here = True
         try:
             # bundle_id None: Connect builds the active bundle (a redeploy since the plan
             # already built the new one; building an old bundle would be wrong).
             task_id = self.client.content.build(item.guid)
         except ConnectError as exc:
-            if not resend and not _may_have_arrived(exc):
+            if not _may_have_arrived(exc):
                 item.requested_at = None  # Connect never saw it: nothing to look for
             raise
         item.running = True
         self._write(item.id, state="building", task_id=task_id, started_at=utcnow(), error=None)
         return task_id
 
-    def _running_job(self, item: WorkItem) -> Job | None:
-        """The active restore job started since the item's request, if Connect lists one."""
+    def _fence(self, journaled: float | None = None) -> None:
+        """Send nothing once the lease may have lapsed, or long after the journal write (a
+        taker would not wait long enough): a process that hung and woke up."""
+        stalled = journaled is not None and self.clock() - journaled > SEND_WINDOW
+        if stalled or not self.lease_fresh():
+            log.warning(
+                "rebuild %s: the lease was not renewed recently; sending nothing more",
+                self.rebuild_id,
+            )
+            self.stopping.set()
+            raise LeaseLost
+
+    def _started_job(self, item: WorkItem) -> Job | None:
+        """The restore job started since the item's request (running, else the latest that
+        ended), if Connect lists one."""
         try:
             jobs = self.client.content.jobs(item.guid)
         except ConnectError as exc:
@@ -227,11 +334,11 @@ class Builds:
         assert item.requested_at is not None
         since = item.requested_at - CLOCK_SKEW
         found = [
-            (job.start_time, job)
+            (job.active, job.start_time, job)
             for job in jobs
-            if job.active and job.restores and job.start_time and job.start_time >= since
+            if job.restores and job.start_time and job.start_time >= since
         ]
-        return max(found, key=lambda pair: pair[0])[1] if found else None
+        return max(found, key=lambda found: (found[0], found[1]))[2] if found else None
 
     def _adopt(self, item: WorkItem, job: Job) -> Job:
         log.info(
@@ -373,6 +480,10 @@ def _may_have_arrived(exc: ConnectError) -> bool:
     429 / 503 (not handled: come back later); a reset, a timeout, 502 or 504 may follow a
     request Connect did act on."""
     return not isinstance(exc, NotSent) and exc.status not in (429, 503)
+
+
+def _seconds(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
 
 
 def _span(seconds: float) -> str:

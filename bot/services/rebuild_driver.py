@@ -13,17 +13,28 @@ Restart semantics
 * `building` with a task id: re-attached by polling that task; nothing is built again.
 * `building` without a task id (a job found by the check below): the check finds it again.
 * Finished items (succeeded, failed, cancelled, skipped) are never touched again.
-* A POST in flight at the kill leaves the row `queued` with `requested_at` set: before it is
-  sent again, Connect's jobs are checked for the build it may have started (see
-  `rebuild_builds`); when none is running it is re-sent and `resent` counts it.
+* A POST in flight at the kill leaves the row `queued` with `requested_at` set: a build it
+  started is found among Connect's jobs and followed; with none, the item waits (`later`) until
+  that request can no longer reach Connect, then is re-sent and `resent` counts it (see
+  `rebuild_builds`).
+
+Lease timing (database time for what replicas compare, the monotonic clock for self-fencing)
+* LEASE_TTL: another replica takes over a lease whose holder is alive (its advisory lock) only
+  when its heartbeat, written and judged in database time, is older than this: a holder that is
+  connected but hung. A dead holder is taken over at once.
+* A driver sends a build request only while its last renewal (monotonic) is younger than
+  FRESH_SECONDS: the lease outlives the request's answer by a margin, whatever the clocks say.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import or_, select
@@ -31,19 +42,28 @@ from sqlalchemy import or_, select
 from bot.connect import ConnectClient, ConnectError
 from bot.services.rebuild_builds import (
     DEFAULT_RETRY_SECONDS,
+    REQUEST_SECONDS,
     Builds,
     LeaseLost,
+    NotYet,
+    SendGate,
     Stopped,
     WorkItem,
 )
 from bot.services.rebuild_planning import item_runtime_keys
 from bot.services.rebuild_store import OPEN_ITEM_STATES, WARMUP
 from bot.store import Database, Rebuild, RebuildItem
+from bot.store.dbtime import DbClock
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 2.0
 FEED_CHUNK = 256
+LEASE_TTL = timedelta(seconds=120)  # well above REQUEST_SECONDS (40 s)
+FENCE_MARGIN = 10.0
+# The newest renewal after which a request may still leave: its answer is due before the lease
+# could lapse, with a margin for the renewal's own round trip.
+FRESH_SECONDS = LEASE_TTL.total_seconds() - REQUEST_SECONDS - FENCE_MARGIN
 
 
 class DriverHost(Protocol):
@@ -52,7 +72,8 @@ class DriverHost(Protocol):
     db: Database
     clients: Callable[[str | None], ConnectClient]
     retry_seconds: float | None  # None: the client's budget (BOT_CONNECT_RETRY_SECONDS)
-    clock: Callable[[], float]  # monotonic, for the retry budget
+    clock: Callable[[], float]  # monotonic: the retry budget, self-fencing
+    db_clock: DbClock  # what replicas compare
 
     def renew(self, rebuild_id: int, token: str) -> str | None:
         """Extend the lease: the rebuild's state, or None when the lease is someone else's."""
@@ -81,8 +102,12 @@ class Dispatcher:
         rebuild_id: int,
         resumed: list[WorkItem],
         warmups: list[tuple[int, tuple[str, ...], bool]],
+        clock: Callable[[], float],
     ):
         self._db = db
+        self._clock = clock  # monotonic
+        self._later: list[tuple[float, int, WorkItem]] = []  # (due, seq, item): a heap
+        self._seq = itertools.count()
         self._rebuild_id = rebuild_id
         self._cond = threading.Condition()
         self._ready: deque[WorkItem] = deque(resumed)
@@ -108,15 +133,17 @@ class Dispatcher:
                     return None
                 if self._ready:
                     return self._ready.popleft()
+                if self._later and self._later[0][0] <= self._clock():
+                    return heapq.heappop(self._later)[2]
                 startable = self._take_startable()
                 if startable is not None:
                     return startable
                 if not self._exhausted:
                     self._refill()  # a chunk further on may hold items of warm runtimes
                     continue
-                if not self._buffer:
+                if not self._buffer and not self._later:
                     return None
-                self._cond.wait()
+                self._cond.wait(self._later[0][0] - self._clock() if self._later else None)
 
     def _take_startable(self) -> WorkItem | None:
         """The first buffered item none of whose runtimes is still warming elsewhere."""
@@ -139,6 +166,12 @@ class Dispatcher:
                 return
             self._warming.discard(item.id)
             self._cond.notify_all()
+
+    def later(self, item: WorkItem, seconds: float) -> None:
+        """Take the item up again in `seconds` (another process's request may be under way)."""
+        with self._cond:
+            heapq.heappush(self._later, (self._clock() + seconds, next(self._seq), item))
+            self._cond.notify()
 
     def retry(self, item: WorkItem) -> None:
         """Build again soon (Connect lost the task)."""
@@ -178,11 +211,20 @@ class Dispatcher:
 class Driver:
     """Runs one rebuild in this process (a thread), until it is finished, cancelled or stopped."""
 
-    def __init__(self, engine: DriverHost, rebuild_id: int, parallelism: int, lease: str) -> None:
+    def __init__(
+        self,
+        engine: DriverHost,
+        rebuild_id: int,
+        parallelism: int,
+        lease: str,
+        renewed: float,
+    ) -> None:
         self.engine = engine
         self.rebuild_id = rebuild_id
         self.parallelism = parallelism
         self.lease = lease  # the token every write is fenced on
+        self.renewed = renewed  # monotonic, taken before the lease's last renewal began
+        self.gate = SendGate()  # the build requests under way
         self.stopping = threading.Event()  # process shutdown or lease lost: keep state as is
         self.cancelled = threading.Event()
         self.lost = threading.Event()  # the lease moved to another process
@@ -205,9 +247,17 @@ class Driver:
             self.dispatcher.close()
 
     def stop(self) -> None:
+        self.gate.close()
         self.stopping.set()
         if self.dispatcher is not None:
             self.dispatcher.close()
+
+    def drain(self, timeout: float) -> int:
+        """After `stop`: wait for the build requests under way; how many are still out."""
+        return self.gate.drain(timeout)
+
+    def lease_fresh(self) -> bool:
+        return self.engine.clock() - self.renewed < FRESH_SECONDS
 
     def join(self, timeout: float) -> None:
         if self.thread.is_alive():
@@ -226,7 +276,9 @@ class Driver:
 
     def _drive(self) -> None:
         resumed, warmups = self._resume_state()
-        self.dispatcher = Dispatcher(self.db, self.rebuild_id, resumed, warmups)
+        self.dispatcher = Dispatcher(
+            self.db, self.rebuild_id, resumed, warmups, clock=self.engine.clock
+        )
         if self.cancelled.is_set() or self.stopping.is_set():
             self.dispatcher.close()
         workers = [
@@ -280,6 +332,9 @@ class Driver:
             cancelled=self.cancelled,
             requeue=self._requeue,
             lease=self.lease,
+            lease_fresh=self.lease_fresh,
+            gate=self.gate,
+            db_clock=self.engine.db_clock,
         )
         if state == "cancelling":
             self.cancelled.set()
@@ -317,6 +372,7 @@ class Driver:
     def _heartbeat(self) -> None:
         if self.stopping.is_set():
             return
+        began = self.engine.clock()  # the renewal's database time is after this
         try:
             state = self.engine.renew(self.rebuild_id, self.lease)
         except Exception:
@@ -324,7 +380,9 @@ class Driver:
             return
         if state is None:
             self._lease_lost()
-        elif state == "cancelling" and not self.cancelled.is_set():
+            return
+        self.renewed = began
+        if state == "cancelling" and not self.cancelled.is_set():
             self.cancel()  # cancelled from another process
 
     def _lease_lost(self) -> None:
@@ -351,6 +409,9 @@ class Driver:
         while (item := self.dispatcher.next()) is not None:
             try:
                 terminal = self.builds.build(item)
+            except NotYet as wait:
+                self.dispatcher.later(item, wait.seconds)
+                continue
             except LeaseLost:
                 self._lease_lost()
                 return

@@ -8,14 +8,19 @@ How a rebuild runs, with one process or several on one database
 * The lease is the row's `driver` (the holder's instance id), `heartbeat_at` and `lease_token`.
   A tick takes a free or stale lease (`SELECT … FOR UPDATE`, then a new random token) and starts
   a driver thread here. A lease is stale when its holder is not alive (`is_alive`: on PostgreSQL
-  the holder's advisory lock, gone the instant it dies) or its heartbeat (every 2 s) is older
-  than LEASE_TTL (a hung process), so a rebuild is taken over within LEASE_TTL at worst.
+  the holder's advisory lock, gone the instant it dies), or when its heartbeat (every 2 s) is
+  older than LEASE_TTL (a process connected but hung). Heartbeats are written as the database's
+  `now()` and judged against it (`DbClock`): no replica's own clock decides, so one whose clock
+  is off takes nothing over. A hung holder sends nothing once it wakes up (self-fencing on its
+  monotonic clock, `Driver.lease_fresh`).
 * Fencing: every write a driver makes (an item's state, the rebuild's end) is conditioned on
   its token (`… AND lease_token = :mine`, the rebuild row locked FOR SHARE); a write that
   matches nothing means the lease moved: the driver stops at once and sends nothing more.
 * After the end the lease stays (renewed by `watch`) until the reporter has posted the final
   summary; it then releases it (`RebuildStore.report_final`). `close()` (SIGTERM) stops
-  dispatching and releases every lease of this process, so another one takes over at once.
+  dispatching, waits for the build requests under way to be answered and recorded (up to
+  DRAIN_SECONDS), then releases every lease of this process, so another one takes over at once
+  and finds each of those builds by its task id.
 * A rebuild belongs to one Connect server (`rebuilds.server`); its driver builds through
   `clients(server)`, retrying Connect's faults within `retry_seconds` per item
   (BOT_CONNECT_RETRY_SECONDS; None: the budget the client was made with).
@@ -28,20 +33,24 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 
 from bot.connect import ConnectClient
 from bot.services.audit import AuditLog
-from bot.services.rebuild_driver import Driver
+from bot.services.rebuild_builds import REQUEST_SECONDS
+from bot.services.rebuild_driver import LEASE_TTL, Driver
 from bot.services.rebuild_store import ACTIVE, FINISHED, OPEN_ITEM_STATES
-from bot.store import Database, Rebuild, RebuildItem, utcnow
+from bot.store import Database, Rebuild, RebuildItem
+from bot.store.dbtime import DbClock, WallClock
+from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = timedelta(seconds=20)  # heartbeats every 2 s (HEARTBEAT_SECONDS)
+__all__ = ["DRAIN_SECONDS", "LEASE_TTL", "RebuildEngine"]
+
+DRAIN_SECONDS = REQUEST_SECONDS + 5.0  # SIGTERM: the longest wait for requests under way
 
 
 class RebuildEngine:
@@ -57,8 +66,14 @@ class RebuildEngine:
         audit: AuditLog | None = None,
         retry_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: WallClock = utcnow,
     ) -> None:
+        """`clock`: monotonic (retry budgets, self-fencing); `wall_clock`: this process's time
+        (SQLite's stand-in for the database's, and the times shown); leases use the
+        database's time on PostgreSQL."""
         self.db = db
+        self.wall_clock = wall_clock
+        self.db_clock = DbClock(db, wall_clock)
         self.audit = audit
         self.clients = clients  # a rebuild's server name -> its Connect client
         self.retry_seconds = retry_seconds  # the drivers' budget for Connect's faults
@@ -117,6 +132,7 @@ class RebuildEngine:
             with self._lock:
                 if rebuild_id in self._drivers:
                     return
+            began = self.clock()  # before the lease's heartbeat is written
             taken = self._acquire(rebuild_id, ACTIVE)
             if taken is None:
                 return
@@ -124,7 +140,7 @@ class RebuildEngine:
             with self._lock:
                 if self._closed:
                     return
-                driver = Driver(self, rebuild_id, parallelism, token)
+                driver = Driver(self, rebuild_id, parallelism, token, renewed=began)
                 self._drivers[rebuild_id] = driver
         log.info("rebuild %s: driving it (parallelism %d)", rebuild_id, parallelism)
         driver.start()
@@ -141,18 +157,29 @@ class RebuildEngine:
         with self._lock:
             return rebuild_id in self._drivers
 
-    def close(self, timeout: float = 2.0) -> None:
-        """SIGTERM: dispatch nothing more, give workers `timeout` to record an answer already
-        on its way (builds stay `building` with their task id), and release every lease of
-        this process so another one takes over at once."""
+    def close(self, timeout: float = DRAIN_SECONDS, settle: float = 2.0) -> None:
+        """SIGTERM: dispatch nothing more; wait up to `timeout` for the build requests under
+        way to be answered and recorded (`building` with their task id), and up to `settle`
+        for other answers already on their way; only then release every lease of this
+        process, so another one takes over at once and sends none of them again."""
         self._closed = True
         with self._lock:
             drivers = list(self._drivers.values())
         for driver in drivers:
             driver.stop()
-        deadline = time.monotonic() + timeout
+        deadline = self.clock() + timeout
         for driver in drivers:
-            driver.join(max(0.0, deadline - time.monotonic()))
+            left = driver.drain(deadline - self.clock())
+            if left:
+                log.warning(
+                    "rebuild %s: %d build request(s) still unanswered; handing over anyway (the"
+                    " next driver waits for them before sending again)",
+                    driver.rebuild_id,
+                    left,
+                )
+        deadline = self.clock() + settle
+        for driver in drivers:
+            driver.join(max(0.0, deadline - self.clock()))
         with self._ticking, self.db.session() as session:  # after a tick under way
             released = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
@@ -167,17 +194,18 @@ class RebuildEngine:
     def _acquire(self, rebuild_id: int, states: tuple[str, ...]) -> tuple[str, int] | None:
         """Take the lease when it is free or stale: (the new token, parallelism), or None."""
         with self.db.session() as session:
-            row = session.execute(
-                select(
-                    Rebuild.state, Rebuild.parallelism, Rebuild.driver, Rebuild.heartbeat_at
-                ).where(Rebuild.id == rebuild_id)
-            ).first()
+            columns = (
+                Rebuild.state,
+                Rebuild.parallelism,
+                Rebuild.driver,
+                Rebuild.heartbeat_at,
+                self.db_clock.sql().label("now"),
+            )
+            row = session.execute(select(*columns).where(Rebuild.id == rebuild_id)).first()
             if row is None or row.state not in states or not self._free(row):
                 return None  # the common case (held by a live replica) takes no row lock
             row = session.execute(
-                select(Rebuild.state, Rebuild.parallelism, Rebuild.driver, Rebuild.heartbeat_at)
-                .where(Rebuild.id == rebuild_id)
-                .with_for_update()
+                select(*columns).where(Rebuild.id == rebuild_id).with_for_update()
             ).first()
             if row is None or row.state not in states or not self._free(row):
                 return None
@@ -185,18 +213,20 @@ class RebuildEngine:
             session.execute(
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id)
-                .values(driver=self.me, lease_token=token, heartbeat_at=utcnow())
+                .values(driver=self.me, lease_token=token, heartbeat_at=self.db_clock.sql())
             )
         if row.driver not in (None, self.me):
             log.warning("rebuild %s: took the lease over from %s", rebuild_id, row.driver)
         return token, row.parallelism
 
     def _free(self, row: Any) -> bool:
+        """Free, ours, or stale: its holder is dead, or hung (no heartbeat for LEASE_TTL, both
+        times the database's: `row.now` is its `now()`)."""
         holder = row.driver
         if holder is None or holder == self.me:  # ours: no driver of it runs here
             return True
-        if row.heartbeat_at is None or utcnow() - row.heartbeat_at > LEASE_TTL:
-            return True  # hung, or its clock is far off
+        if row.heartbeat_at is None or row.now - row.heartbeat_at > LEASE_TTL:
+            return True  # connected but hung (a dead one is caught below at once)
         return not self.is_alive(holder)
 
     def renew(self, rebuild_id: int, token: str) -> str | None:
@@ -205,7 +235,7 @@ class RebuildEngine:
             won = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id, Rebuild.lease_token == token)
-                .values(heartbeat_at=utcnow())
+                .values(heartbeat_at=self.db_clock.sql())
             ).rowcount
             if not won:
                 return None
@@ -218,7 +248,7 @@ class RebuildEngine:
             ours = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id, Rebuild.driver == self.me)
-                .values(heartbeat_at=utcnow())
+                .values(heartbeat_at=self.db_clock.sql())
             ).rowcount
         if ours or self._acquire(rebuild_id, FINISHED) is not None:
             self.notify(rebuild_id)
@@ -241,7 +271,7 @@ class RebuildEngine:
     def finish(self, rebuild_id: int, token: str, *, cancelled: bool) -> bool:
         """A driver's workers are done: `done` or `cancelled`, unless items are still open
         (workers died on errors: the next tick drives them). False: the lease was lost."""
-        now = utcnow()
+        now = self.wall_clock()
         with self.db.session() as session:
             held = session.scalar(  # the row stays locked: the lease cannot move meanwhile
                 select(Rebuild.id)
@@ -274,7 +304,7 @@ class RebuildEngine:
                     Rebuild.state.in_(ACTIVE),
                     Rebuild.lease_token == token,
                 )
-                .values(state=outcome, finished_at=now, heartbeat_at=now)
+                .values(state=outcome, finished_at=now, heartbeat_at=self.db_clock.sql())
             ).rowcount
         if ended:
             self._audit_end(rebuild_id, outcome)

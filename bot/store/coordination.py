@@ -4,8 +4,14 @@ Each process has a random instance id. On PostgreSQL it holds a session-level ad
 keyed by that id on a connection of its own for as long as it lives; PostgreSQL drops the lock
 the moment the process (or its connection) dies, so "is instance X alive?" is answered by the
 database itself, without hostname or pid guesses. The leader, which runs the timed jobs, is
-whoever holds one more advisory lock. Migrations run under an advisory lock too, so replicas
-that start together on an empty database do not race.
+whoever holds one more advisory lock; `is_leader()` asks the database each time, so a leader
+whose lock connection dropped stops leading at once. Migrations run under an advisory lock too,
+so replicas that start together on an empty database do not race.
+
+Advisory locks belong to the whole PostgreSQL database, not to a schema: every key is derived
+from the database and schema name too (`namespace`), so two deployments (or two test runs)
+sharing one database in different schemas have a leader each and never see each other's
+instances as alive.
 
 SQLite is for one process: an exclusive lock on a file next to the database refuses a second
 process on the same file, and every holder other than this process is dead.
@@ -19,6 +25,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,17 +36,30 @@ from bot.store.db import Database
 
 log = logging.getLogger(__name__)
 
-LEADER_KEY = 0x636F6E6E656374  # "connect": who runs the timed jobs
-MIGRATION_KEY = 0x6D696772617465  # "migrate": one schema change at a time
+LEADER = "leader"  # who runs the timed jobs
+MIGRATION = "migrate"  # one schema change at a time
+RELOCK_SECONDS = 10.0  # how long keep_alive tries to lock again before it gives up for now
+RELOCK_POLL = 0.2
 
 
 class AnotherProcess(RuntimeError):
     """A second process on a SQLite database: the message says what to do."""
 
 
-def lock_key(instance_id: str) -> int:
-    """A signed 64-bit advisory lock key for an instance id."""
-    return int.from_bytes(hashlib.sha256(instance_id.encode()).digest()[:8], "big", signed=True)
+def lock_key(name: str, namespace: str = "") -> int:
+    """A signed 64-bit advisory lock key for a name (an instance id, LEADER, MIGRATION) within
+    a namespace (`database.schema`)."""
+    digest = hashlib.sha256(f"{namespace}\0{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def namespace_of(conn: Any) -> str:
+    """`database.schema` of a PostgreSQL connection: what the advisory-lock keys are scoped to."""
+    return str(
+        conn.execute(
+            text("SELECT current_database() || '.' || coalesce(current_schema(), '')")
+        ).scalar()
+    )
 
 
 class Coordinator:
@@ -51,6 +71,10 @@ class Coordinator:
         self._lock_file: IO[str] | None = None
         self._leader = False
         self._guard = threading.Lock()
+        self.namespace = ""  # PostgreSQL: `database.schema`, read when started
+
+    def key(self, name: str) -> int:
+        return lock_key(name, self.namespace)
 
     @property
     def several_allowed(self) -> bool:
@@ -62,8 +86,9 @@ class Coordinator:
     def start(self) -> Coordinator:
         if self._postgres:
             self._conn = self.db.engine.connect()
+            self.namespace = namespace_of(self._conn)
             self._conn.execute(
-                text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(self.instance_id)}
+                text("SELECT pg_advisory_lock(:k)"), {"k": self.key(self.instance_id)}
             )
             self._conn.commit()
         else:
@@ -87,28 +112,58 @@ class Coordinator:
                 self._lock_file.close()
                 self._lock_file = None
 
-    def keep_alive(self) -> None:
+    def keep_alive(self, relock_seconds: float = RELOCK_SECONDS) -> None:
         """Check the lock-holding connection (a scheduler job, every few seconds). If it died,
-        the locks went with it: take a new connection and lock again, and lead no more."""
+        the locks went with it: lead no more, take a new connection and lock again, for at most
+        `relock_seconds` (the old session may linger on the server until PostgreSQL notices it
+        is gone); the next run tries again."""
         if not self._postgres:
             return
         with self._guard:
-            try:
-                self._conn.execute(text("SELECT 1"))
-                self._conn.commit()
-                return
-            except Exception:
-                log.warning(
-                    "instance %s lost its database connection; locking again", self.instance_id
-                )
-                self._leader = False
-                with contextlib.suppress(Exception):  # it is dead already
-                    self._conn.close()
-            self._conn = self.db.engine.connect()
-            self._conn.execute(
-                text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(self.instance_id)}
-            )
-            self._conn.commit()
+            if self._conn is not None:
+                try:
+                    self._conn.execute(text("SELECT 1"))
+                    self._conn.commit()
+                    return
+                except Exception:
+                    log.warning(
+                        "instance %s lost its database connection; locking again",
+                        self.instance_id,
+                    )
+                    self._drop_connection()
+            self._conn = self._relock(relock_seconds)
+
+    def _drop_connection(self) -> None:
+        self._leader = False
+        with contextlib.suppress(Exception):  # it is dead already
+            self._conn.close()
+        self._conn = None
+
+    def _relock(self, seconds: float) -> Any:
+        """A new connection holding this instance's lock, or None when it stayed taken."""
+        conn = self.db.engine.connect()
+        deadline = time.monotonic() + seconds
+        try:
+            while True:
+                got = conn.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key(self.instance_id)}
+                ).scalar()
+                conn.commit()
+                if got:
+                    return conn
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(RELOCK_POLL)
+        except Exception:
+            conn.close()
+            raise
+        conn.close()
+        log.warning(
+            "instance %s could not lock again within %.0f s; trying at the next keep-alive",
+            self.instance_id,
+            seconds,
+        )
+        return None
 
     # ---- questions -----------------------------------------------------------------------
 
@@ -120,7 +175,7 @@ class Coordinator:
             return self._conn is not None or self._lock_file is not None
         if not self._postgres:
             return False  # one process per SQLite file: any other holder is gone
-        key = lock_key(instance_id)
+        key = self.key(instance_id)
         with self.db.engine.connect() as conn:
             got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
             if got:  # nobody holds it: that instance is gone; give the lock straight back
@@ -129,21 +184,44 @@ class Coordinator:
         return not got
 
     def is_leader(self) -> bool:
-        """Whether this process runs the timed jobs now (taking the lead if it is free)."""
+        """Whether this process runs the timed jobs now (taking the lead if it is free). Asked
+        of the database on the lock connection each time: a session lock lasts exactly as long
+        as its session, so a dropped connection means no lead, whatever we thought before."""
         if not self._postgres:
             return self._lock_file is not None
         with self._guard:
             if self._conn is None:
                 return False
-            if not self._leader:
-                got = self._conn.execute(
-                    text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_KEY}
-                ).scalar()
+            try:
+                leading = (
+                    self._holds(LEADER)
+                    or self._conn.execute(
+                        text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key(LEADER)}
+                    ).scalar()
+                )
                 self._conn.commit()
-                self._leader = bool(got)
-                if self._leader:
-                    log.info("instance %s leads the timed jobs", self.instance_id)
+            except Exception:
+                log.warning("instance %s: the lock connection failed", self.instance_id)
+                self._drop_connection()  # keep_alive connects and locks again
+                return False
+            if leading and not self._leader:
+                log.info("instance %s leads the timed jobs", self.instance_id)
+            self._leader = bool(leading)
             return self._leader
+
+    def _holds(self, name: str) -> bool:
+        """Whether the lock connection's session holds that advisory lock (guard held)."""
+        key = self.key(name) & 0xFFFFFFFFFFFFFFFF  # pg_locks shows a bigint key as two oids
+        return bool(
+            self._conn.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND pid = pg_backend_pid() AND granted AND objsubid = 1"
+                    " AND classid = CAST(:hi AS oid) AND objid = CAST(:lo AS oid))"
+                ),
+                {"hi": key >> 32, "lo": key & 0xFFFFFFFF},
+            ).scalar()
+        )
 
     # ---- SQLite --------------------------------------------------------------------------
 
@@ -175,10 +253,11 @@ def migrate_serialised(db: Database) -> None:
         db.migrate()
         return
     with db.engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_KEY})
+        key = lock_key(MIGRATION, namespace_of(conn))
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
         conn.commit()
         try:
             db.migrate()
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_KEY})
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             conn.commit()
