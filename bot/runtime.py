@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -43,6 +44,7 @@ from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
 from bot.slack.deps import Deps
 from bot.slack.home_publisher import HomePublisher
+from bot.slack.members import channel_members
 from bot.slack.notifier import SlackNotifier
 from bot.slack.poster import SlackPoster, make_web_client
 from bot.slack.rebuild_progress import RebuildReporter, slack_owners
@@ -204,6 +206,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
             admin_groups=settings.bot_admin_groups,
             allowed_channels=settings.bot_allowed_channels,
             resolve_group=lambda group: web.usergroups_users_list(usergroup=group)["users"],
+            resolve_channel=partial(channel_members, web),
         ),
         confirm_ttl_seconds=settings.bot_confirm_ttl_seconds,
         two_person_rule=settings.bot_two_person_rule,

@@ -219,3 +219,32 @@ def test_concurrent_checks_share_one_lookup() -> None:
         thread.join(5)
     assert results == [GROUPS_UNKNOWN, GROUPS_UNKNOWN]
     assert calls == [GROUP]
+
+
+def test_home_is_for_admins_and_members_of_the_allowed_channels() -> None:
+    """BOT_ALLOWED_CHANNELS: Connect data on App Home for admins and the channels' members
+    (conversations.members, cached like groups); fails closed when Slack cannot say."""
+    channels, clock = FakeSlack({"C0OPS": frozenset({MEMBER}), "C0B": frozenset()}), Clock()
+    authz = Authorizer(
+        admin_users=[ADMIN],
+        allowed_channels=["C0OPS", "C0B"],
+        resolve_channel=channels,
+        group_ttl=60,
+        max_stale=300,
+        retry_after=10,
+        clock=clock,
+    )
+    assert authz.home(ADMIN) == ALLOWED and channels.calls == []  # admins: no lookup
+    assert authz.home(MEMBER) == ALLOWED
+    refused = authz.home(OTHER)
+    assert not refused.allowed
+    assert "<#C0B>, <#C0OPS>" in refused.reason and "ask in" in refused.reason
+    assert sorted(channels.calls) == ["C0B", "C0OPS"]  # each asked once: cached
+    channels.members["C0OPS"] = DOWN
+    clock.now += 61
+    assert authz.home(MEMBER) == ALLOWED  # the last answer, while not too old
+    clock.now += 300
+    assert not authz.home(MEMBER).allowed  # too old: refused until Slack answers
+    assert "could not say" in authz.home(MEMBER).reason
+    # Without BOT_ALLOWED_CHANNELS Home is everyone's, as before.
+    assert Authorizer(admin_users=[ADMIN]).home(OTHER) == ALLOWED

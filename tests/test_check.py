@@ -43,6 +43,8 @@ ALL_SCOPES = (
     "usergroups:read",
     "users:read.email",
     "im:write",
+    "channels:read",
+    "groups:read",
 )
 OK, WARN, FAIL = MARKS["ok"], MARKS["warn"], MARKS["fail"]
 # Every SQLite configuration says this (a note, not a failure); PostgreSQL says the other.
@@ -303,6 +305,28 @@ def test_owner_scopes_are_needed_while_owners_are_notified(
     assert code == 0, lines
     assert "scopes the bot needs: commands, chat:write" in "\n".join(lines)
     assert "im:write" not in "\n".join(lines)
+
+
+def test_channel_scopes_are_needed_with_allowed_channels(
+    connect: FakeConnect, tmp_path: Path
+) -> None:
+    """BOT_ALLOWED_CHANNELS: App Home asks conversations.members who may see Connect."""
+    scopes = ("commands", "chat:write", "users:read", "users:read.email", "im:write")
+    with fake_slack(scopes=scopes) as narrow:
+        code, lines = check(settings(connect, narrow.start(), tmp_path))
+        assert code == 0, lines  # no allowed channels: not needed
+        config = settings(connect, narrow, tmp_path, bot_allowed_channels=["C0OPS"])
+        code, lines = check(config)
+    assert code == 1
+    line = only_failure(lines)
+    assert "lacks the scope(s) channels:read, groups:read" in line
+    assert "manifest.yml" in line and "reinstall the app" in line
+    with fake_slack(scopes=(*scopes, "channels:read", "groups:read")) as granted:
+        code, lines = check(
+            settings(connect, granted.start(), tmp_path, bot_allowed_channels=["C0OPS"])
+        )
+    assert code == 0, lines
+    assert "channels:read, groups:read" in "\n".join(lines)
 
 
 def test_slack_unreachable(connect: FakeConnect, slack: FakeSlack, tmp_path: Path) -> None:

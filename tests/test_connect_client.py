@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -727,3 +728,135 @@ def test_with_a_proxy_in_the_environment_the_client_keeps_httpx_s_transport(
         assert not isinstance(client.http._http._transport, QuickAckTransport)
     finally:
         client.close()
+
+
+# ---------------------------------------------------------------- malformed answers
+
+
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>SSO</body></html>"
+
+
+def _malformed_error(call: Callable[[], object]) -> ConnectError:
+    with pytest.raises(ConnectError) as caught:
+        call()
+    error = caught.value
+    assert error.malformed and not error.transient  # an answer: asking again will not help
+    assert ADMIN_KEY not in str(error) and ADMIN_KEY not in error.reason
+    return error
+
+
+def test_an_html_page_instead_of_json_is_a_clear_connect_error(
+    connect: ConnectClient, fake_connect: FakeConnect
+) -> None:
+    fake_connect.serve_raw("GET", r"/caches/runtime$", body=HTML_PAGE, content_type="text/html")
+    fake_connect.serve_raw("GET", r"/v1/content$", body=HTML_PAGE, content_type="text/html")
+    fake_connect.serve_raw("GET", r"/tasks/", body=HTML_PAGE, content_type="text/html")
+    error = _malformed_error(connect.caches.list)
+    assert "HTML page, not JSON" in str(error) and "CONNECT_SERVER" in str(error)
+    assert "v1/system/caches/runtime" in str(error)
+    assert "unexpected answer to GET v1/content" in str(_malformed_error(connect.content.list))
+    assert "HTML" in str(_malformed_error(lambda: connect.tasks.get("t1")))
+    # Each sent once: a malformed answer is not retried.
+    assert fake_connect.count("GET", r"/caches/runtime$") == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "call", "expected"),
+    [
+        ("GET", r"/caches/runtime$", b"[]", lambda c, g: c.caches.list(), '"caches" list'),
+        ("GET", r"/caches/runtime$", b'{"caches": [1, 2]}', lambda c, g: c.caches.list(), "caches"),
+        ("GET", r"/caches/runtime$", b"", lambda c, g: c.caches.list(), '"caches" list'),
+        ("GET", r"/v1/content$", b'{"results": []}', lambda c, g: c.content.list(), "array"),
+        ("GET", r"/v1/content$", b'[{"title": "x"}]', lambda c, g: c.content.list(), "content"),
+        ("GET", r"/tasks/", b'"done"', lambda c, g: c.tasks.get("t1"), "a task object"),
+        ("GET", r"/tasks/", b'{"id": "t", "code": "x"}', lambda c, g: c.tasks.get("t"), "task"),
+        ("POST", r"/build$", b"{}", lambda c, g: c.content.build(g), "task_id"),
+        ("POST", r"/build$", b"", lambda c, g: c.content.build(g), "task_id"),
+        ("GET", r"/jobs$", b'{"jobs": []}', lambda c, g: c.content.jobs(g), "a list of jobs"),
+        ("GET", r"/jobs$", b'[{"status": "x"}]', lambda c, g: c.content.jobs(g), "jobs"),
+        ("GET", r"/v1/user$", b"[1]", lambda c, g: c.current_user(), "a user object"),
+    ],
+)
+def test_a_json_answer_of_another_shape_is_a_connect_error(
+    connect: ConnectClient,
+    fake_connect: FakeConnect,
+    method: str,
+    path: str,
+    body: bytes,
+    call: Callable[[ConnectClient, str], object],
+    expected: str,
+) -> None:
+    guid = next(i["guid"] for i in fake_connect.content() if i["bundle_id"])
+    fake_connect.serve_raw(method, path, body=body, process=False)
+    error = _malformed_error(lambda: call(connect, guid))
+    assert "unexpected answer" in str(error) and expected in str(error)
+    assert fake_connect.builds_started() == []
+
+
+@pytest.mark.parametrize("content_length", [True, False])
+def test_a_huge_body_is_refused_without_reading_it_all(
+    fake_connect: FakeConnect, content_length: bool
+) -> None:
+    """256 MiB of a JSON-looking answer: refused past the cap, in bounded memory, and the
+    simulator could not send it all (the client stopped reading and hung up)."""
+    chunk = b'{"language": "Python", "version": "3.11.3", "image_name": "Local"},' * 1000
+    repeat = 256 * 1024 * 1024 // len(chunk)
+    rule = fake_connect.serve_raw(
+        "GET",
+        r"/caches/runtime$",
+        body=chunk,
+        repeat=repeat,
+        content_length=content_length,
+        process=False,
+    )
+    client = ConnectClient(fake_connect.url, ADMIN_KEY, backoff=0.01, max_body=4 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        error = _malformed_error(client.caches.list)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        client.close()
+    assert "larger than 4 MiB" in str(error) and "read no more" in str(error)
+    assert peak < 32 * 1024 * 1024, peak
+    assert time.monotonic() - started < 10
+    assert rule.served == 1
+    assert rule.bytes_sent < len(chunk) * repeat  # it stopped long before the end
+
+
+def test_the_default_cap_is_16_mib_and_smaller_answers_pass(
+    connect: ConnectClient, fake_connect: FakeConnect
+) -> None:
+    assert connect.http.max_body == 16 * 1024 * 1024
+    caches = b",".join(
+        b'{"language": "R", "version": "4.%d.0", "image_name": "Local"}' % i for i in range(2000)
+    )
+    fake_connect.serve_raw("GET", r"/caches/runtime$", body=b'{"caches": [' + caches + b"]}")
+    assert len(connect.caches.list()) == 2000
+
+
+def test_an_error_answer_of_html_keeps_its_status(
+    connect: ConnectClient, fake_connect: FakeConnect
+) -> None:
+    fake_connect.serve_raw(
+        "GET", r"/v1/user$", body=HTML_PAGE * 10_000, status=403, content_type="text/html"
+    )
+    with pytest.raises(ConnectError) as caught:
+        connect.current_user()
+    assert caught.value.status == 403 and not caught.value.malformed
+    assert "HTTP 403" in str(caught.value)
+
+
+def test_single_try_sends_once_on_the_same_connections(
+    connect: ConnectClient, fake_connect: FakeConnect
+) -> None:
+    fake_connect.inject_faults(error_rate=1.0, status=502, paths=r"/caches/runtime$")
+    once = connect.single_try()
+    with pytest.raises(ConnectError):
+        once.caches.list()
+    assert fake_connect.count("GET", r"/caches/runtime$") == 1
+    with pytest.raises(ConnectError):
+        connect.caches.list()  # the original still retries (4 times after the first)
+    assert fake_connect.count("GET", r"/caches/runtime$") == 1 + 5
+    assert once.http._http is connect.http._http  # one pool, one cookie jar

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from slack_sdk import WebClient
@@ -21,10 +22,12 @@ from bot.services.audit import AuditRecord
 from bot.services.home import HomeOverview, RepublishThrottle, Section, ServerHome
 from bot.services.rebuild_store import Progress
 from bot.services.schedule_store import Scheduled
+from bot.sim.connect_seed import generated_seed
 from bot.sim.slack import FakeSlack
 from bot.sim.slack.views_api import check_view
 from bot.sim.stack import ADMIN, APP_TOKEN, OPS_CHANNEL, VIEWER, Stack, start_stack
 from bot.slack.home_publisher import HomePublisher
+from bot.slack.members import channel_members
 from bot.slack.views import Actions, HomeActions, home_view
 from bot.store import utcnow
 from tests.rebuild_support import plan, rebuild_id_of, wait_final
@@ -154,6 +157,103 @@ def test_allowed_channels_limit_commands_not_who_is_an_admin_on_home() -> None:
         assert "Plan a rebuild" in labels(stack, ADMIN)
         open_home(stack, VIEWER)
         assert "Audit log" not in stack.slack.views.home(VIEWER).all_text()
+
+
+OUTSIDER = "U0OUTSIDER"
+MEMBER = "U0MEMBER"
+
+
+def forged_home_click(stack: Stack, user: str, template_user: str, action_id: str):
+    """`user` clicks `action_id` although their Home has no such button: the payload of
+    `template_user`'s Home with the user swapped, correctly signed (anyone can sign their own
+    requests to a compromised or replayed endpoint, so the bot must check who clicks)."""
+    payload = stack.slack.views.home_click_payload(template_user, action_id)
+    payload["user"] = {**payload["user"], "id": user, "username": "olga", "name": "olga"}
+    payload["team"] = {**payload.get("team", {}), "id": stack.requests.team_id}
+    body = urlencode({"payload": json.dumps(payload)})
+    return stack.requests.raw(body, stack.requests.signed_headers(body))
+
+
+@pytest.mark.timeout(60)
+def test_home_for_an_outsider_shows_where_to_ask_and_no_connect_data() -> None:
+    with home_stack(
+        seed=generated_seed(4), build_seconds=0.05, bot_allowed_channels=[OPS_CHANNEL]
+    ) as (stack, _publisher):
+        slack, connect = stack.slack, stack.connect
+        # A rebuild that Home lists (its title), then the channel's members.
+        card = plan(stack, "rebuild --parallelism 4")
+        stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        wait_final(slack, card.ts)
+        rebuild_id = rebuild_id_of(card)
+        progress = stack.runtime.services.rebuild_store.progress(rebuild_id)
+        assert progress is not None and progress.description
+        slack.add_user(OUTSIDER, "olga", real_name="Olga Outsider")
+        slack.add_user(MEMBER, "mia", real_name="Mia Member")
+        slack.channel(OPS_CHANNEL).members.update({MEMBER, "U0SOMEONE"})
+        caches = stack.connect.caches()
+        assert caches
+        versions = {c["version"] for c in caches}
+
+        def connect_data(text: str) -> list[str]:
+            found = [connect.url] if connect.url in text else []
+            found += sorted(v for v in versions if v in text)
+            found += [w for w in ("Runtime caches", f"Rebuild #{rebuild_id}") if w in text]
+            return found + ([progress.description] if progress.description in text else [])
+
+        # A member of the allowed channel sees the caches, the server, the rebuild.
+        open_home(stack, MEMBER)
+        member = slack.views.home(MEMBER)
+        assert len(connect_data(member.all_text())) >= 4, member.all_text()
+        assert member.button_labels() == ["List caches", "Rebuild history"]
+        # An admin, though in none of the channels, sees them too.
+        open_home(stack, ADMIN)
+        assert connect.url in slack.views.home(ADMIN).all_text()
+        assert "List caches" in labels(stack, ADMIN)
+
+        # The outsider: one line saying where to ask, nothing of Connect, no button.
+        call = open_home(stack, OUTSIDER)
+        assert_home_shape(call.params["view"])
+        outsider = slack.views.home(OUTSIDER)
+        text = outsider.all_text()
+        assert f"<#{OPS_CHANNEL}>" in json.dumps(call.params["view"])
+        assert "ask in" in text
+        assert connect_data(text) == []
+        assert outsider.button_labels() == []
+        assert "home_caches" not in json.dumps(call.params["view"])
+        assert "home_history" not in json.dumps(call.params["view"])
+
+        # Its buttons' actions refuse the outsider too: a forged List-caches click expands
+        # nothing, and their Home, shown again, still says only where to ask.
+        before = len(publishes(slack, OUTSIDER))
+        for action in (HomeActions.CACHES, HomeActions.HISTORY):
+            assert forged_home_click(stack, OUTSIDER, MEMBER, action).status_code == 200
+        assert slack.wait_for(lambda s: len(publishes(s, OUTSIDER)) >= before + 2, timeout=5)
+        for shown in publishes(slack, OUTSIDER)[before:]:
+            view = json.dumps(shown.params["view"])
+            assert connect_data(view) == [] and "All runtime caches" not in view
+            assert "Rebuild history" not in view and "home_caches" not in view
+        viewer = stack.runtime.services.home.viewer(OUTSIDER)
+        assert viewer is not None and viewer.section is None
+        # The same click from the member does expand the caches.
+        stack.requests.home_click(MEMBER, HomeActions.CACHES)
+        home = slack.views.wait_home(MEMBER, lambda v: "Hide caches" in v.button_labels())
+        assert f"All runtime caches ({len(caches)})" in home.all_text()
+
+        # Membership is asked once and cached (conversations.members, not per open).
+        assert len(slack.calls_to("conversations.members")) == 1
+
+
+def test_channel_members_are_read_page_by_page(fake: FakeSlack) -> None:
+    fake.scopes += ["channels:read", "groups:read"]
+    people = [f"U0P{i:03d}" for i in range(7)]
+    fake.add_channel("C0BIG", "big", members=people)
+    client = WebClient(token=fake.bot_token, base_url=fake.api_url)
+    assert channel_members(client, "C0BIG", page_size=3) == [*people, fake.bot_user_id]
+    assert len(fake.calls_to("conversations.members")) == 3
+    fake.add_channel("C0SECRET", "secret", is_private=True, bot_member=False, members=people)
+    with pytest.raises(SlackApiError) as error:
+        channel_members(client, "C0SECRET")
+    assert error.value.response["error"] == "channel_not_found"
 
 
 def test_a_slow_connect_does_not_delay_home_and_its_late_answer_is_shown() -> None:

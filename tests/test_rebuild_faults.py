@@ -3,6 +3,7 @@ out, a build request Connect refuses, Slack 429s."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -14,7 +15,7 @@ from conftest import ADMIN_KEY
 from rebuild_support import items, plan, rebuild_id_of, wait_final
 
 from bot.connect import ConnectClient
-from bot.services.rebuild_builds import Builds, WorkItem
+from bot.services.rebuild_builds import BACKOFF, BACKOFF_CAP, Builds, WorkItem
 from bot.sim.connect_seed import generated_seed
 from bot.sim.connect_server import FakeConnect
 from bot.sim.stack import OPS_CHANNEL, start_stack
@@ -303,3 +304,42 @@ def test_a_502_is_checked_against_jobs_then_re_sent_with_backoff(
 
 
 BACKOFFS = [(0.25, 0.5), (0.5, 1.0), (1.0, 2.0)]  # 0.5 s doubling, jittered in [0.5, 1]
+
+
+def _most_tries(budget: float) -> int:
+    """The most tries `Builds` can make of one call within `budget` seconds: its waits are
+    BACKOFF doubling up to BACKOFF_CAP, jittered down to half at the least."""
+    tries, waited = 1, 0.0
+    while True:
+        wait = min(BACKOFF_CAP, BACKOFF * 2 ** (tries - 1)) * 0.5
+        if waited + wait > budget:
+            return tries
+        waited += wait
+        tries += 1
+
+
+def test_an_outage_costs_connect_the_budgeted_tries_not_their_product() -> None:
+    """No retry inside a retry: during an outage each item sends at most the tries of the
+    BOT_CONNECT_RETRY_SECONDS budget (the client sends each of them once), counted at Connect."""
+    budget = 4.0
+    with start_stack(
+        seed=generated_seed(3), build_seconds=60, bot_connect_retry_seconds=budget
+    ) as stack:
+        connect, db = stack.connect, stack.runtime.db
+        card = plan(stack, "rebuild --parallelism 4")
+        stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        assert stack.slack.wait_for(lambda _: len(connect.builds_started()) >= 1, timeout=10)
+        connect.outage(120, status=502)  # every request answered by the proxy: all counted
+        summary = wait_final(stack.slack, card.ts, timeout=60)
+
+        rows = items(db, rebuild_id_of(card))
+        assert {row.state for row in rows} == {"failed"}, [row.error for row in rows]
+        assert all("Connect kept failing for" in (row.error or "") for row in rows)
+        assert "3 failed" in summary.all_text()
+        build_calls = [
+            r
+            for r in connect.requests
+            if r.status == 502 and re.search(r"/build$|/jobs$|/tasks/", r.path)
+        ]
+        # Before: each of Builds' tries was up to five of the client's (1 + 4 retries).
+        assert 0 < len(build_calls) <= len(rows) * _most_tries(budget), len(build_calls)

@@ -338,3 +338,34 @@ def test_unclicked_cards_are_expired_by_the_scheduler_job():
         assert pending_rows(stack)[0].state == "expired"
         assert wait_audit(stack, "cache_delete_request", "expired")
         assert real_deletes(stack) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"", "application/json"),  # an empty 200
+        (b"<html><body>OK</body></html>", "text/html"),  # a proxy's page
+        (b'["accepted"]', "application/json"),  # another shape
+        (b'{"language": "Python", "version": "3.11.3", "image_name": "Local"}', "application/json"),
+    ],
+    ids=["empty", "html", "shape", "no-task"],
+)
+def test_an_odd_200_to_the_delete_settles_against_the_cache_list(
+    stack: Stack, body: bytes, content_type: str
+):
+    """Connect acts on the DELETE but its answer is not the API's: the bot asks the cache list
+    what happened, and the card ends (never stuck on "Deleting…")."""
+    stack.requests.command(PY)
+    message = card(stack)
+    stack.connect.serve_raw(
+        "DELETE", r"/caches/runtime$", body=body, content_type=content_type, limit=1
+    )
+    _confirm(stack, message)
+    final = _finished(stack, message.ts, timeout=20)
+    assert ":white_check_mark: deleted" in final and "no longer lists it" in final
+    assert real_deletes(stack) == [
+        {"language": "Python", "version": "3.11.3", "image_name": "Local", "dry_run": False}
+    ]
+    assert not has_cache(stack, "Python", "3.11.3")
+    assert ("cache_delete", "succeeded") in [(r.action, r.outcome) for r in audit_rows(stack)]
+    assert stack.slack.wait_for(lambda _: pending_rows(stack)[0].state == "done")

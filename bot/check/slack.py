@@ -18,6 +18,8 @@ BASE_SCOPES = ("commands", "chat:write", "users:read")  # users:read: time zones
 GROUP_SCOPE = "usergroups:read"
 # BOT_NOTIFY_OWNERS: find owners by email, open a DM with each.
 OWNER_SCOPES = ("users:read.email", "im:write")
+# conversations.members on public / private channels: who may see Connect data on App Home.
+CHANNEL_SCOPES = ("channels:read", "groups:read")
 REFUSED_TOKEN_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 )
@@ -94,12 +96,14 @@ def _slack_refused(url: str, exc: SlackApiError, report: Report) -> None:
 
 
 def required_scopes(settings: Settings) -> list[str]:
-    """Bot scopes the bot uses: group membership is read only when groups grant rights, and
-    owners are looked up and sent DMs only with BOT_NOTIFY_OWNERS."""
+    """Bot scopes the bot uses: group membership is read only when groups grant rights,
+    owners are looked up and sent DMs only with BOT_NOTIFY_OWNERS, and channel membership is
+    read only with BOT_ALLOWED_CHANNELS (App Home shows Connect only to their members)."""
     return [
         *BASE_SCOPES,
         *([GROUP_SCOPE] if settings.bot_admin_groups else []),
         *(OWNER_SCOPES if settings.bot_notify_owners else ()),
+        *(CHANNEL_SCOPES if settings.bot_allowed_channels else ()),
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.connect.caches import RuntimeCaches
 from bot.connect.client import HttpCore, NotSent
 from bot.connect.content import Content, ContentFilter
-from bot.connect.errors import ConnectError
+from bot.connect.errors import ConnectError, expect_shape
 from bot.connect.models import (
     CacheDeletion,
     ContentItem,
@@ -51,12 +51,24 @@ class ConnectClient:
     """Entry point: `ConnectClient(server, api_key).caches.list()` and friends."""
 
     def __init__(self, server: str, api_key: str, **options: object) -> None:
-        self.http = HttpCore(server, api_key, **options)  # type: ignore[arg-type]
+        self._attach(HttpCore(server, api_key, **options))  # type: ignore[arg-type]
+
+    def _attach(self, http: HttpCore) -> None:
+        self.http = http
         self.caches = RuntimeCaches(self.http)
         self.tasks = Tasks(self.http)
         self.content = Content(self.http)
         self.users = Users(self.http)
         self.packages = Packages(self.http)
+
+    def single_try(self) -> ConnectClient:
+        """This client sending every request once (same connections and key), for a caller
+        that retries by a budget of its own, as the rebuild's `Builds` do: the client's own
+        retries inside would multiply the requests during an outage. Close this client's
+        origin, not the copy."""
+        once = object.__new__(ConnectClient)
+        once._attach(self.http.single_try())
+        return once
 
     @property
     def server(self) -> str:
@@ -71,7 +83,9 @@ class ConnectClient:
         return f"ConnectClient(server={self.server!r})"
 
     def server_settings(self) -> ServerSettings:
-        return ServerSettings.from_json(self.http.get("server_settings"))
+        body = self.http.get("server_settings")
+        with expect_shape("GET", "server_settings", "a settings object"):
+            return ServerSettings.from_json(body)
 
     def probe(self, timeout: float = 5.0) -> ServerProbe:
         """Is Connect answering, and which version is it? One GET, no retries; never raises.
@@ -93,7 +107,9 @@ class ConnectClient:
         return ServerProbe(reachable=True, version=str(version) if version else None)
 
     def current_user(self) -> User:
-        return User.from_json(self.http.get("v1/user"))
+        body = self.http.get("v1/user")
+        with expect_shape("GET", "v1/user", "a user object"):
+            return User.from_json(body)
 
     def close(self) -> None:
         self.http.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.connect.client import HttpCore
+from bot.connect.errors import expect_shape
 from bot.connect.models import CacheDeletion, RuntimeCache
 
 PATH = "v1/system/caches/runtime"
@@ -13,8 +14,9 @@ class RuntimeCaches:
         self._http = http
 
     def list(self) -> list[RuntimeCache]:
-        body = self._http.get(PATH) or {}
-        return [RuntimeCache.from_json(c) for c in body.get("caches", [])]
+        body = self._http.get(PATH)
+        with expect_shape("GET", PATH, 'an object with a "caches" list'):
+            return [RuntimeCache.from_json(c) for c in body["caches"]]
 
     def delete(self, cache: RuntimeCache, *, dry_run: bool) -> CacheDeletion:
         """Ask Connect to delete one cache. A dry run checks the target and returns no task.
@@ -28,4 +30,6 @@ class RuntimeCaches:
             "image_name": cache.image_name,
             "dry_run": dry_run,
         }
-        return CacheDeletion.from_json(self._http.delete(PATH, json=body, idempotent=dry_run))
+        answer = self._http.delete(PATH, json=body, idempotent=dry_run)
+        with expect_shape("DELETE", PATH, "the cache and its task_id"):
+            return CacheDeletion.from_json(answer)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json as jsonlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.connect")
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# The most of an answer read into memory (decoded): Connect's largest non-streamed answers
+# (a cache list, a task's output page, a content item's jobs) are far smaller. Past it the
+# answer is refused, and no more of it is read. `GET v1/content` is streamed, not capped.
+MAX_BODY = 16 * 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024  # of an error answer only its detail matters
 _END = object()
 
 
@@ -39,6 +46,9 @@ class HttpCore:
     Idempotent requests are retried (see `RetryPolicy`) on transport errors and on 429, 502,
     503 and 504, honouring Retry-After; `retries` counts the tries after the first (None: no
     count, only the `retry_seconds` budget). Others are sent once: a lost answer is reported.
+
+    An answer is read up to `max_body` bytes (streamed, so a huge one costs no more memory);
+    an answer that is not the JSON the API promises raises a `ConnectError` (`malformed`).
     """
 
     def __init__(
@@ -53,6 +63,7 @@ class HttpCore:
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 32,
         sleep: Callable[[float], None] = time.sleep,
+        max_body: int = MAX_BODY,
     ) -> None:
         if not server:
             raise ValueError("CONNECT_SERVER is not set")
@@ -61,6 +72,7 @@ class HttpCore:
         self.server = server.rstrip("/")
         self.retry_policy = RetryPolicy.from_retries(retries, backoff, retry_seconds)
         self._sleep = sleep
+        self.max_body = max_body
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -94,6 +106,14 @@ class HttpCore:
     def close(self) -> None:
         self._http.close()
 
+    def single_try(self) -> HttpCore:
+        """This client (the same connections, cookies and key) sending every request once, for
+        a caller that retries by a budget of its own: retries would otherwise multiply. Close
+        the client it came from, not this one."""
+        once = copy.copy(self)
+        once.retry_policy = RetryPolicy(attempts=1, backoff=self.backoff)
+        return once
+
     def redact(self, text: str) -> str:
         """`text` with the API key blanked out, for messages built from foreign errors."""
         key = self._http.headers.get("Authorization", "").removeprefix("Key ")
@@ -122,18 +142,19 @@ class HttpCore:
                 )
                 _log_call("GET", path, response.status_code, started, attempt)
                 if not response.is_success:
-                    response.read()
-                    _decode("GET", path, response)
+                    _decode("GET", path, response, _read_capped(response, MAX_ERROR_BODY)[0])
                 reader = _ByteReader(response.iter_bytes())
                 items = ijson.items(reader, "item", use_float=True)
                 first = next(items, _END)
+                if first is _END and reader.opening != b"[":
+                    raise _malformed(path, "a JSON array")
             except httpx.TransportError as exc:
                 stack.close()
                 _log_call("GET", path, None, started, attempt, error=type(exc).__name__)
                 raise
             except ijson.JSONError:
                 stack.close()
-                raise _malformed(path) from None
+                raise _malformed(path, "JSON") from None
             except BaseException:
                 stack.close()
                 raise
@@ -150,7 +171,7 @@ class HttpCore:
                 _log_call("GET", path, None, started, attempt, error=type(exc).__name__)
                 raise _transport_error("GET", path, exc) from None
             except ijson.JSONError:
-                raise _malformed(path) from None
+                raise _malformed(path, "JSON") from None
 
     def post(self, path: str, *, json: Any = None) -> Any:
         return self.request("POST", path, json=json, idempotent=False)
@@ -178,14 +199,25 @@ class HttpCore:
         def once(attempt: int) -> Any:
             started = time.perf_counter()
             try:
-                response = self._http.request(
+                with self._http.stream(
                     method, path.lstrip("/"), params=params, json=json, timeout=http_timeout
-                )
+                ) as response:
+                    limit = self.max_body if response.is_success else MAX_ERROR_BODY
+                    content, complete = _read_capped(response, limit)
             except httpx.TransportError as exc:
                 _log_call(method, path, None, started, attempt, error=type(exc).__name__)
                 raise
             _log_call(method, path, response.status_code, started, attempt)
-            return _decode(method, path, response)
+            if response.is_success and not complete:
+                raise ConnectError(
+                    f"Connect's answer to {method} {path} is larger than {_size(limit)}"
+                    f" (HTTP {response.status_code}); the bot read no more of it",
+                    method=method,
+                    path=path,
+                    status=response.status_code,
+                    malformed=True,
+                )
+            return _decode(method, path, response, content)
 
         return self._send(method, path, once, idempotent)
 
@@ -219,18 +251,41 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class _ByteReader:
-    """The file-like `read()` that ijson wants, over httpx's chunk iterator."""
+    """The file-like `read()` that ijson wants, over httpx's chunk iterator; `opening` is the
+    answer's first non-blank byte (`[` for an array)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
+        self.opening: bytes | None = None
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson probes with read(0) to learn bytes vs str
             return b""
         for chunk in self._chunks:
             if chunk:  # an empty read means end of input to ijson
+                if self.opening is None and chunk.strip():
+                    self.opening = chunk.lstrip()[:1]
                 return chunk
         return b""
+
+
+def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of the (decoded) body, and whether that was all of it. A body
+    whose Content-Length says it is larger is not read at all."""
+    declared = response.headers.get("Content-Length", "")
+    encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+    if declared.isdigit() and int(declared) > limit and not encoded:
+        return b"", False
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return bytes(body[:limit]), False
+    return bytes(body), True
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 1024 / 1024:g} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
 
 
 class NotSent(ConnectError):
@@ -243,27 +298,46 @@ def _transport_error(method: str, path: str, exc: httpx.TransportError) -> Conne
     return cls(f"Could not reach Connect ({kind}) on {method} {path}", method=method, path=path)
 
 
-def _malformed(path: str) -> ConnectError:
-    return ConnectError(f"Connect sent malformed JSON for GET {path}", method="GET", path=path)
+def _malformed(path: str, expected: str) -> ConnectError:
+    return ConnectError(
+        f"Connect sent an unexpected answer to GET {path}: expected {expected}",
+        method="GET",
+        path=path,
+        malformed=True,
+    )
 
 
-def _decode(method: str, path: str, response: httpx.Response) -> Any:
+def _looks_html(response: httpx.Response, content: bytes) -> bool:
+    kind = response.headers.get("Content-Type", "").lower()
+    return "html" in kind or content.lstrip()[:1] == b"<"
+
+
+def _decode(method: str, path: str, response: httpx.Response, content: bytes) -> Any:
+    """Connect's JSON answer (None for an empty one), or a `ConnectError` saying what was wrong:
+    an error status (with Connect's code and message when it sent them), or not JSON at all."""
     if response.is_success:
-        if not response.content:
+        if not content.strip():
             return None
         try:
-            return response.json()
+            return jsonlib.loads(content)
         except ValueError:
+            what = (
+                "an HTML page, not JSON: is CONNECT_SERVER the Connect server itself, not a"
+                " login page or a proxy?"
+                if _looks_html(response, content)
+                else "an answer that is not JSON"
+            )
             raise ConnectError(
-                f"Connect sent a non-JSON answer to {method} {path} (HTTP {response.status_code})",
+                f"Connect sent {what} (HTTP {response.status_code} to {method} {path})",
                 method=method,
                 path=path,
                 status=response.status_code,
+                malformed=True,
             ) from None
     code: int | None = None
     error: str | None = None
     try:
-        body = response.json()
+        body = jsonlib.loads(content)
         if isinstance(body, dict):
             code = body.get("code") if isinstance(body.get("code"), int) else None
             error = str(body["error"]) if body.get("error") else None

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from bot.connect.client import HttpCore
+from bot.connect.errors import expect_shape
 from bot.connect.models import ContentItem, Job
 from bot.connect.versions import VersionFilter
 
@@ -50,10 +51,15 @@ class Content:
     def iter(self) -> Iterator[ContentItem]:
         # One GET, as rsconnect does; streamed, and each item slimmed as it is read.
         for raw in self._http.stream_array("v1/content"):
-            yield ContentItem.from_json(raw)
+            with expect_shape("GET", "v1/content", "a list of content items"):
+                item = ContentItem.from_json(raw)
+            yield item
 
     def get(self, guid: str) -> ContentItem:
-        return ContentItem.from_json(self._http.get(f"v1/content/{guid}"))
+        path = f"v1/content/{guid}"
+        body = self._http.get(path)
+        with expect_shape("GET", path, "a content item"):
+            return ContentItem.from_json(body)
 
     def search(self, content_filter: ContentFilter) -> builtins.list[ContentItem]:
         return [item for item in self.iter() if content_filter.matches(item)]
@@ -63,13 +69,24 @@ class Content:
 
         Never retried here: a lost answer may still have started a build.
         """
-        body = self._http.post(f"v1/content/{guid}/build", json={"bundle_id": bundle_id})
-        return str(body["task_id"])
+        path = f"v1/content/{guid}/build"
+        body = self._http.post(path, json={"bundle_id": bundle_id})
+        with expect_shape("POST", path, "an object with a task_id"):
+            task_id = body["task_id"]
+            if not isinstance(task_id, str | int) or not str(task_id):
+                raise TypeError("task_id")
+            return str(task_id)
 
     def jobs(self, guid: str) -> builtins.list[Job]:
         """The item's jobs (running and recent): a running build is an active restore job."""
-        body = self._http.get(f"v1/content/{guid}/jobs")
-        return [Job.from_json(raw) for raw in body or [] if isinstance(raw, dict)]
+        path = f"v1/content/{guid}/jobs"
+        body = self._http.get(path)
+        with expect_shape("GET", path, "a list of jobs"):
+            if body is None:  # an empty answer: no jobs
+                return []
+            if not isinstance(body, list):
+                raise TypeError("jobs")
+            return [Job.from_json(raw) for raw in body if isinstance(raw, dict)]
 
 
 def filter_items(items: Iterable[ContentItem], content_filter: ContentFilter) -> list[ContentItem]:

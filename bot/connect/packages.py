@@ -7,7 +7,7 @@ answers 404; that is reported as `PackagesUnavailable` (connect-api-2.md §1, §
 from __future__ import annotations
 
 from bot.connect.client import HttpCore
-from bot.connect.errors import ConnectError
+from bot.connect.errors import ConnectError, expect_shape
 from bot.connect.models import PackageUse
 
 PATH = "v1/packages"
@@ -53,7 +53,8 @@ class Packages:
             results = body.get("results") or []
             if isinstance(body.get("total"), int):
                 total = body["total"]
-            page_rows = [PackageUse.from_json(r) for r in results if isinstance(r, dict)]
+            with expect_shape("GET", PATH, "a page of package rows"):
+                page_rows = [PackageUse.from_json(r) for r in results if isinstance(r, dict)]
             rows.extend(page_rows)
             if not results or (total is not None and page * self.page_size >= total):
                 break

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from bot.connect.client import HttpCore
+from bot.connect.errors import expect_shape
 from bot.connect.models import Task
 
 MAX_WAIT = 20  # Connect refuses wait > 20 s
@@ -21,8 +22,10 @@ class Tasks:
         if first is not None:
             params["first"] = first
         # The read timeout must outlast the server-side wait.
-        body = self._http.get(f"v1/tasks/{task_id}", params=params, read_timeout=wait + 15.0)
-        return Task.from_json(body)
+        path = f"v1/tasks/{task_id}"
+        body = self._http.get(path, params=params, read_timeout=wait + 15.0)
+        with expect_shape("GET", path, "a task object"):
+            return Task.from_json(body)
 
     def follow(
         self,

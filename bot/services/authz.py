@@ -11,6 +11,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 GroupResolver = Callable[[str], Iterable[str]]
+ChannelResolver = Callable[[str], Iterable[str]]  # a channel's members (conversations.members)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,9 @@ GROUPS_UNKNOWN = Decision(
 
 
 @dataclass(slots=True)
-class _Group:
-    """What is known of one user group: the last good answer and the last failed lookup."""
+class _Members:
+    """What is known of one user group's or channel's members: the last good answer and the
+    last failed lookup."""
 
     lock: threading.Lock
     members: frozenset[str] | None = None
@@ -49,13 +51,15 @@ class _Group:
 
 
 class Authorizer:
-    """Checks channel limits (pure) and admin rights (users, or members of user groups).
+    """Checks channel limits (pure), admin rights (users, or members of user groups), and who
+    may see Connect data on App Home (admins, and members of BOT_ALLOWED_CHANNELS when set).
 
     Group membership comes from `resolve_group` (Slack's usergroups.users.list, a Tier 2
-    method), cached for `group_ttl` seconds. Fails closed: when a lookup fails, the last
-    answer is used only while it is younger than `max_stale` seconds; after that (or with no
-    answer at all) group members are refused until Slack answers again. After a failure the
-    lookup is not retried for `retry_after` seconds, so an outage is not hammered.
+    method), channel membership from `resolve_channel` (conversations.members, paged), both
+    cached for `group_ttl` seconds. Fails closed: when a lookup fails, the last answer is used
+    only while it is younger than `max_stale` seconds; after that (or with no answer at all)
+    members are refused until Slack answers again. After a failure the lookup is not retried
+    for `retry_after` seconds, so an outage is not hammered.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class Authorizer:
         admin_groups: Iterable[str] = (),
         allowed_channels: Iterable[str] = (),
         resolve_group: GroupResolver | None = None,
+        resolve_channel: ChannelResolver | None = None,
         group_ttl: float = 60.0,
         max_stale: float = 300.0,
         retry_after: float = 10.0,
@@ -73,12 +78,15 @@ class Authorizer:
         self.admin_users = frozenset(admin_users)
         self.admin_groups = tuple(admin_groups)
         self.allowed_channels = frozenset(allowed_channels)
-        self._resolve_group = resolve_group
+        self._resolvers: dict[str, GroupResolver | None] = {
+            "user group": resolve_group,
+            "channel": resolve_channel,
+        }
         self._ttl = group_ttl
         self._max_stale = max_stale
         self._retry_after = retry_after
         self._clock = clock
-        self._groups: dict[str, _Group] = {}
+        self._known: dict[tuple[str, str], _Members] = {}
         self._lock = threading.Lock()
 
     @property
@@ -113,21 +121,46 @@ class Authorizer:
             return ALLOWED
         unknown = False
         for group_id in self.admin_groups:
-            members = self._members(group_id)
+            members = self._members("user group", group_id)
             if members is None:
                 unknown = True
             elif user_id in members:
                 return ALLOWED
         return GROUPS_UNKNOWN if unknown else NOT_ADMIN
 
-    def _members(self, group_id: str) -> frozenset[str] | None:
-        """The group's members, or None when Slack could not say and the last answer is too old."""
-        if self._resolve_group is None:
+    def home(self, user_id: str) -> Decision:
+        """Whether `user_id` may see Connect data on App Home (server URLs, caches, rebuilds,
+        schedules) and use its buttons. Anyone when BOT_ALLOWED_CHANNELS is not set; otherwise
+        connect-bot administrators and members of those channels: Home has no channel, so the
+        channels' doors are its doors. Fails closed when Slack cannot say who is a member."""
+        if not self.allowed_channels or self.admin(user_id).allowed:
+            return ALLOWED
+        unknown = False
+        for channel_id in sorted(self.allowed_channels):
+            members = self._members("channel", channel_id)
+            if members is None:
+                unknown = True
+            elif user_id in members:
+                return ALLOWED
+        channels = ", ".join(f"<#{c}>" for c in sorted(self.allowed_channels))
+        reason = (
+            f"connect-bot shows Posit Connect here to members of {channels} and connect-bot"
+            f" administrators: ask in {channels}."
+        )
+        if unknown:
+            reason += " (Slack could not say who is in those channels just now.)"
+        return Decision(False, reason)
+
+    def _members(self, kind: str, key: str) -> frozenset[str] | None:
+        """The members of user group or channel `key`, or None when Slack could not say and the
+        last answer is too old."""
+        resolve = self._resolvers[kind]
+        if resolve is None:
             return frozenset()
         with self._lock:
-            group = self._groups.setdefault(group_id, _Group(threading.Lock()))
-        # One lookup per group at a time: callers waiting here then see its answer (or its
-        # failure, and back off) instead of asking Slack again.
+            group = self._known.setdefault((kind, key), _Members(threading.Lock()))
+        # One lookup per group or channel at a time: callers waiting here then see its answer
+        # (or its failure, and back off) instead of asking Slack again.
         with group.lock:
             now = self._clock()
             age = now - group.fetched_at
@@ -136,12 +169,13 @@ class Authorizer:
             backing_off = group.failed_at is not None and now - group.failed_at < self._retry_after
             if not backing_off:
                 try:
-                    members = frozenset(self._resolve_group(group_id))
+                    members = frozenset(resolve(key))
                 except Exception as exc:  # a Slack outage must neither grant nor crash
                     group.failed_at = now
                     log.warning(
-                        "could not look up user group %s: %s; %s",
-                        group_id,
+                        "could not look up the members of %s %s: %s; %s",
+                        kind,
+                        key,
                         _describe(exc),
                         "using the last answer" if self._usable(group, now) else "refusing",
                     )
@@ -150,7 +184,7 @@ class Authorizer:
                     return members
             return group.members if self._usable(group, now) else None
 
-    def _usable(self, group: _Group, now: float) -> bool:
+    def _usable(self, group: _Members, now: float) -> bool:
         return group.members is not None and now - group.fetched_at < self._max_stale
 
 

@@ -158,9 +158,11 @@ class CacheService:
         except ConnectError as exc:
             if exc.transient:
                 return Unanswered(exc.reason)
+            if exc.malformed:  # it answered, but not as the API says: it may have deleted
+                return Unanswered(f"its answer was not understood: {exc.reason}")
             return DeletionResult(cache, False, None, _rejection_reason(exc))
-        if answer.task_id is None:
-            return DeletionResult(cache, False, None, "Connect started no deletion task")
+        if answer.task_id is None:  # an odd answer: the cache list says what happened
+            return Unanswered("Connect answered with no deletion task")
         return answer.task_id
 
     def follow_delete(

@@ -4,7 +4,9 @@ show them again.
 `Home.overview(actor)` gathers, per Connect server: the runtime caches (count and list), the
 active rebuilds with their progress and the ones that ended in the last hour; whether the
 actor is a connect-bot administrator; and, for administrators only, the last audit records.
-Nothing here is destructive: Home only looks.
+Nothing here is destructive: Home only looks. With BOT_ALLOWED_CHANNELS set, only
+administrators and members of those channels see any of it (`access`); anyone else gets an
+overview with nothing of Connect in it, only where to ask (`refused`).
 
 Connect is asked for its caches on a thread of its own, one request per server at a time;
 an overview waits for the answer at most `open_wait` seconds, so Home is published within
@@ -34,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.connect import ConnectError, RuntimeCache
 from bot.services.audit import AuditLog, AuditRecord
-from bot.services.authz import Authorizer
+from bot.services.authz import Authorizer, Decision
 from bot.services.outcomes import Actor
 from bot.services.rebuild_store import FINISHED, Progress, RebuildStore
 from bot.services.schedule_store import Scheduled, ScheduleStore
@@ -98,6 +100,9 @@ class HomeOverview:
     audit: tuple[AuditRecord, ...]  # always empty for non-admins
     section: Section | None  # the expanded part, if any
     several: bool  # several Connect servers: every part names its server
+    # Not for this person (BOT_ALLOWED_CHANNELS): where to ask. Then nothing of Connect is in
+    # the overview: no server, no cache, no rebuild, no schedule.
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +241,17 @@ class Home:
         """Everything `actor` may see on Home. `fresh` (an open): ask Connect again unless its
         answer is seconds old; otherwise (a republish) reuse it for `cache_ttl` seconds."""
         admin = self.is_admin(actor.user)
+        access = self.access(actor.user)
+        if not access.allowed:
+            return HomeOverview(
+                user=actor.user,
+                admin=False,
+                servers=(),
+                audit=(),
+                section=None,
+                several=self.servers.several,
+                refused=access.reason,
+            )
         viewer = self.viewer(actor.user)
         section = Section.parse(viewer.section if viewer else None)
         if section is not None and section.kind == "plan" and not admin:
@@ -279,8 +295,14 @@ class Home:
 
     def is_admin(self, user: str) -> bool:
         """A connect-bot administrator (users or groups; fails closed when Slack can't say).
-        BOT_ALLOWED_CHANNELS limits where commands work, not who is an administrator."""
+        BOT_ALLOWED_CHANNELS limits where commands work and who sees Connect data on Home
+        (`access`), not who is an administrator."""
         return self.authz.admin(user).allowed
+
+    def access(self, user: str) -> Decision:
+        """Whether `user` may see Connect data on Home and use its buttons: with
+        BOT_ALLOWED_CHANNELS set, only administrators and members of those channels."""
+        return self.authz.home(user)
 
     def _server_of(self, p: Progress) -> str:
         return p.server or self.servers.default

@@ -200,7 +200,9 @@ class Builds:
         self.db_clock = db_clock or DbClock(db)
         self.rebuild_id = rebuild_id
         self.lease = lease
-        self.client = client
+        # This layer retries, by the budget below; the client sends each request once, so an
+        # outage costs one request per try here, not the client's attempts times these.
+        self.client = client.single_try()
         self.policy = RetryPolicy(
             attempts=None,
             backoff=BACKOFF,

@@ -25,6 +25,10 @@ Behaviour chosen where the reference is silent:
 * Injected faults happen "in front of" Connect (like a proxy): a faulted request never reaches the
   API, so e.g. a faulted build POST does not start a build. The exception is a lost answer
   (`lose_rate`): the request is processed, then the connection is reset before the answer.
+* `serve_raw(method, paths, ...)` answers matching requests with raw bytes instead of the API's
+  JSON (an HTML page, another JSON shape, an empty or a huge body), like a misbehaving proxy or
+  Connect version. The request is processed first (a DELETE still deletes) unless
+  `process=False`. A huge body is written in pieces (`repeat`), never held whole.
 * `outage(seconds)` takes Connect down: the port refuses connections (kept-alive connections
   are reset at their next request, long polls at once), or with `status` every request gets
   that proxy error; it comes back by itself.
@@ -221,6 +225,23 @@ class _Faults:
     hits: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Raw:
+    """A raw answer for matching requests (see `FakeConnect.serve_raw`)."""
+
+    method: str
+    paths: re.Pattern[str]
+    status: int
+    body: bytes
+    content_type: str
+    repeat: int
+    content_length: bool
+    process: bool
+    left: int | None
+    served: int = 0
+    bytes_sent: int = 0  # of the body, until the client hung up
+
+
 @dataclass(frozen=True)
 class _Outage:
     status: int | None  # None: connections are refused
@@ -373,6 +394,7 @@ class FakeConnect:
         self._lock = threading.Lock()
         self._fault_lock = threading.Lock()
         self._faults: _Faults | None = None
+        self._raw: list[_Raw] = []
         self._stopping = False
         self._users = self._make_users(keys)
         self._owners = {owner["guid"]: owner for owner in seed.owners}
@@ -593,6 +615,53 @@ class FakeConnect:
     def clear_faults(self) -> None:
         with self._fault_lock:
             self._faults = None
+            self._raw.clear()
+
+    def serve_raw(
+        self,
+        method: str,
+        paths: str,
+        *,
+        body: bytes = b"",
+        status: int = 200,
+        content_type: str = JSON_TYPE,
+        repeat: int = 1,
+        content_length: bool = True,
+        process: bool = True,
+        limit: int | None = None,
+    ) -> _Raw:
+        """Answer `method` requests whose path matches the regex `paths` with `body` (written
+        `repeat` times: a huge body costs no memory here) and `status`, instead of the API's
+        answer. `content_length` False: no Content-Length, the connection closes after the
+        body. `process`: the request reaches the API first (its answer is dropped), so a DELETE
+        still deletes. `limit`: that many answers, then the API's again. Returns the rule,
+        whose `served` and `bytes_sent` tell what happened."""
+        rule = _Raw(
+            method.upper(),
+            re.compile(paths),
+            status,
+            body,
+            content_type,
+            repeat,
+            content_length,
+            process,
+            limit,
+        )
+        with self._fault_lock:
+            self._raw.append(rule)
+        return rule
+
+    def _take_raw(self, method: str, path: str) -> _Raw | None:
+        with self._fault_lock:
+            for rule in self._raw:
+                if rule.method == method and rule.paths.search(path):
+                    if rule.left is not None:
+                        if rule.left <= 0:
+                            continue
+                        rule.left -= 1
+                    rule.served += 1
+                    return rule
+        return None
 
     def outage(
         self, seconds: float, *, status: int | None = None, retry_after: str | None = None
@@ -1505,6 +1574,13 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "reset":
             self._reset(fake, path, query, headers, body, received)
             return
+        raw = fake._take_raw(self.command, path) if action is None else None
+        if raw is not None:
+            if raw.process:
+                fake._dispatch(self.command, path, query, headers, body)
+            self._record(fake, path, query, headers, body, raw.status, received)
+            self._send_raw(raw)
+            return
         if action == "error":
             response = _Response(fault_status, _proxy_error_page(fault_status), "text/html")
         else:
@@ -1525,6 +1601,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
         except (ConnectionError, TimeoutError):
             self.close_connection = True  # the client went away (e.g. gave up on a long poll)
+
+    def _send_raw(self, raw: _Raw) -> None:
+        try:
+            self.send_response(raw.status)
+            self.send_header("Content-Type", raw.content_type)
+            if raw.content_length:
+                self.send_header("Content-Length", str(len(raw.body) * raw.repeat))
+            else:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            for _ in range(raw.repeat):
+                self.wfile.write(raw.body)
+                raw.bytes_sent += len(raw.body)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client stopped reading
 
     def _reset(
         self,

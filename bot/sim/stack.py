@@ -134,6 +134,7 @@ def start_stack(
             **settings_overrides,
         }
     slack = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING_SECRET)
+    slack.scopes += ["channels:read", "groups:read"]  # manifest.yml's: conversations.members
     slack.start()
     start_workspace(slack)
     try:

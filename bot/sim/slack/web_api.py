@@ -1,9 +1,10 @@
 """The Web API methods connect-bot uses (``/api/<method>``): request parsing, auth and
 scopes, parameter checks, and the handlers for chat.*, users.*, usergroups.*,
-conversations.info, auth.test and apps.connections.open."""
+conversations.info, conversations.members, auth.test and apps.connections.open."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -110,6 +111,7 @@ class WebApiMixin(FaultsMixin):
             "usergroups.users.list": (self._usergroups_users_list, "usergroups:read"),
             "usergroups.list": (self._usergroups_list, "usergroups:read"),
             "conversations.info": (self._conversations_info, None),  # scope depends on channel
+            "conversations.members": (self._conversations_members, None),  # as conversations.info
             "apps.connections.open": (self._apps_connections_open, None),
         }
 
@@ -282,6 +284,35 @@ class WebApiMixin(FaultsMixin):
         self._require_scope("groups:read" if channel.is_private else "channels:read")
         data = channel.to_api(include_num_members=flag(params.get("include_num_members")))
         return {"ok": True, "channel": data}
+
+    def _conversations_members(self, params: JsonDict) -> JsonDict:
+        """A channel's members (the bot too, when it is in), `limit` a page (default 100, at
+        most 1000) with a `next_cursor` while more remain. Private channels the bot is not in
+        are invisible; the scope is channels:read or groups:read, as for conversations.info."""
+        channel = self._resolve_channel(params.get("channel"))
+        if channel.is_private and not channel.bot_member:
+            raise ApiError("channel_not_found")
+        self._require_scope("groups:read" if channel.is_private else "channels:read")
+        try:
+            limit = int(params.get("limit") or 100)
+        except (TypeError, ValueError):
+            raise ApiError("invalid_limit") from None
+        if not 1 <= limit <= 1000:
+            raise ApiError("invalid_limit")
+        members = sorted(channel.members) + ([self.bot_user_id] if channel.bot_member else [])
+        cursor = str(params.get("cursor") or "")
+        start = 0
+        if cursor:
+            try:
+                start = int(base64.b64decode(cursor).decode().removeprefix("offset:"))
+            except ValueError:
+                raise ApiError("invalid_cursor") from None
+        page = members[start : start + limit]
+        after = start + limit
+        next_cursor = (
+            base64.b64encode(f"offset:{after}".encode()).decode() if after < len(members) else ""
+        )
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
 
     def _apps_connections_open(self, params: JsonDict) -> JsonDict:
         try:

@@ -40,7 +40,10 @@ def toggle(deps: Deps, click: Click) -> None:
     kind = SECTION_OF_ACTION.get(click.action_id)
     if home is None or kind is None or not click.user or not click.value:
         return
-    home.toggle(click.user, Section(kind, click.value))
+    if home.access(click.user).allowed:
+        home.toggle(click.user, Section(kind, click.value))
+    # else: an outsider's click (a forged payload: their Home has no buttons) expands nothing;
+    # their Home is shown again, saying where to ask.
     publish(deps, click.user, fresh=False)
 
 

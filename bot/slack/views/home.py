@@ -4,7 +4,9 @@ rebuilds with progress, and buttons that expand a part of Home; the audit log fo
 Pure: the overview and `now` in, a `HomeView` out. Home buttons only change what Home shows
 (List caches, Rebuild history, Plan a rebuild): nothing destructive starts from Home, which has
 no channel for the plan card, the confirmation and the thread. Non-admins see neither the audit
-log nor "Plan a rebuild". Every Connect string goes through `esc`/`code`/`link`/`plain`.
+log nor "Plan a rebuild". With BOT_ALLOWED_CHANNELS set, whoever is neither an admin nor a
+member of those channels sees one line saying where to ask, and no button. Every Connect
+string goes through `esc`/`code`/`link`/`plain`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ class HomeView:
 
 
 def home_view(overview: HomeOverview, permalink: Permalink, *, now: datetime) -> HomeView:
+    if overview.refused is not None:
+        # BOT_ALLOWED_CHANNELS: nothing of Connect, only where to ask (the reason is ours:
+        # channel mentions built from the configuration).
+        return HomeView([HeaderBlock(text="Posit Connect"), md(clip(overview.refused, 3000))])
     role = (
         "You are a connect-bot administrator: the audit log is at the bottom."
         if overview.admin
