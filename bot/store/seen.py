@@ -16,7 +16,7 @@ from collections.abc import Callable
 from sqlalchemy import BigInteger, Index, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import ReturningInsert
 
 from bot.store.db import Database
 from bot.store.models import Base
@@ -44,13 +44,16 @@ class SeenSignatures:
     def first_sighting(self, signature: str, sent: int) -> bool:
         """Record `signature`; False if any replica recorded it already. One round trip."""
         row = {"signature": signature, "expires": sent + WINDOW_SECONDS + SKEW_SECONDS}
-        statement: Executable
-        if self.db.dialect == "postgresql":
-            statement = postgresql.insert(SeenSignature).values(row).on_conflict_do_nothing()
-        else:
-            statement = sqlite.insert(SeenSignature).values(row).on_conflict_do_nothing()
+        statement: ReturningInsert[tuple[str]]
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        statement = (
+            dialect.insert(SeenSignature)
+            .values(row)
+            .on_conflict_do_nothing()
+            .returning(SeenSignature.signature)  # a row back only if this insert made it
+        )
         with self.db.engine.begin() as conn:
-            inserted = conn.execute(statement).rowcount == 1
+            inserted = conn.execute(statement).first() is not None
         self._purge_if_due()
         return inserted
 
