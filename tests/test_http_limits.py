@@ -158,12 +158,16 @@ def test_refusals_before_the_body_are_logged_with_why(stack: Stack):
     server = front_for(stack)
     try:
         assert attack(server, UNSIGNED, MIB, chunked=False).status == 401
+        assert attack(server, signed(2 * MIB), 2 * MIB, chunked=False).status == 413
     finally:
         server.stop()
         logger.removeHandler(handler)
         logger.setLevel(old_level)
-    [line] = [r for r in records if getattr(r, "event", None) == "request"]
-    assert (line.status, line.rejected) == (401, "missing timestamp")  # type: ignore[attr-defined]
+    lines = [r for r in records if getattr(r, "event", None) == "request"]
+    assert [(r.status, r.rejected) for r in lines] == [  # type: ignore[attr-defined]
+        (401, "missing timestamp"),
+        (413, "body too large"),
+    ]
 
 
 # --- slow clients, health, stopping ---------------------------------------------------------

@@ -72,6 +72,7 @@ class Head:
     path: str
     headers: Mapping[str, str]
     has_body: bool
+    too_large: bool  # its Content-Length is over the server's cap
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class _ScreenedParser(HTTPRequestParser):
                 path=cast(Any, self).path,
                 headers=self.headers,
                 has_body=self.chunked or self.content_length > 0,
+                # waitress refuses a Content-Length >= its limit (413) after this method
+                too_large=self.content_length >= self.adj.max_request_body_size,
             )
         )
         if refusal is not None:

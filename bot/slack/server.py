@@ -80,14 +80,15 @@ class BotWsgi:
 
     def screen(self, head: Head) -> Refusal | None:
         """Called by the server once a request's headers are in, before its body is read."""
-        if head.method == "POST" and head.path == EVENTS_PATH and self.app is not None:
+        if head.too_large:  # known from Content-Length alone: the size decides first
+            refusal: Refusal | None = Refusal(413, "body too large")
+        elif head.method == "POST" and head.path == EVENTS_PATH and self.app is not None:
             why = self.verifier.check_headers(
                 head.headers.get("X_SLACK_REQUEST_TIMESTAMP"), head.headers.get("X_SLACK_SIGNATURE")
             )
             refusal = Refusal(401, why) if why is not None else None
         elif head.has_body:  # only Slack's requests carry one: nothing else reads it
-            known = head.path in HEALTH_PATHS or head.path == EVENTS_PATH
-            refusal = Refusal(413 if known else 404, "unexpected body")
+            refusal = Refusal(413 if head.path in HEALTH_PATHS else 404, "unexpected body")
         else:
             return None
         if refusal is not None and log.isEnabledFor(logging.INFO):
@@ -219,7 +220,6 @@ class HttpServer:
     ) -> None:
         self._map: dict[int, Any] = {}
         self._dispatcher = ThreadedTaskDispatcher()
-        self._dispatcher.set_thread_count(limits.threads)
         self._server = bounded_server(
             wsgi,
             host=host,
@@ -232,6 +232,7 @@ class HttpServer:
         host, port_text = self._server.getsockname()
         self.host = str(host)
         self.port = int(port_text)
+        self._dispatcher.set_thread_count(limits.threads)  # once bound: no threads left behind
         self.name = name
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
