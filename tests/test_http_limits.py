@@ -267,9 +267,16 @@ def test_a_request_replayed_to_another_replica_gets_401(stack: Stack, postgres_u
         db.dispose()
 
 
-@needs_postgres
-def test_seen_signatures_are_kept_while_they_could_pass_and_purged_after(postgres_url: str):
-    db = Database(postgres_url)
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=needs_postgres)])
+def test_seen_signatures_are_kept_while_they_could_pass_and_purged_after(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+):
+    url = (
+        f"sqlite:///{tmp_path}/bot.db"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    db = Database(url)
     db.migrate()
     now = [1_700_000_000.0]
     seen = SeenSignatures(db, clock=lambda: now[0])
