@@ -46,7 +46,7 @@ WORKDIR /data
 USER 10001:10001
 EXPOSE 3000
 
-# /healthz is served in HTTP and Socket Mode alike; the probe honours PORT.
+# /healthz is served in HTTP and Socket Mode alike; the probe honours BOT_HEALTH_PORT, else PORT.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "/opt/connect-bot/healthcheck.py"]
 

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     bot_log_format: Literal["text", "json"] = "text"
     bot_log_level: str = "INFO"
     port: int = Field(default=3000, ge=0, le=65535)
+    # /healthz and /readyz on a port of their own too: probes are answered even when slow
+    # clients hold every connection of PORT. Unset: only on PORT.
+    bot_health_port: int | None = Field(default=None, ge=0, le=65535)
 
     @classmethod
     def settings_customise_sources(
@@ -141,6 +144,7 @@ class Settings(BaseSettings):
         "bot_audit_channel",
         "bot_connect_servers",
         "bot_default_server",
+        "bot_health_port",
         mode="before",
     )
     @classmethod

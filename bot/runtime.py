@@ -42,6 +42,7 @@ from bot.services.schedule_store import ScheduleStore
 from bot.services.schedules import Schedules
 from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
+from bot.slack.bounded import HEALTH_LIMITS
 from bot.slack.deps import Deps
 from bot.slack.home_publisher import HomePublisher
 from bot.slack.members import channel_members
@@ -53,6 +54,7 @@ from bot.slack.zones import UserZones
 from bot.store import Database, utcnow
 from bot.store.coordination import AnotherProcess, Coordinator, migrate_serialised
 from bot.store.dbtime import WallClock
+from bot.store.seen import SeenSignatures
 
 log = logging.getLogger("bot")
 
@@ -105,6 +107,7 @@ class Runtime:
     bot_user_id: str | None
     grace_seconds: float = 5.0
     http: HttpServer | None = None
+    health: HttpServer | None = None
     socket_handler: Any = None
 
     def readiness(self) -> dict[str, Any]:
@@ -119,18 +122,33 @@ class Runtime:
         # Which replica answered: with several, an operator can tell them apart.
         return {"ready": ready, "checks": checks, "instance": self.coordinator.instance_id}
 
-    def start_http(self, host: str = "0.0.0.0", port: int | None = None) -> HttpServer:
+    def start_http(
+        self, host: str = "0.0.0.0", port: int | None = None, health_port: int | None = None
+    ) -> HttpServer:
+        """PORT serves Slack and the probes; `health_port` (BOT_HEALTH_PORT) the probes alone."""
         app = None if self.settings.socket_mode else self.app
+        # Replicas on PostgreSQL share the replay check; one process on SQLite keeps its own.
+        shared = SeenSignatures(self.db) if self.db.dialect == "postgresql" else None
         self.http = HttpServer(
             BotWsgi(
                 app,
                 self.readiness,
                 self.deps.gate,
                 signing_secret=_secret(self.settings.slack_signing_secret),
+                shared=shared,
             ),
             host=host,
             port=self.settings.port if port is None else port,
         ).start()
+        health_port = self.settings.bot_health_port if health_port is None else health_port
+        if health_port is not None:
+            self.health = HttpServer(
+                BotWsgi(None, self.readiness),
+                host=host,
+                port=health_port,
+                limits=HEALTH_LIMITS,
+                name="health",
+            ).start()
         return self.http
 
     def start_socket_mode(self) -> Any:
@@ -154,6 +172,8 @@ class Runtime:
             self.socket_handler.close()
         if self.http is not None:
             self.http.stop()
+        if self.health is not None:
+            self.health.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -422,11 +442,13 @@ def serve(settings: Settings | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     http = runtime.start_http()
+    if runtime.health is not None:
+        log.info("health checks on %s/healthz and /readyz", runtime.health.bound)
     if settings.socket_mode:
         runtime.start_socket_mode()
-        log.info("connect-bot running in Socket Mode; health on %s/healthz", http.url)
+        log.info("connect-bot running in Socket Mode; health on %s/healthz", http.bound)
     else:
-        log.info("connect-bot listening on %s/slack/events", http.url)
+        log.info("connect-bot listening on %s/slack/events", http.bound)
     stop.wait()
     runtime.close()
     return 0

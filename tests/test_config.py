@@ -40,6 +40,7 @@ NAMES = [
     "BOT_LOG_FORMAT",
     "BOT_LOG_LEVEL",
     "PORT",
+    "BOT_HEALTH_PORT",
 ]
 
 
@@ -61,8 +62,15 @@ def test_defaults():
     assert settings.bot_confirm_ttl_seconds == 900
     assert settings.bot_two_person_rule is False
     assert settings.port == 3000
+    assert settings.bot_health_port is None  # probes on PORT only
     assert settings.socket_mode is False
     assert settings.bot_admin_users == []
+
+
+@pytest.mark.parametrize(("value", "port"), [("8081", 8081), ("", None), ("  ", None)])
+def test_health_port(monkeypatch: pytest.MonkeyPatch, value: str, port: int | None):
+    monkeypatch.setenv("BOT_HEALTH_PORT", value)
+    assert Settings().bot_health_port == port
 
 
 def test_environment_lists_and_flags(monkeypatch: pytest.MonkeyPatch):

@@ -250,6 +250,17 @@ def test_health_probe_passes_on_200_even_behind_a_proxy(
     )
 
 
+def test_health_probe_prefers_the_health_port(
+    health_server: tuple[http.server.HTTPServer, type[_Health]],
+) -> None:
+    server, _ = health_server
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    answer = probe(closed, BOT_HEALTH_PORT=str(server.server_address[1]))
+    assert answer.returncode == 0, answer.stderr
+
+
 def test_health_probe_fails_on_error_status_and_closed_port(
     health_server: tuple[http.server.HTTPServer, type[_Health]],
 ) -> None:

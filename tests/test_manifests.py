@@ -207,17 +207,21 @@ def test_deployment_runs_as_the_images_non_root_user(
     )
 
 
-def test_deployment_probes_health_and_readiness_on_the_images_port(
+def test_deployment_probes_health_and_readiness_on_their_own_port(
     kubernetes: dict[str, dict[str, Any]],
 ) -> None:
+    """Slack on the image's port; the probes on BOT_HEALTH_PORT, where slow clients of the
+    public port cannot delay them (issue 17)."""
     bot = container(kubernetes["Deployment"])
-    assert [p["containerPort"] for p in bot["ports"]] == [image_port()]
+    env = {e["name"]: e.get("value") for e in bot["env"]}
+    health = int(env["BOT_HEALTH_PORT"])
+    assert sorted(p["containerPort"] for p in bot["ports"]) == sorted([image_port(), health])
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         get = bot[probe]["httpGet"]
         assert get["path"] == path, probe
-        assert named_port(bot, get["port"]) == image_port(), probe
+        assert named_port(bot, get["port"]) == health, probe
     startup = bot["startupProbe"]["httpGet"]  # slow starts (migrations) are not killed
-    assert startup["path"] == "/healthz" and named_port(bot, startup["port"]) == image_port()
+    assert startup["path"] == "/healthz" and named_port(bot, startup["port"]) == health
 
 
 def test_deployment_secrets_come_from_the_secret_the_readme_creates(

@@ -1,7 +1,12 @@
-"""HTTP front: `/slack/events` for Bolt, `/healthz` and `/readyz`, served by waitress (threaded)."""
+"""HTTP front: `/slack/events` for Bolt, `/healthz` and `/readyz`, served by waitress (threaded).
+
+What a request may cost before it is refused is bounded in `bot.slack.bounded`; `BotWsgi.screen`
+decides, from the headers alone, which requests are refused before their body is read.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -14,15 +19,19 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.context.context import BoltContext
 from slack_bolt.request.internals import build_context
-from waitress.server import create_server
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.task import ThreadedTaskDispatcher
 
 from bot.slack import requestlog
+from bot.slack.bounded import MAX_BODY, PUBLIC_LIMITS, Head, Limits, Refusal, bounded_server
 from bot.slack.deps import AckGate
-from bot.slack.signature import RequestVerifier
+from bot.slack.signature import RequestVerifier, SharedMemory
 
 log = logging.getLogger("bot.http")
 
 EVENTS_PATH = "/slack/events"
+HEALTH_PATHS = ("/healthz", "/readyz")
 Readiness = Callable[[], dict[str, Any]]
 StartResponse = Callable[..., Any]
 
@@ -46,7 +55,8 @@ class BotWsgi:
     """`signing_secret`: the app's, so signatures are checked here before Bolt sees a request
     (a malformed header would otherwise be a 500) and replays are refused. Without it only the
     headers' shape and the 5-minute window are checked here; Bolt still checks the HMAC.
-    `verifier` replaces the one built from the secret (tests: a frozen clock)."""
+    `verifier` replaces the one built from the secret (tests: a frozen clock); `shared` is where
+    replicas record the signatures they accepted (PostgreSQL)."""
 
     def __init__(
         self,
@@ -56,16 +66,44 @@ class BotWsgi:
         *,
         signing_secret: str | None = None,
         verifier: RequestVerifier | None = None,
+        shared: SharedMemory | None = None,
     ) -> None:
         self.app = app  # None in Socket Mode: only the health endpoints are served
         self.readiness = readiness
         self.gate = gate or AckGate()
-        self.verifier = verifier or RequestVerifier(signing_secret)
+        self.verifier = verifier or RequestVerifier(signing_secret, shared=shared)
         if app is not None and not self.verifier.checks_hmac:
             log.warning(
                 "no signing secret given to the HTTP front: replayed requests are not refused",
                 extra={"event": "signature_check_degraded"},
             )
+
+    def screen(self, head: Head) -> Refusal | None:
+        """Called by the server once a request's headers are in, before its body is read."""
+        if head.too_large:  # known from Content-Length alone: the size decides first
+            refusal: Refusal | None = Refusal(413, "body too large")
+        elif head.method == "POST" and head.path == EVENTS_PATH and self.app is not None:
+            why = self.verifier.check_headers(
+                head.headers.get("X_SLACK_REQUEST_TIMESTAMP"), head.headers.get("X_SLACK_SIGNATURE")
+            )
+            refusal = Refusal(401, why) if why is not None else None
+        elif head.has_body:  # only Slack's requests carry one: nothing else reads it
+            refusal = Refusal(413 if head.path in HEALTH_PATHS else 404, "unexpected body")
+        else:
+            return None
+        if refusal is not None and log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "event": "request",
+                    "method": head.method,
+                    "path": head.path,
+                    "status": refusal.status,
+                    "duration_ms": 0.0,
+                    "rejected": refusal.reason,
+                },
+            )
+        return refusal
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -103,6 +141,9 @@ class BotWsgi:
     def _dispatch(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         assert self.app is not None
         raw = _read_body(environ)
+        if raw is None:
+            requestlog.annotate(rejected="body too large")
+            return _json(413, {"error": "request entity too large"})
         rejected = self.verifier.check(
             raw,
             environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"),
@@ -129,12 +170,16 @@ class BotWsgi:
         return response.status, headers, (response.body or "").encode("utf-8")
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def _read_body(environ: dict[str, Any]) -> bytes | None:
+    """The body, or None if it is over the cap (the server refuses those first; this holds
+    under any other WSGI server too). Never reads more than the cap."""
     stream = environ.get("wsgi.input")
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
+    if length > MAX_BODY:
+        return None
     if stream is None or length <= 0:
         return b""
     data: bytes = stream.read(length)
@@ -146,6 +191,7 @@ _REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
+    413: "Request Entity Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -156,7 +202,12 @@ def _json(status: int, data: dict[str, Any]) -> tuple[int, list[tuple[str, str]]
 
 
 class HttpServer:
-    """waitress in a background thread; `port=0` picks a free port (tests)."""
+    """waitress in a background thread, bounded by `limits`; `port=0` picks a free port (tests).
+
+    The event loop is run here, one turn at a time, so that `stop()` can end it between turns
+    and close every connection from the loop's own thread: keep-alive connections would
+    otherwise keep waitress's loop alive for their idle timeout.
+    """
 
     def __init__(
         self,
@@ -164,50 +215,72 @@ class HttpServer:
         *,
         host: str,
         port: int,
-        threads: int = 8,
+        limits: Limits = PUBLIC_LIMITS,
+        name: str = "http",
     ) -> None:
-        self._server = create_server(
+        self._map: dict[int, Any] = {}
+        self._dispatcher = ThreadedTaskDispatcher()
+        self._server = bounded_server(
             wsgi,
             host=host,
             port=port,
-            threads=threads,
-            ident="connect-bot",
-            expose_tracebacks=False,
+            limits=limits,
+            screen=wsgi.screen,
+            socket_map=self._map,
+            dispatcher=self._dispatcher,
         )
-        self.host = host
-        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
+        host, port_text = self._server.getsockname()
+        self.host = str(host)
+        self.port = int(port_text)
+        self._dispatcher.set_thread_count(limits.threads)  # once bound: no threads left behind
+        self.name = name
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._stopped = False
 
     @property
     def url(self) -> str:
+        """Where a client on this machine reaches the server."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{_bracketed(host)}:{self.port}"
+
+    @property
+    def bound(self) -> str:
+        """The address actually bound (`0.0.0.0` is every interface), for the log."""
+        return f"http://{_bracketed(self.host)}:{self.port}"
 
     def start(self) -> HttpServer:
-        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, name=self.name, daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
-        self._server.run()
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=1.0, map=self._map, use_poll=True, count=1)
+        finally:
+            self._close_connections()
+
+    def _close_connections(self) -> None:
+        for dispatcher in list(self._map.values()):
+            if isinstance(dispatcher, HTTPChannel):
+                dispatcher.handle_close()  # also wakes a task waiting to write to it
+        self._server.close()
+        wasyncore.close_all(self._map)
 
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
-        server: Any = self._server
-
-        def close_all() -> None:
-            for channel in list(server._map.values()):
-                channel.close()
-
-        # Close every channel from inside the loop thread: keep-alive connections would
-        # otherwise keep waitress's loop (and this thread) alive for its channel timeout.
-        try:
-            server.trigger.pull_trigger(close_all)
-        except OSError:  # the loop has already closed its trigger: close from here
-            close_all()
+        self._stopping.set()
         if self._thread is not None:
+            with contextlib.suppress(OSError):  # the loop may have closed its trigger already
+                self._server.pull_trigger()  # wake the loop now, not at its next timeout
             self._thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=5)
+        else:
+            self._close_connections()
+        self._dispatcher.shutdown(timeout=5)
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

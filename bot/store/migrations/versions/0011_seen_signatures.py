@@ -1,0 +1,30 @@
+"""seen signatures: Slack request signatures accepted by any replica, for replay checks
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-20
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "seen_signatures",
+        sa.Column("signature", sa.String(length=80), primary_key=True),
+        sa.Column("expires", sa.BigInteger(), nullable=False),
+    )
+    op.create_index("ix_seen_signatures_expires", "seen_signatures", ["expires"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_seen_signatures_expires", table_name="seen_signatures")
+    op.drop_table("seen_signatures")
