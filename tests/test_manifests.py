@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate as validator
 import pytest
 import yaml
 
@@ -145,12 +146,22 @@ def fenced(section: str, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
 
 
+KUBERNETES = REPO / "deploy" / "kubernetes"
+
+
 @pytest.fixture(scope="module")
 def kubernetes() -> dict[str, dict[str, Any]]:
-    (block,) = fenced(readme_section("Kubernetes"), "yaml")
-    documents = [d for d in yaml.safe_load_all(block) if d is not None]
+    """The objects `kubectl apply -k deploy/kubernetes` creates, by kind."""
+    listed = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(
+        p.name for p in KUBERNETES.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
+    documents = [
+        d for name in listed for d in yaml.safe_load_all((KUBERNETES / name).read_text()) if d
+    ]
     kinds = {d["kind"]: d for d in documents}
-    assert sorted(kinds) == ["Deployment", "Service"] and len(documents) == 2
+    assert sorted(kinds) == ["Deployment", "PodDisruptionBudget", "Service"]
+    assert len(documents) == 3
     return kinds
 
 
@@ -202,9 +213,28 @@ def test_deployment_runs_as_the_images_non_root_user(
     context = pod["securityContext"]
     assert context["runAsNonRoot"] is True
     assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid)
-    assert (
-        container(kubernetes["Deployment"])["securityContext"]["allowPrivilegeEscalation"] is False
-    )
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    bot = container(kubernetes["Deployment"])
+    assert bot["securityContext"]["allowPrivilegeEscalation"] is False
+    assert bot["securityContext"]["readOnlyRootFilesystem"] is True
+    # What the bot writes (the SQLite default, temporary files) lands on volumes.
+    mounts = {m["mountPath"] for m in bot["volumeMounts"]}
+    assert mounts == {"/data", "/tmp"}
+
+
+def test_deployment_image_tag_is_pinned(kubernetes: dict[str, dict[str, Any]]) -> None:
+    image = container(kubernetes["Deployment"])["image"]
+    tag = image.rpartition(":")[2]
+    assert "/" not in tag and tag not in ("", "latest"), image
+
+
+def test_disruption_budget_keeps_a_replica_through_a_drain(
+    kubernetes: dict[str, dict[str, Any]],
+) -> None:
+    budget = kubernetes["PodDisruptionBudget"]
+    labels = kubernetes["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert budget["spec"]["maxUnavailable"] < kubernetes["Deployment"]["spec"]["replicas"]
 
 
 def test_deployment_probes_health_and_readiness_on_their_own_port(
@@ -252,7 +282,6 @@ def test_service_for_http_mode_reaches_the_pods(kubernetes: dict[str, dict[str, 
 
 
 def test_kubernetes_objects_match_the_api_schema(kubernetes: dict[str, dict[str, Any]]) -> None:
-    validator = pytest.importorskip("kubernetes_validate")
     version = validator.latest_version()
     for document in kubernetes.values():
         validator.validate(document, version, strict=True)
@@ -261,7 +290,6 @@ def test_kubernetes_objects_match_the_api_schema(kubernetes: dict[str, dict[str,
 def test_kubernetes_schema_check_catches_a_misspelt_field(
     kubernetes: dict[str, dict[str, Any]],
 ) -> None:
-    validator = pytest.importorskip("kubernetes_validate")
     broken = json.loads(json.dumps(kubernetes["Deployment"]))
     broken["spec"]["strategy"]["rollingUpdate"]["maxSurges"] = 1
     with pytest.raises(validator.ValidationError):
