@@ -1,9 +1,9 @@
-"""docker/compose.yaml and the README's Kubernetes example, checked without Docker or a cluster.
+"""docker/compose.yaml and deploy/kubernetes/, checked without Docker or a cluster.
 
 Both parse as YAML and say what the README promises: two replicas on PostgreSQL, health on
-/healthz and readiness on /readyz at the image's port, the image's non-root user, a rolling
-update that never drops below the wanted replicas. With `kubernetes-validate` installed the
-Kubernetes objects are also validated (strictly: no unknown field) against the API's schema.
+/healthz and readiness on /readyz, the image's non-root user, a rolling update that never drops
+below the wanted replicas. The Kubernetes objects are also validated (strictly: no unknown
+field) against the API's schema by `kubernetes-validate`.
 """
 
 from __future__ import annotations
