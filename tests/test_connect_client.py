@@ -25,12 +25,6 @@ from bot.connect import (
 )
 from bot.connect.models import parse_time
 from bot.connect.retry import RetryPolicy, parse_retry_after
-from bot.connect.transport import (
-    QuickAckBackend,
-    QuickAckStream,
-    QuickAckTransport,
-    quick_ack_available,
-)
 from bot.connect.versions import parse_version
 from bot.sim.connect_server import FakeConnect
 from tests.conftest import ADMIN_KEY, PUBLISHER_KEY
@@ -683,51 +677,6 @@ def test_version_filter_rejects(text: str):
 )
 def test_parse_version(text: str, expected: tuple[int, ...]):
     assert parse_version(text) == expected
-
-
-def test_the_client_acks_at_once_and_works_against_a_server_with_nagle_on(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Quick-ACK sockets (bot/connect/transport.py; the stall they remove is measured by
-    `bench/rebuild.py --scenario dispatch`): the transport is in use and requests work."""
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    with FakeConnect(api_keys={ADMIN_KEY: "administrator"}, nagle=True) as server:
-        client = ConnectClient(server.url, ADMIN_KEY)
-        try:
-            transport = client.http._http._transport
-            assert isinstance(transport, QuickAckTransport)
-            # The one httpx internal it relies on: the transport's pool, with our backend.
-            assert isinstance(transport._pool._network_backend, QuickAckBackend)
-            assert {c.label for c in client.caches.list()} == {
-                RuntimeCache(c["language"], c["version"], c["image_name"]).label
-                for c in server.caches()
-            }
-            [connection] = transport._pool.connections
-            stream = connection._connection._network_stream
-            assert isinstance(stream, QuickAckStream)
-            assert stream.get_extra_info("socket").type == socket.SOCK_STREAM
-        finally:
-            client.close()
-
-
-def test_with_a_proxy_in_the_environment_the_client_keeps_httpx_s_transport(
-    monkeypatch: pytest.MonkeyPatch, fake_connect: FakeConnect
-) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    assert not quick_ack_available()
-    client = ConnectClient(fake_connect.url, ADMIN_KEY)
-    try:
-        assert not isinstance(client.http._http._transport, QuickAckTransport)
-    finally:
-        client.close()
 
 
 # ---------------------------------------------------------------- malformed answers

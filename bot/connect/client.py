@@ -21,7 +21,6 @@ from bot.connect.retry import (
     RetryPolicy,
     parse_retry_after,
 )
-from bot.connect.transport import QuickAckTransport, quick_ack_available
 
 if TYPE_CHECKING:
     from httpx._client import UseClientDefault  # the type of httpx.USE_CLIENT_DEFAULT
@@ -76,8 +75,6 @@ class HttpCore:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        if transport is None and quick_ack_available():
-            transport = QuickAckTransport(limits=limits)
         self._http = httpx.Client(
             base_url=f"{self.server}/__api__/",
             headers={

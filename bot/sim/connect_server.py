@@ -381,8 +381,9 @@ class FakeConnect:
         self.node_id = "node-1"
         self.log_requests = log_requests
         # True: Nagle's algorithm stays on for responses (headers and body are two sends), as
-        # in `http.server`'s default and many proxies: a client that delays its ACKs then waits
-        # ~40 ms per response (see bot/connect/transport.py).
+        # in `http.server`'s default: a client that delays its ACKs then waits ~40 ms per
+        # response. Connect (Go) and nginx set TCP_NODELAY; bench/rebuild.py's dispatch
+        # scenario shows nginx in front of such a server adds no stall.
         self.nagle = nagle
         self.record_requests = record_requests
         self.requests: list[RequestRecord] = []
