@@ -256,6 +256,10 @@ class RebuildStore:
         `<key>_claimed`, fenced by the lease token. False: the lease moved, and its new holder
         posts it. A holder that finds the claim already made (by itself before a failed post,
         or by a process that died) looks for the message in Slack before posting again."""
+        return self.set_flags_fenced(rebuild_id, token, **{f"{key}_claimed": True})
+
+    def set_flags_fenced(self, rebuild_id: int, token: str | None, **flags: Any) -> bool:
+        """`set_flags` if the lease is still `token`'s (False: it moved, nothing was set)."""
         if token is None:
             return False
         with self.db.session() as session:
@@ -263,7 +267,7 @@ class RebuildStore:
                 session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                     update(Rebuild)
                     .where(Rebuild.id == rebuild_id, Rebuild.lease_token == token)
-                    .values(progress=merged_progress(self.db.dialect, {f"{key}_claimed": True}))
+                    .values(progress=merged_progress(self.db.dialect, flags))
                 ).rowcount
             )
 

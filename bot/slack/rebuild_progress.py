@@ -371,7 +371,11 @@ class RebuildReporter(BackgroundLoop):
             owner = waiting[0]
             # Claimed before (a restart, a failed post): the DM may be in their DM channel.
             again = p.flags.get("owner_dm_sending") == owner.guid
-            self.service.set_flags(p.rebuild_id, owner_dm_sending=owner.guid)
+            if not self.service.set_flags_fenced(
+                p.rebuild_id, p.lease_token, owner_dm_sending=owner.guid
+            ):
+                self._drop(p.rebuild_id)  # the lease moved: its new holder sends it
+                return False
             error = self._dm(p, owner, look_first=again)
             seen.last_dm = time.monotonic()
             if error is None:
