@@ -44,7 +44,7 @@ def summaries(slack: FakeSlack, ts: str) -> list[Message]:
 
 
 class World:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, url: str) -> None:
         self.tmp_path = tmp_path
         self.connect = FakeConnect(
             api_keys={CONNECT_KEY: "administrator"},
@@ -56,7 +56,7 @@ class World:
         )
         self.slack.start()
         start_workspace(self.slack)
-        self.url = f"sqlite:///{tmp_path / 'bot.db'}"
+        self.url = url
         self.db = Database(self.url)
         self.bots: list[BotProcess] = []
 
@@ -83,9 +83,13 @@ class World:
         self.connect.stop()
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'bot.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")  # skips without BOT_TEST_POSTGRES_URL
+    w = World(tmp_path, url)
     try:
         yield w
     finally:
