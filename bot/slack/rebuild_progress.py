@@ -237,7 +237,8 @@ class RebuildReporter(BackgroundLoop):
         except SlackUnavailable as exc:
             # Retried on a later tick, after Retry-After when Slack gave one.
             log.warning("rebuild %s: Slack %s failed: %s", rebuild_id, exc.method, exc.error)
-            seen.quiet_until = time.monotonic() + max(ERROR_BACKOFF, exc.retry_after or 0.0)
+            wait = ERROR_BACKOFF if exc.retry_after is None else exc.retry_after
+            seen.quiet_until = time.monotonic() + wait
 
     def _tell(self, p: Progress, seen: _Seen, now: float) -> None:
         service = self.service
