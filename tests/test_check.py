@@ -45,6 +45,9 @@ ALL_SCOPES = (
     "im:write",
     "channels:read",
     "groups:read",
+    "im:history",
+    "channels:history",
+    "groups:history",
 )
 OK, WARN, FAIL = MARKS["ok"], MARKS["warn"], MARKS["fail"]
 # Every SQLite configuration says this (a note, not a failure); PostgreSQL says the other.
@@ -176,7 +179,10 @@ def test_good_socket_mode_with_groups(
     assert not marked(lines, FAIL) and not notes(lines)
     text = "\n".join(lines)
     assert "Socket Mode: SLACK_APP_TOKEN is valid" in text
-    assert "commands, chat:write, users:read, usergroups:read" in text
+    assert (
+        "commands, chat:write, users:read, channels:history, groups:history, usergroups:read"
+        in text
+    )
     assert "does not exist yet: `connect-bot serve` creates it" in text
     assert not (tmp_path / "connect-bot.db").exists()  # the check is read-only
 
@@ -279,14 +285,14 @@ def test_missing_scopes_say_which_and_to_reinstall(connect: FakeConnect, tmp_pat
     assert code == 1
     line = only_failure(lines)
     assert (
-        "lacks the scope(s) chat:write, users:read, usergroups:read, users:read.email, im:write"
-        in line
+        "lacks the scope(s) chat:write, users:read, channels:history, groups:history,"
+        " usergroups:read, users:read.email, im:write, im:history" in line
     )
     assert "manifest.yml" in line and "reinstall the app" in line
 
 
 def test_group_scope_is_needed_only_with_admin_groups(connect: FakeConnect, tmp_path: Path) -> None:
-    scopes = ("commands", "chat:write", "users:read", "users:read.email", "im:write")
+    scopes = tuple(s for s in ALL_SCOPES if s != "usergroups:read")
     with fake_slack(scopes=scopes) as basic:
         code, lines = check(settings(connect, basic.start(), tmp_path))
     assert code == 0, lines
@@ -295,11 +301,12 @@ def test_group_scope_is_needed_only_with_admin_groups(connect: FakeConnect, tmp_
 def test_owner_scopes_are_needed_while_owners_are_notified(
     connect: FakeConnect, tmp_path: Path
 ) -> None:
-    with fake_slack(scopes=("commands", "chat:write", "users:read", "users:read.email")) as narrow:
+    narrow_scopes = tuple(s for s in ALL_SCOPES if s not in ("im:write", "im:history"))
+    with fake_slack(scopes=narrow_scopes) as narrow:
         code, lines = check(settings(connect, narrow.start(), tmp_path))
         assert code == 1
         line = only_failure(lines)
-        assert "lacks the scope(s) im:write" in line and "reinstall the app" in line
+        assert "lacks the scope(s) im:write, im:history" in line and "reinstall the app" in line
         # BOT_NOTIFY_OWNERS=false: no owner is looked up or sent a DM, so neither is needed.
         code, lines = check(settings(connect, narrow, tmp_path, bot_notify_owners=False))
     assert code == 0, lines

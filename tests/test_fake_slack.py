@@ -116,7 +116,8 @@ def test_auth_test_reports_identity_and_scopes(fake: FakeSlack, client: WebClien
     assert response["bot_id"] == "B0BOT"
     assert response["team_id"] == "T0001"
     assert response.headers["x-oauth-scopes"] == (
-        "commands,chat:write,users:read,usergroups:read,users:read.email,im:write"
+        "commands,chat:write,users:read,usergroups:read,users:read.email,im:write,"
+        "channels:history,groups:history,im:history"
     )
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
 
@@ -826,3 +827,55 @@ def test_render_message_shows_slack_errors(fake: FakeSlack) -> None:
         '(only visible to you)\n/connect help failed with the error "dispatch_failed"'
     )
     assert render_message(notice).startswith("Slackbot  ")
+
+
+# ---- history and message metadata ------------------------------------------------------------
+
+
+def test_replies_and_history_return_metadata_only_when_asked(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    meta = {"event_type": "connect_bot_summary", "event_payload": {"rebuild_id": 7}}
+    parent = client.chat_postMessage(channel="C0OPS", text="parent")["ts"]
+    for n in range(3):
+        client.chat_postMessage(channel="C0OPS", text=f"reply {n}", thread_ts=parent)
+    client.chat_postMessage(
+        channel="C0OPS", text="summary", thread_ts=parent, reply_broadcast=True, metadata=meta
+    )
+    plain = client.conversations_replies(channel="C0OPS", ts=parent)
+    assert [m["text"] for m in plain["messages"]] == [
+        "parent",
+        "reply 0",
+        "reply 1",
+        "reply 2",
+        "summary",
+    ]
+    assert all("metadata" not in m for m in plain["messages"])
+    first = client.conversations_replies(
+        channel="C0OPS", ts=parent, include_all_metadata=True, limit=3
+    )
+    assert first["has_more"] and len(first["messages"]) == 3
+    cursor = first["response_metadata"]["next_cursor"]
+    rest = client.conversations_replies(
+        channel="C0OPS", ts=parent, include_all_metadata=True, limit=3, cursor=cursor
+    )
+    assert not rest["has_more"] and rest["messages"][-1]["metadata"] == meta
+    history = client.conversations_history(channel="C0OPS", include_all_metadata=True)
+    assert [m["text"] for m in history["messages"]] == ["summary", "parent"]  # newest first
+
+
+def test_history_needs_the_channel_types_scope(fake: FakeSlack, client: WebClient) -> None:
+    fake.scopes.remove("channels:history")
+    with pytest.raises(SlackApiError) as err:
+        client.conversations_history(channel="C0OPS")
+    assert err.value.response["error"] == "missing_scope"
+
+
+def test_a_targeted_429_hits_only_the_matching_post(fake: FakeSlack, client: WebClient) -> None:
+    fake.rate_limit("chat.postMessage", retry_after=9, when=lambda p: p.get("text") == "two")
+    assert client.chat_postMessage(channel="C0OPS", text="one")["ok"]
+    with pytest.raises(SlackApiError) as err:
+        client.chat_postMessage(channel="C0OPS", text="two")
+    assert err.value.response.status_code == 429
+    assert err.value.response.headers["Retry-After"] == "9"
+    assert client.chat_postMessage(channel="C0OPS", text="two")["ok"]  # only once

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from rebuild_support import plan, rebuild_id_of, rebuild_row, wait_final
+from sqlalchemy import update
 
 from bot.connect import ConnectClient
 from bot.services.owners import DirectoryError, OwnerLookups, Owners
@@ -25,6 +26,7 @@ from bot.sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, Stack, start
 from bot.slack import rebuild_progress
 from bot.slack.rebuild_progress import RebuildReporter, slack_owners
 from bot.slack.text import esc
+from bot.store import Rebuild
 
 # name -> (Connect guid, Connect username, Slack user id or None when not in Slack)
 OWNERS: dict[str, tuple[str, str, str | None]] = {
@@ -337,3 +339,49 @@ def test_owners_lookup_chain_reasons_and_cache(users_connect: FakeConnect) -> No
         ("connect_error", "server no longer configured")
     ]
     client.close()
+
+
+def test_a_dm_sent_but_not_recorded_is_found_in_the_dm_channel_and_not_sent_again() -> None:
+    """A crash between Slack's answer to a DM and its record: the next holder of the lease
+    reads the DM channel (the DM carries the rebuild id and owner in its metadata)."""
+    with owner_stack() as stack:
+        slack, runtime = stack.slack, stack.runtime
+        rebuild_id, card = run_rebuild(stack)
+        wait_final(slack, card.ts)
+        wait_reported(stack, rebuild_id)
+        runtime.reporter.close()
+        assert slack.dm_recipients() == {"U0ANA": 1, "U0BEN": 1}
+        ben = OWNERS["ben"][0]
+        [dm] = slack.direct_messages("U0BEN")
+        assert dm.metadata == {
+            "event_type": "connect_bot_owner_dm",
+            "event_payload": {"rebuild_id": rebuild_id, "owner": ben},
+        }
+        # As the database was at the crash: Ben's DM claimed, not recorded; the lease held.
+        told = [g for g in flags(stack, rebuild_id)["owners_notified"] if g != ben]
+        progress = {**flags(stack, rebuild_id), "owners_notified": told, "owner_dm_sending": ben}
+        progress.pop("final_reported")
+        me = runtime.coordinator.instance_id
+        with runtime.db.session() as session:
+            session.execute(
+                update(Rebuild)
+                .where(Rebuild.id == rebuild_id)
+                .values(progress=progress, driver=me, lease_token="t" * 32)
+            )
+
+        successor = RebuildReporter(
+            runtime.services.rebuild_store,
+            runtime.reporter.poster,
+            instance_id=me,
+            owners=slack_owners(runtime.services.servers.client, runtime.reporter.poster),
+        ).start()
+        try:
+            successor.watch(rebuild_id)
+            wait_reported(stack, rebuild_id)
+        finally:
+            successor.close()
+        assert slack.dm_recipients() == {"U0ANA": 1, "U0BEN": 1}
+        looks = slack.calls_to("conversations.history")
+        assert [c.params["channel"] for c in looks] == [slack.dm_channel("U0BEN")]
+        assert ben in flags(stack, rebuild_id)["owners_notified"]
+        assert len([r for r in slack.thread(OPS_CHANNEL, card.ts) if r.reply_broadcast]) == 1

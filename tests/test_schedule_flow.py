@@ -12,7 +12,15 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from rebuild_support import plan, published, rebuild_id_of, rebuild_row, wait_ephemeral, wait_final
+from rebuild_support import (
+    items,
+    plan,
+    published,
+    rebuild_id_of,
+    rebuild_row,
+    wait_ephemeral,
+    wait_final,
+)
 from slack_helpers import stale_click
 from sqlalchemy import select, update
 
@@ -36,14 +44,22 @@ class Clock:
 class Replica:
     """Another process's identity, for two Schedules racing on one database."""
 
-    def __init__(self, instance_id: str) -> None:
+    def __init__(self, instance_id: str, *, others_alive: bool = False) -> None:
         self.instance_id = instance_id
+        self.others_alive = others_alive  # every other replica runs too
 
     def is_alive(self, instance_id: str | None) -> bool:
-        return instance_id == self.instance_id
+        return instance_id == self.instance_id or (self.others_alive and instance_id is not None)
 
 
-def clocked(stack: Stack, clock: Clock, name: str = "replica-a", **options: object) -> Schedules:
+def clocked(
+    stack: Stack,
+    clock: Clock,
+    name: str = "replica-a",
+    *,
+    others_alive: bool = False,
+    **options: object,
+) -> Schedules:
     """The stack's schedule use case with a clock of the test's own."""
     s = stack.runtime.services.schedules
     assert s is not None
@@ -52,7 +68,7 @@ def clocked(stack: Stack, clock: Clock, name: str = "replica-a", **options: obje
         store=s.store,
         impact=s.impact,
         notifier=s.notifier,
-        instance=Replica(name),
+        instance=Replica(name, others_alive=others_alive),
         clock=clock,
         **options,  # type: ignore[arg-type]
     )
@@ -338,7 +354,7 @@ def test_a_start_whose_process_died_after_its_claim_is_taken_over(stack: Stack) 
     scheduled = item(stack, rebuild_id)
     clock = Clock(scheduled.scheduled_for + timedelta(seconds=1))
     dead, alive = clocked(stack, clock, "replica-dead"), clocked(stack, clock, "replica-alive")
-    assert dead.store.claim_start(rebuild_id, dead.holder)  # ... and then it was killed
+    assert dead.store.claim_start(rebuild_id, dead.holder, clock())  # ... then it was killed
     assert alive.fire(rebuild_id) == "not-scheduled"  # the claim is taken: not started twice
     assert alive.reconcile() == 1
     assert alive.reconcile() == 0
@@ -367,3 +383,68 @@ def test_uses_package_is_resolved_again_at_the_start(stack: Stack) -> None:
     assert set(connect.builds_started()) == {shiny[0]["guid"], shiny[1]["guid"]}
     texts = [m.all_text() for m in stack.slack.thread(OPS_CHANNEL, scheduled.thread_ts)]
     assert any("Planned 1 item(s); 2 match now." in t for t in texts)
+
+
+def thread_texts(stack: Stack, ts: str | None) -> list[str]:
+    assert ts is not None
+    return [m.all_text() for m in stack.slack.thread(OPS_CHANNEL, ts)]
+
+
+def test_a_start_that_raises_is_scheduled_again_says_why_and_is_retried(stack: Stack) -> None:
+    connect, db = stack.connect, stack.runtime.db
+    rebuild_id = schedule_card(stack, "rebuild -t shiny --in 30m")
+    scheduled = item(stack, rebuild_id)
+    planned = sorted(row.guid for row in items(db, rebuild_id))
+    # Connect lists one item twice: the items' unique (rebuild_id, guid) refuses the swap.
+    connect.odd_listing(lambda listed: listed + [i for i in listed if i["app_mode"] == "shiny"])
+    clock = Clock(scheduled.scheduled_for + timedelta(seconds=1))
+    schedules = clocked(stack, clock)
+    assert schedules.fire(rebuild_id) == "failed"
+    row = rebuild_row(db, rebuild_id)
+    assert (row.state, row.claimed_by, row.claimed_at) == ("scheduled", None, None)
+    assert sorted(r.guid for r in items(db, rebuild_id)) == planned  # one transaction: kept
+    assert stack.slack.wait_for(
+        lambda _: any("could not start" in t for t in thread_texts(stack, scheduled.thread_ts)), 5
+    )
+    [told] = [t for t in thread_texts(stack, scheduled.thread_ts) if "could not start" in t]
+    assert "IntegrityError" in told and "scheduled again" in told
+    # Listed again for the timers (a sweep re-arms them); failing the same way says nothing new.
+    assert rebuild_id in [i.rebuild_id for i in schedules.scheduled()]
+    clock.now += timedelta(minutes=1)
+    assert schedules.fire(rebuild_id) == "failed"
+
+    connect.odd_listing(None)
+    clock.now += timedelta(minutes=1)
+    assert schedules.fire(rebuild_id) == "started"
+    wait_final(stack.slack, scheduled.thread_ts or "", timeout=20)
+    texts = thread_texts(stack, scheduled.thread_ts)
+    assert sum("could not start" in t for t in texts) == 1
+    assert sum("Starting scheduled rebuild" in t for t in texts) == 1
+    assert sorted(set(connect.builds_started())) == planned
+
+
+def test_rebuild_scheduled_lists_a_start_under_way(stack: Stack) -> None:
+    rebuild_id = schedule_card(stack, "rebuild -t shiny --in 30m")
+    s = stack.runtime.services.schedules
+    assert s is not None
+    assert s.store.claim_start(rebuild_id, "replica-elsewhere", utcnow())
+    stack.requests.command("rebuild scheduled")
+    listed = wait_ephemeral(stack.slack, "Scheduled rebuilds: 1")
+    assert f"*#{rebuild_id}*" in listed and "starting now" in listed
+
+
+def test_a_claim_held_too_long_is_retaken_even_from_a_live_process(stack: Stack) -> None:
+    rebuild_id = schedule_card(stack, "rebuild -t shiny --in 30m")
+    scheduled = item(stack, rebuild_id)
+    clock = Clock(scheduled.scheduled_for + timedelta(seconds=1))
+    hung = clocked(stack, clock, "replica-hung")
+    alive = clocked(stack, clock, "replica-alive", others_alive=True)
+    assert hung.store.claim_start(rebuild_id, hung.holder, clock())  # ... and then it hangs
+    clock.now += timedelta(minutes=1)
+    assert alive.reconcile() == 0  # alive, and claimed a minute ago: still its to do
+    clock.now += timedelta(minutes=5)
+    assert alive.reconcile() == 1
+    wait_final(stack.slack, scheduled.thread_ts or "", timeout=20)
+    assert rebuild_row(stack.runtime.db, rebuild_id).claimed_by == "replica-alive"
+    texts = thread_texts(stack, scheduled.thread_ts)
+    assert sum("Starting scheduled rebuild" in t for t in texts) == 1

@@ -14,10 +14,13 @@ from bot.config import Settings
 WebClientFactory = Callable[[str, str], WebClient]
 
 SLACK_TIMEOUT = 10
-BASE_SCOPES = ("commands", "chat:write", "users:read")  # users:read: time zones for --at
+# users:read: time zones for --at; *:history: before posting a rebuild's summary again, look
+# whether it is in the thread already (public or private channel).
+BASE_SCOPES = ("commands", "chat:write", "users:read", "channels:history", "groups:history")
 GROUP_SCOPE = "usergroups:read"
-# BOT_NOTIFY_OWNERS: find owners by email, open a DM with each.
-OWNER_SCOPES = ("users:read.email", "im:write")
+# BOT_NOTIFY_OWNERS: find owners by email, open a DM with each (and read it before a DM is
+# sent again).
+OWNER_SCOPES = ("users:read.email", "im:write", "im:history")
 # conversations.members on public / private channels: who may see Connect data on App Home.
 CHANNEL_SCOPES = ("channels:read", "groups:read")
 REFUSED_TOKEN_ERRORS = frozenset(

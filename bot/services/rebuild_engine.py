@@ -108,6 +108,12 @@ class RebuildEngine:
                     or_(
                         Rebuild.state.in_(ACTIVE),
                         and_(Rebuild.state.in_(FINISHED), Rebuild.driver.is_not(None)),
+                        # released on SIGTERM before its summary was posted (e.g. a 429)
+                        and_(
+                            Rebuild.state.in_(FINISHED),
+                            Rebuild.started_at.is_not(None),
+                            Rebuild.progress["final_reported"].as_boolean().is_not(True),
+                        ),
                     )
                 )
             ).all()

@@ -173,9 +173,11 @@ def select_items(
         yield item
 
 
-def insert_items(db: Database, rebuild_id: int, items: Iterable[ContentItem]) -> None:
+def insert_items(
+    db: Database, rebuild_id: int, items: Iterable[ContentItem], *, session: Any = None
+) -> None:
     """Store `items` as the plan's rows in batches (locked ones `skipped`, with their message);
-    `finish_plan` then orders them."""
+    `finish_plan` then orders them. With `session`, inside the caller's transaction."""
     batch: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         locked = item.locked
@@ -199,15 +201,18 @@ def insert_items(db: Database, rebuild_id: int, items: Iterable[ContentItem]) ->
             }
         )
         if len(batch) >= INSERT_BATCH:
-            _write_batch(db, batch)
+            _write_batch(db, batch, session)
             batch = []
     if batch:
-        _write_batch(db, batch)
+        _write_batch(db, batch, session)
 
 
-def _write_batch(db: Database, batch: list[dict[str, Any]]) -> None:
-    with db.session() as session:
+def _write_batch(db: Database, batch: list[dict[str, Any]], session: Any = None) -> None:
+    if session is not None:
         session.execute(insert(RebuildItem), batch)
+        return
+    with db.session() as own:
+        own.execute(insert(RebuildItem), batch)
 
 
 def _drop(db: Database, rebuild_id: int) -> None:

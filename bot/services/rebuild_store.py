@@ -105,6 +105,7 @@ class Progress:
     server: str | None = None  # the Connect server's name (None: made before names)
     resent: int = 0  # build requests re-sent after one may have reached Connect
     driver: str | None = None  # the instance id holding the lease (driving, or reporting)
+    lease_token: str | None = None  # that lease's fencing token (`claim_post`)
 
     @property
     def finished(self) -> bool:
@@ -248,6 +249,26 @@ class RebuildStore:
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id)
                 .values(progress=merged_progress(self.db.dialect, flags))
+            )
+
+    def claim_post(self, rebuild_id: int, token: str | None, key: str) -> bool:
+        """Before a message that must be posted once (`key`: summary, start) leaves: record
+        `<key>_claimed`, fenced by the lease token. False: the lease moved, and its new holder
+        posts it. A holder that finds the claim already made (by itself before a failed post,
+        or by a process that died) looks for the message in Slack before posting again."""
+        return self.set_flags_fenced(rebuild_id, token, **{f"{key}_claimed": True})
+
+    def set_flags_fenced(self, rebuild_id: int, token: str | None, **flags: Any) -> bool:
+        """`set_flags` if the lease is still `token`'s (False: it moved, nothing was set)."""
+        if token is None:
+            return False
+        with self.db.session() as session:
+            return bool(
+                session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
+                    update(Rebuild)
+                    .where(Rebuild.id == rebuild_id, Rebuild.lease_token == token)
+                    .values(progress=merged_progress(self.db.dialect, flags))
+                ).rowcount
             )
 
     def report_final(self, rebuild_id: int, holder: str) -> None:
@@ -423,6 +444,7 @@ def _progress(row: Rebuild, counts: dict[str, int], warmup: dict[str, int]) -> P
         flags=dict(row.progress or {}),
         server=row.server,
         driver=row.driver,
+        lease_token=row.lease_token,
     )
 
 

@@ -89,7 +89,16 @@ class NothingMatches:
     item: Scheduled
 
 
-Notice = Reminder | MissedStart | CancelledBeforeStart | Reevaluated | NothingMatches
+@dataclass(frozen=True, slots=True)
+class StartFailed:
+    """The start raised (a database error, a bug, an odd answer from Connect): the rebuild is
+    scheduled again and the next sweep tries it again, until the grace runs out."""
+
+    item: Scheduled
+    error: str
+
+
+Notice = Reminder | MissedStart | CancelledBeforeStart | Reevaluated | NothingMatches | StartFailed
 
 
 class ScheduleNotifier(Protocol):

@@ -7,16 +7,18 @@ replicas whose timers fire together, exactly one moves the row on, the others ch
     planned -> scheduled (schedule) -> starting (claim_start) -> planned -> running (Start's path)
     scheduled -> missed (claim_missed: too late) | cancelled (cancel)
     starting -> discarded (close: nothing matches any more)
+    starting | planned (claimed) -> scheduled (release_start: the start raised; retried)
 
-`starting` is held by the process in `claimed_by`; if it dies there, reconciliation takes the
-claim over and starts it (re-evaluating the selection is idempotent: the items are replaced).
+`starting` is held by the process in `claimed_by` since `claimed_at`; if it dies there, or
+holds it longer than a few minutes (it hangs), reconciliation takes the claim over and starts
+it (re-evaluating the selection is idempotent: the items are replaced in one transaction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, select, update
@@ -45,6 +47,7 @@ class Scheduled:
     total: int
     criteria: dict[str, Any] | None
     claimed_by: str | None
+    claimed_at: datetime | None = None
 
     @property
     def target(self) -> str:
@@ -65,6 +68,10 @@ class ScheduleStore:
     def scheduled(self) -> list[Scheduled]:
         """Every rebuild waiting for its start, soonest first."""
         return self._where(Rebuild.state == SCHEDULED)
+
+    def listed(self) -> list[Scheduled]:
+        """What `rebuild scheduled` shows: those waiting, and those starting right now."""
+        return self._where(Rebuild.state.in_((SCHEDULED, STARTING)))
 
     def orphans(self) -> list[Scheduled]:
         """Starts claimed but not finished: `starting`, or `planned` again with a claim."""
@@ -108,8 +115,8 @@ class ScheduleStore:
     def claim_reminder(self, rebuild_id: int) -> bool:
         return self._move(rebuild_id, SCHEDULED, Rebuild.reminded.is_(False), reminded=True)
 
-    def claim_start(self, rebuild_id: int, holder: str) -> bool:
-        return self._move(rebuild_id, SCHEDULED, state=STARTING, claimed_by=holder)
+    def claim_start(self, rebuild_id: int, holder: str, now: datetime) -> bool:
+        return self._move(rebuild_id, SCHEDULED, state=STARTING, claimed_by=holder, claimed_at=now)
 
     def claim_missed(self, rebuild_id: int, now: datetime) -> bool:
         return self._move(rebuild_id, SCHEDULED, state=MISSED, finished_at=now)
@@ -117,11 +124,36 @@ class ScheduleStore:
     def cancel(self, rebuild_id: int, now: datetime) -> bool:
         return self._move(rebuild_id, SCHEDULED, state="cancelled", finished_at=now)
 
-    def take_over(self, item: Scheduled, holder: str) -> bool:
+    def take_over(self, item: Scheduled, holder: str, now: datetime) -> bool:
         """Become the starter of an orphan, unless another process just did."""
         return self._move(
-            item.rebuild_id, item.state, Rebuild.claimed_by == item.claimed_by, claimed_by=holder
+            item.rebuild_id,
+            item.state,
+            Rebuild.claimed_by == item.claimed_by,
+            claimed_by=holder,
+            claimed_at=now,
         )
+
+    def release_start(self, rebuild_id: int, holder: str) -> bool:
+        """A start that raised goes back to `scheduled`, to be tried again (False: the claim
+        is no longer `holder`'s, or the rebuild started)."""
+        with self.db.session() as session:
+            return _won(
+                session.execute(
+                    update(Rebuild)
+                    .where(
+                        Rebuild.id == rebuild_id,
+                        Rebuild.state.in_((STARTING, "planned")),
+                        Rebuild.claimed_by == holder,
+                    )
+                    .values(state=SCHEDULED, claimed_by=None, claimed_at=None)
+                )
+            )
+
+    @staticmethod
+    def stale(item: Scheduled, now: datetime, after: timedelta) -> bool:
+        """Claimed longer ago than `after` (or before claims had a time)."""
+        return item.claimed_at is None or now - item.claimed_at > after
 
     def to_planned(self, rebuild_id: int, holder: str) -> bool:
         """starting -> planned, just before the usual start (planned -> running)."""
@@ -156,13 +188,13 @@ class ScheduleStore:
         """The plan's items become what the selection matches now (raises ConnectError, then
         the items planned are kept). The listing is read in full before the old items go, so
         a Connect failure half-way leaves the plan as it was (slimmed items: a few MB at most
-        for 10,000)."""
+        for 10,000); the swap is one transaction, so a crash or an error leaves it as it was
+        too, and two starters at once cannot double the items (unique rebuild_id, guid)."""
         chosen = tuple(caches) if caches is not None else None
         fresh = list(select_items(client, content_filter, chosen))
         with self.db.session() as session:
             session.execute(delete(RebuildItem).where(RebuildItem.rebuild_id == rebuild_id))
-        insert_items(self.db, rebuild_id, fresh)
-        with self.db.session() as session:
+            insert_items(self.db, rebuild_id, fresh, session=session)
             finish_plan(session, rebuild_id)
 
 
@@ -186,4 +218,5 @@ def _scheduled(row: Rebuild) -> Scheduled:
         total=row.total,
         criteria=dict(row.criteria) if row.criteria else None,
         claimed_by=row.claimed_by,
+        claimed_at=row.claimed_at,
     )

@@ -32,6 +32,7 @@ from bot.services.schedule_outcomes import (
     ScheduleForm,
     ScheduleMade,
     ScheduleNotifier,
+    StartFailed,
     TimeRefused,
     Unscheduled,
 )
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=1)
 DEFAULT_REMINDER = timedelta(minutes=15)
+# A start takes seconds (minutes for a huge server): a claim older than this is retaken by
+# reconciliation even from a live process (it hangs).
+CLAIM_STALE_AFTER = timedelta(minutes=5)
 
 
 class Schedules:
@@ -152,6 +156,10 @@ class Schedules:
     def scheduled(self) -> list[Scheduled]:
         return self.store.scheduled()
 
+    def listed(self) -> list[Scheduled]:
+        """`rebuild scheduled`: waiting, and starting right now."""
+        return self.store.listed()
+
     def cancel(self, actor: Actor, rebuild_id: int) -> Unscheduled | NotScheduled | Refusal:
         """Cancel a rebuild waiting for its start (same rules as cancelling a running one)."""
         item = self.store.get(rebuild_id)
@@ -201,7 +209,7 @@ class Schedules:
     def fire(self, rebuild_id: int) -> str:
         """At (or after) the start time: start it, or close it as missed when more than the
         grace late. Returns what happened here: not-due | not-scheduled | lost | missed |
-        started | unmatched | not-startable."""
+        started | unmatched | not-startable | failed (it raised: scheduled again, retried)."""
         item = self.store.get(rebuild_id)
         if item is None or item.state != SCHEDULED:
             return "not-scheduled"
@@ -214,27 +222,50 @@ class Schedules:
                 return "lost"
             self._missed(item, late)
             return "missed"
-        if not self.store.claim_start(rebuild_id, self.holder):
+        if not self.store.claim_start(rebuild_id, self.holder, now):
             return "lost"
-        return self._start(replace(item, claimed_by=self.holder), late)
+        return self._carry_out(replace(item, claimed_by=self.holder, claimed_at=now), late)
 
     def reconcile(self) -> int:
         """Starts whose process died after its claim: taken over and carried out; Schedule
         clicks whose process died before the schedule was stored: the plan is closed."""
         count = self._unfinished_clicks()
         for item in self.store.orphans():
-            if item.claimed_by == self.holder or self.instance.is_alive(item.claimed_by):
+            now = self.clock()
+            if item.claimed_by == self.holder:
+                continue  # ours: under way in another thread here
+            hung = self.store.stale(item, now, CLAIM_STALE_AFTER)
+            if not hung and self.instance.is_alive(item.claimed_by):
                 continue
-            if not self.store.take_over(item, self.holder):
+            if not self.store.take_over(item, self.holder, now):
                 continue
+            if hung:
+                log.warning(
+                    "rebuild %s: retaking a scheduled start claimed at %s by %s",
+                    item.rebuild_id,
+                    item.claimed_at,
+                    item.claimed_by,
+                )
             count += 1
-            late = self.clock() - item.scheduled_for
-            mine = replace(item, claimed_by=self.holder)
-            if item.state == "planned":
-                self._launch(mine, late)
-            else:
-                self._start(mine, late)
+            mine = replace(item, claimed_by=self.holder, claimed_at=now)
+            self._carry_out(mine, now - item.scheduled_for, planned=item.state == "planned")
         return count
+
+    def _carry_out(self, item: Scheduled, late: timedelta, *, planned: bool = False) -> str:
+        """Start a claimed schedule; if that raises, it goes back to `scheduled` (the next
+        sweep's timer tries again) and its thread says why."""
+        try:
+            return self._launch(item, late) if planned else self._start(item, late)
+        except Exception as exc:
+            log.exception("rebuild %s: the scheduled start failed", item.rebuild_id)
+            if self.store.release_start(item.rebuild_id, self.holder):
+                error = _describe(exc)
+                progress = self.plans.progress(item.rebuild_id)
+                told = progress.flags.get("start_error") if progress else None
+                if told != error:  # a retry failing the same way says nothing new
+                    self.plans.set_flags(item.rebuild_id, start_error=error)
+                    self.notifier.schedule_told(StartFailed(item, error))
+            return "failed"
 
     def _unfinished_clicks(self) -> int:
         pending_store = self.rebuilds.pending
@@ -284,8 +315,9 @@ class Schedules:
             self.notifier.schedule_told(NothingMatches(item))
             self.notifier.plan_changed(self._card(item, "unmatched"))
             return "unmatched"
+        if not self.store.to_planned(item.rebuild_id, self.holder):
+            return "lost"  # retaken meanwhile (this process hung): the new starter says it
         self.notifier.schedule_told(told)
-        self.store.to_planned(item.rebuild_id, self.holder)
         return self._launch(item, late)
 
     def _launch(self, item: Scheduled, late: timedelta) -> str:
@@ -337,6 +369,14 @@ class Schedules:
                 listener(rebuild_id)
             except Exception:  # the periodic sync sets the timers anyway
                 log.exception("a schedule listener failed")
+
+
+def _describe(exc: Exception) -> str:
+    """One line for the thread: the driver's own error for a database error (without the SQL
+    and its parameters), else the exception's type and first line."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first}"[:300] if first else type(cause).__name__
 
 
 def _next_hour(now: datetime) -> datetime:

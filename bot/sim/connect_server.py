@@ -407,6 +407,8 @@ class FakeConnect:
         self._content: dict[str, dict[str, Any]] = {}
         self._ordered: list[dict[str, Any]] | None = None  # content sorted by deploy time, lazily
         self._list_body: bytes | None = None  # cached body of the plain content list
+        # Rewrites the content list's items before they are sent (`odd_listing`).
+        self._listing_hook: Callable[[list[dict[str, Any]]], list[Any]] | None = None
         self._next_id = 1
         self._tasks: dict[str, _Task] = {}
         self._build_queue: deque[tuple[_Task, dict[str, Any]]] = deque()
@@ -532,6 +534,13 @@ class FakeConnect:
             item = make_content_item(**fields)
             self._insert_content(item)
             return dict(item)
+
+    def odd_listing(self, hook: Callable[[list[dict[str, Any]]], list[Any]] | None) -> None:
+        """GET /v1/content answers `hook(items)` instead of the items (None: as they are), for
+        answers a real Connect should not give: an item twice, a field of the wrong type."""
+        with self._lock:
+            self._listing_hook = hook
+            self._list_body = None
 
     def content(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -1198,6 +1207,8 @@ class FakeConnect:
         name = query.get("name") or None
         plain = user["user_role"] != "viewer" and not include and not owner_guid and not name
         with self._lock:
+            hook = self._listing_hook
+            plain = plain and hook is None
             if plain and self._list_body is not None:
                 return _Response(200, self._list_body)
             items = [
@@ -1206,7 +1217,8 @@ class FakeConnect:
                 if (owner_guid is None or item["owner_guid"] == owner_guid)
                 and (name is None or item["name"] == name)
             ]
-            body = json.dumps([self._content_json(item, user, include) for item in items]).encode()
+            listed: list[Any] = [self._content_json(item, user, include) for item in items]
+            body = json.dumps(hook(listed) if hook is not None else listed).encode()
             if plain:
                 self._list_body = body  # the hot path for big servers: serialize once
         return _Response(200, body)

@@ -18,16 +18,21 @@ from bot.slack.views import Message
 log = logging.getLogger("bot.slack")
 
 CHANNEL_ACCESS_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+FIND_PAGE = 200  # conversations.replies / history: messages per page
+FIND_MAX_PAGES = 25  # a thread of 5,000 replies (a 10,000-item rebuild has fewer)
 
 
 class SlackUnavailable(Exception):
     """A Slack call failed; `error` is Slack's error code (e.g. `not_in_channel`)."""
 
-    def __init__(self, method: str, error: str, status: int | None = None) -> None:
+    def __init__(
+        self, method: str, error: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"Slack {method} failed: {error}")
         self.method = method
         self.error = error
         self.status = status
+        self.retry_after = retry_after  # seconds, from a 429's Retry-After
 
     @property
     def cannot_post_here(self) -> bool:
@@ -61,6 +66,21 @@ class SlackPoster:
     def __init__(self, client: WebClient) -> None:
         self.client = client
 
+    def without_rate_limit_retries(self) -> SlackPoster:
+        """The same poster, but a 429 raises (with `retry_after`) instead of sleeping in the
+        calling thread: for posts that must not leave after their caller stopped (SIGTERM)."""
+        client = self.client
+        quick = WebClient(
+            token=client.token,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            proxy=client.proxy,
+            retry_handlers=[
+                h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)
+            ],
+        )
+        return SlackPoster(quick)
+
     def post(
         self,
         channel: str,
@@ -68,14 +88,60 @@ class SlackPoster:
         *,
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
+        """chat.postMessage; `metadata` ({event_type, event_payload}) lets a later process find
+        the message again (`find_posted`)."""
         args: dict[str, Any] = {"channel": channel, **message.to_dict()}
         if thread_ts:
             args["thread_ts"] = thread_ts
             if reply_broadcast:
                 args["reply_broadcast"] = True
+        if metadata is not None:
+            args["metadata"] = metadata
         response = self._call("chat.postMessage", self.client.chat_postMessage, **args)
         return str(response["ts"])
+
+    def find_posted(
+        self,
+        channel: str,
+        metadata: dict[str, Any],
+        *,
+        thread_ts: str | None = None,
+        max_pages: int = FIND_MAX_PAGES,
+    ) -> str | None:
+        """The ts of a message posted with this `metadata` (same event_type, and its payload
+        includes this one's): in the thread of `thread_ts` (conversations.replies), or else
+        among the channel's latest messages (conversations.history, newest first)."""
+        wanted = metadata.get("event_payload") or {}
+        cursor: str | None = None
+        for _ in range(max_pages):
+            args: dict[str, Any] = {
+                "channel": channel,
+                "include_all_metadata": True,
+                "limit": FIND_PAGE,
+            }
+            if cursor:
+                args["cursor"] = cursor
+            if thread_ts:
+                response = self._call(
+                    "conversations.replies", self.client.conversations_replies, ts=thread_ts, **args
+                )
+            else:
+                response = self._call(
+                    "conversations.history", self.client.conversations_history, **args
+                )
+            for found in response.get("messages") or []:
+                meta = found.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == metadata.get("event_type") and all(
+                    payload.get(k) == v for k, v in wanted.items()
+                ):
+                    return str(found["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         # chat.update defaults to parse=client, which would turn "@channel" into a ping.
@@ -141,12 +207,23 @@ class SlackPoster:
             status = exc.response.status_code
             error = str(exc.response.get("error") or f"HTTP {status}")
             _log(method, status, started, error=error, channel=kwargs.get("channel"))
-            raise SlackUnavailable(method, error, status) from None
+            raise SlackUnavailable(method, error, status, _retry_after(exc)) from None
         except Exception as exc:
             _log(method, None, started, error=type(exc).__name__, channel=kwargs.get("channel"))
             raise SlackUnavailable(method, type(exc).__name__) from None
         _log(method, response.status_code, started, channel=kwargs.get("channel"))
         return response
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    headers = exc.response.headers or {}
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _log(

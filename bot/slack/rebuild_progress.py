@@ -12,6 +12,16 @@ takes a lease; a rebuild whose lease moved elsewhere is dropped at the next read
 the lease is kept until the final summary is posted, and released with it (`report_final`);
 if this process dies in between, another one takes the lease and posts the summary.
 
+Said once across processes: the start reply, the final summary and each owner's DM. Before
+one is posted it is claimed (`claim_post`: a conditional UPDATE fenced by the lease token, so
+a process whose lease moved posts nothing), it is posted with Slack message `metadata`
+(event_type `connect_bot_start` / `connect_bot_summary` / `connect_bot_owner_dm`, payload the
+rebuild id) and its `ts` is stored. A holder that finds a claim without a `ts` (the post may
+have reached Slack before a kill, or a timeout) looks for it first: in the thread
+(conversations.replies) or the DM channel (conversations.history), with include_all_metadata.
+These posts never sleep on a 429 in this thread (`without_rate_limit_retries`): the loop
+waits Retry-After and asks again, so once `close()` returned (SIGTERM) nothing more leaves.
+
 Slack calls per rebuild: chat.update of the parent at most every UPDATE_INTERVAL seconds and
 only on change (the interval grows with the elapsed time, up to MAX_UPDATE_INTERVAL), a start
 reply, a warm-up reply, one reply per batch of failures (at most one per failure), and the
@@ -46,6 +56,7 @@ from bot.services.rebuild_store import Progress, RebuildStore
 from bot.slack.background import BackgroundLoop
 from bot.slack.poster import SlackPoster, SlackUnavailable
 from bot.slack.views import (
+    Message,
     dm_refused_reply,
     failures_reply,
     owner_dm,
@@ -69,6 +80,12 @@ FAILURES_PER_REPLY = 10
 ERROR_BACKOFF = 10.0
 GONE = frozenset({"message_not_found", "cant_update_message"})
 DM_SPACING = 1.0  # conversations.open is Tier 3 (about 50 a minute)
+# Message metadata of the messages said once (found again after a restart).
+EVENT_TYPES = {
+    "start": "connect_bot_start",
+    "summary": "connect_bot_summary",
+    "owner_dm": "connect_bot_owner_dm",
+}
 # Slack errors worth retrying a DM for; any other refusal is final (and said in the thread).
 TRANSIENT_SLACK_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -168,6 +185,7 @@ class RebuildReporter(BackgroundLoop):
         super().__init__("rebuild-reporter")
         self.service = service
         self.poster = poster
+        self._once = poster.without_rate_limit_retries()  # the posts said once (module doc)
         # The owners of failed items get a DM (BOT_NOTIFY_OWNERS); None: only the thread.
         self.owners = owners
         self.instance_id = instance_id  # reports only the rebuilds whose lease it holds
@@ -217,9 +235,10 @@ class RebuildReporter(BackgroundLoop):
         try:
             self._tell(p, seen, now)
         except SlackUnavailable as exc:
-            # Retried on a later tick; the 429 retries already slept Retry-After.
+            # Retried on a later tick, after Retry-After when Slack gave one.
             log.warning("rebuild %s: Slack %s failed: %s", rebuild_id, exc.method, exc.error)
-            seen.quiet_until = time.monotonic() + ERROR_BACKOFF
+            wait = ERROR_BACKOFF if exc.retry_after is None else exc.retry_after
+            seen.quiet_until = time.monotonic() + wait
 
     def _tell(self, p: Progress, seen: _Seen, now: float) -> None:
         service = self.service
@@ -232,10 +251,10 @@ class RebuildReporter(BackgroundLoop):
         assert p.thread_ts is not None
         if not p.flags.get("start_reported"):
             p = self._update(p, seen)
-            self.poster.post(
-                p.channel, start_reply(p, service.summary(p.rebuild_id)), thread_ts=p.thread_ts
-            )
-            service.set_flags(p.rebuild_id, start_reported=True)
+            start = self._post_once(p, "start", start_reply(p, service.summary(p.rebuild_id)))
+            if start is None:
+                return  # the lease moved: its new holder says it
+            service.set_flags(p.rebuild_id, start_reported=True, start_ts=start)
             seen.last_reply = time.monotonic()
         if time.monotonic() - seen.last_reply >= REPLY_SPACING:
             failures = service.failures_to_report(p.rebuild_id, FAILURES_PER_REPLY)
@@ -276,13 +295,55 @@ class RebuildReporter(BackgroundLoop):
             summary = summary_reply(p, now=self.clock(), server=self._server(p))
             if outcome is not None:
                 summary = with_owners(summary, outcome)
-            self.poster.post(p.channel, summary, thread_ts=p.thread_ts, reply_broadcast=True)
-            if dms:
-                service.set_flags(p.rebuild_id, summary_posted=True)
+            ts = self._post_once(p, "summary", summary, reply_broadcast=True)
+            if ts is None:
+                return  # the lease moved: its new holder posts it
+            service.set_flags(p.rebuild_id, summary_posted=True, summary_ts=ts)
         if outcome is not None and dms and not self._tell_owners(p, outcome, seen):
             return  # more DMs to send on the next rounds
         service.report_final(p.rebuild_id, self.instance_id)  # and release the lease
         self._drop(p.rebuild_id)
+
+    def _post_once(
+        self, p: Progress, key: str, message: Message, *, reply_broadcast: bool = False
+    ) -> str | None:
+        """Post `message` in the thread once across processes (module doc): its ts, or None
+        when this process's lease moved (then nothing was posted)."""
+        assert p.thread_ts is not None
+        metadata = {"event_type": EVENT_TYPES[key], "event_payload": {"rebuild_id": p.rebuild_id}}
+        if p.flags.get(f"{key}_claimed"):
+            found = self._find(p.channel, metadata, thread_ts=p.thread_ts)
+            if found is not None:
+                log.info("rebuild %s: the %s was already posted (%s)", p.rebuild_id, key, found)
+                return found
+        if not self.service.claim_post(p.rebuild_id, p.lease_token, key):
+            self._drop(p.rebuild_id)
+            return None
+        return self._once.post(
+            p.channel,
+            message,
+            thread_ts=p.thread_ts,
+            reply_broadcast=reply_broadcast,
+            metadata=metadata,
+        )
+
+    def _find(
+        self, channel: str, metadata: dict[str, Any], *, thread_ts: str | None = None
+    ) -> str | None:
+        """A message posted with `metadata` before (None: not found, or Slack lets us not
+        look: then it is posted, possibly again, rather than never)."""
+        try:
+            return self._once.find_posted(channel, metadata, thread_ts=thread_ts)
+        except SlackUnavailable as exc:
+            if _transient(exc):
+                raise
+            log.warning(
+                "cannot look for an earlier %s in %s (%s): posting it, maybe again",
+                metadata["event_type"],
+                channel,
+                exc.error,
+            )
+            return None
 
     def _owners_outcome(self, p: Progress) -> OwnersOutcome | None:
         """Who owns the failed items, found in Slack or not; looked up once per rebuild (the
@@ -309,15 +370,14 @@ class RebuildReporter(BackgroundLoop):
             if seen.last_dm is not None and time.monotonic() - seen.last_dm < DM_SPACING:
                 return False  # the next tick comes back for it
             owner = waiting[0]
-            if p.flags.get("owner_dm_sending") == owner.guid:
-                log.warning(
-                    "rebuild %s: the DM to owner %s may have been sent before a restart;"
-                    " sending it again",
-                    p.rebuild_id,
-                    owner.guid,
-                )
-            self.service.set_flags(p.rebuild_id, owner_dm_sending=owner.guid)
-            error = self._dm(p, owner)
+            # Claimed before (a restart, a failed post): the DM may be in their DM channel.
+            again = p.flags.get("owner_dm_sending") == owner.guid
+            if not self.service.set_flags_fenced(
+                p.rebuild_id, p.lease_token, owner_dm_sending=owner.guid
+            ):
+                self._drop(p.rebuild_id)  # the lease moved: its new holder sends it
+                return False
+            error = self._dm(p, owner, look_first=again)
             seen.last_dm = time.monotonic()
             if error is None:
                 self.service.set_flags(p.rebuild_id, owners_notified=[*told, owner.guid])
@@ -335,13 +395,24 @@ class RebuildReporter(BackgroundLoop):
             self.service.set_flags(p.rebuild_id, refusals_reported=True)
         return True
 
-    def _dm(self, p: Progress, owner: OwnerFound) -> str | None:
-        """Send the owner their DM; Slack's error when it refuses for good (raises
-        SlackUnavailable when worth retrying)."""
+    def _dm(self, p: Progress, owner: OwnerFound, *, look_first: bool = False) -> str | None:
+        """Send the owner their DM (unless `look_first` finds it sent already); Slack's error
+        when it refuses for good (raises SlackUnavailable when worth retrying)."""
         people = SlackPeople(self.poster.client)
+        metadata = {
+            "event_type": EVENT_TYPES["owner_dm"],
+            "event_payload": {"rebuild_id": p.rebuild_id, "owner": owner.guid},
+        }
         try:
             dm_channel = people.open_dm(owner.user_id)
-            self.poster.post(dm_channel, owner_dm(p, owner, server=self._server(p)))
+            if look_first and self._find(dm_channel, metadata) is not None:
+                log.info(
+                    "rebuild %s: the DM to owner %s was sent already", p.rebuild_id, owner.guid
+                )
+                return None
+            self._once.post(
+                dm_channel, owner_dm(p, owner, server=self._server(p)), metadata=metadata
+            )
         except SlackUnavailable as exc:
             if _transient(exc):
                 raise

@@ -134,6 +134,9 @@ class Rebuild(Base):
     criteria: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     reminded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # When `claimed_by` claimed the start (migration 0011): reconciliation retakes a claim
+    # older than a few minutes even from a live process (it hangs).
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class RebuildItem(Base):
@@ -141,6 +144,9 @@ class RebuildItem(Base):
     __table_args__ = (
         Index("ix_rebuild_items_rebuild_state", "rebuild_id", "state"),
         Index("ix_rebuild_items_guid_state", "guid", "state"),
+        # An item once per plan (migration 0011): two scheduled starters replacing the items
+        # at once cannot double them.
+        Index("uq_rebuild_items_rebuild_guid", "rebuild_id", "guid", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -1,4 +1,4 @@
-"""Slack request signatures seen by any replica (migration 0011): replay protection that holds
+"""Slack request signatures seen by any replica (migration 0012): replay protection that holds
 when a replayed request reaches another replica than the first.
 
 A row lives for as long as its request could still pass the 5-minute timestamp check, plus a

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.sim.slack.common import JsonDict
@@ -32,6 +34,24 @@ class _Window:
         return None
 
 
+@dataclass
+class _Targeted:
+    """429s for the calls whose parameters `when` accepts."""
+
+    when: Callable[[JsonDict], bool]
+    left: int
+    retry_after: int
+
+
+@dataclass
+class _Held:
+    """One call answered late (`FaultsMixin.hold`)."""
+
+    when: Callable[[JsonDict], bool]
+    seconds: float
+    arrived: threading.Event
+
+
 class FaultsMixin(Workspace):
     """Faults FakeSlack injects into Web API answers and response_url webhooks."""
 
@@ -40,10 +60,23 @@ class FaultsMixin(Workspace):
         self._failures: dict[str, deque[str]] = {}
         self._latency: dict[str | None, float] = {}
         self._windows: dict[str, _Window] = {}
+        self._targeted: dict[str, list[_Targeted]] = {}
+        self._held: dict[str, list[_Held]] = {}
 
-    def rate_limit(self, method: str, *, count: int = 1, retry_after: int = 1) -> None:
-        """The next `count` calls to `method` get HTTP 429 + Retry-After, error ratelimited."""
+    def rate_limit(
+        self,
+        method: str,
+        *,
+        count: int = 1,
+        retry_after: int = 1,
+        when: Callable[[JsonDict], bool] | None = None,
+    ) -> None:
+        """The next `count` calls to `method` get HTTP 429 + Retry-After, error ratelimited;
+        with `when`, only the calls whose parameters it accepts (e.g. one message's post)."""
         with self._lock:
+            if when is not None:
+                self._targeted.setdefault(method, []).append(_Targeted(when, count, retry_after))
+                return
             self._rate_limits.setdefault(method, deque()).extend([int(retry_after)] * count)
 
     def rate_limit_window(
@@ -72,14 +105,31 @@ class FaultsMixin(Workspace):
             else:
                 self._latency.pop(method, None)
 
+    def hold(
+        self, method: str, seconds: float, *, when: Callable[[JsonDict], bool]
+    ) -> threading.Event:
+        """Answer the next call to `method` that `when` accepts `seconds` late (it is stored
+        then, as Slack would, even if the caller has gone). The event is set on its arrival:
+        e.g. kill the bot while its post is on the way."""
+        held = _Held(when, seconds, threading.Event())
+        with self._lock:
+            self._held.setdefault(method, []).append(held)
+        return held.arrived
+
     def clear_faults(self) -> None:
         with self._lock:
             self._rate_limits.clear()
             self._failures.clear()
             self._latency.clear()
             self._windows.clear()
+            self._targeted.clear()
+            self._held.clear()
 
     def _take_rate_limit(self, method: str, params: JsonDict) -> int | None:
+        for target in self._targeted.get(method, []):
+            if target.left > 0 and target.when(params):
+                target.left -= 1
+                return target.retry_after
         queued = self._rate_limits.get(method)
         if queued:
             return queued.popleft()
@@ -92,7 +142,18 @@ class FaultsMixin(Workspace):
         failures = self._failures.get(method)
         return failures.popleft() if failures else None
 
-    def _sleep_latency(self, method: str) -> None:
+    def _sleep_latency(self, method: str, params: JsonDict | None = None) -> None:
+        with self._lock:
+            held = next(
+                (h for h in self._held.get(method, []) if params is not None and h.when(params)),
+                None,
+            )
+            if held is not None:
+                self._held[method].remove(held)
+        if held is not None:
+            held.arrived.set()
+            time.sleep(held.seconds)
+            return
         delay = self._latency.get(method, self._latency.get(None, 0.0))
         if delay > 0:
             time.sleep(delay)

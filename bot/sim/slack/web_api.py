@@ -1,6 +1,7 @@
 """The Web API methods connect-bot uses (``/api/<method>``): request parsing, auth and
 scopes, parameter checks, and the handlers for chat.*, users.*, usergroups.*,
-conversations.info, conversations.members, auth.test and apps.connections.open."""
+conversations.info, conversations.members, conversations.history / replies, auth.test and
+apps.connections.open."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from bot.sim.slack.blocks import normalize_blocks, validate_blocks
-from bot.sim.slack.common import TEAM_DOMAIN, TEAM_NAME, ApiError, ApiHandler, JsonDict, flag
+from bot.sim.slack.common import (
+    TEAM_DOMAIN,
+    TEAM_NAME,
+    ApiError,
+    ApiHandler,
+    JsonDict,
+    flag,
+    ts_key,
+)
 from bot.sim.slack.faults import FaultsMixin
 from bot.sim.slack.model import ApiCall, Channel, Message
 
@@ -26,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT_POST = 40_000  # chat.postMessage truncates/rejects above this
 MAX_TEXT_UPDATE = 4_000  # chat.update: "cannot exceed 4,000 characters"
 MAX_ATTACHMENTS = 100
+MAX_HISTORY_PAGE = 999  # conversations.history / replies: `limit` above this is capped
 
 
 def _decode_json_fields(params: JsonDict) -> None:
@@ -112,6 +122,8 @@ class WebApiMixin(FaultsMixin):
             "usergroups.list": (self._usergroups_list, "usergroups:read"),
             "conversations.info": (self._conversations_info, None),  # scope depends on channel
             "conversations.members": (self._conversations_members, None),  # as conversations.info
+            "conversations.history": (self._conversations_history, None),  # ditto
+            "conversations.replies": (self._conversations_replies, None),  # ditto
             "apps.connections.open": (self._apps_connections_open, None),
         }
 
@@ -126,7 +138,7 @@ class WebApiMixin(FaultsMixin):
         params, parse_error = _parse_params(headers.get("content-type", ""), body, query)
         with self._lock:
             self.arrivals.append(method)
-        self._sleep_latency(method)
+        self._sleep_latency(method, params)
         with self._lock:
             status, extra, response = self._api_response(method, params, headers, parse_error)
             self.calls.append(
@@ -313,6 +325,63 @@ class WebApiMixin(FaultsMixin):
             base64.b64encode(f"offset:{after}".encode()).decode() if after < len(members) else ""
         )
         return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _conversations_history(self, params: JsonDict) -> JsonDict:
+        """Top-level messages, newest first (thread replies only when broadcast, as Slack)."""
+        channel = self._readable_channel(params.get("channel"))
+        top = [m for m in self._top.get(channel.id, []) if not m.deleted]
+        top += [r for m in top for r in m.replies if r.reply_broadcast and not r.deleted]
+        newest_first = sorted(top, key=lambda m: ts_key(m.ts), reverse=True)
+        return self._history_page(newest_first, params)
+
+    def _conversations_replies(self, params: JsonDict) -> JsonDict:
+        """The parent then its replies, oldest first."""
+        channel = self._readable_channel(params.get("channel"))
+        parent = self._by_ts.get((channel.id, str(params.get("ts") or "")))
+        if parent is None or parent.deleted:
+            raise ApiError("thread_not_found")
+        if parent.is_reply:
+            parent = self._by_ts[(channel.id, str(parent.thread_ts))]
+        thread = [parent, *(r for r in parent.replies if not r.deleted)]
+        return self._history_page(thread, params)
+
+    def _readable_channel(self, ref: Any) -> Channel:
+        """The channel, if the bot may read its history (Slack's scope per channel type)."""
+        channel = self._resolve_channel(ref)
+        if getattr(channel, "user", None):  # an IM (users_api.ImChannel)
+            self._require_scope("im:history")
+        elif channel.is_private:
+            if not channel.bot_member:
+                raise ApiError("channel_not_found")
+            self._require_scope("groups:history")
+        else:
+            self._require_scope("channels:history")
+            if not channel.bot_member:
+                raise ApiError("not_in_channel")
+        return channel
+
+    def _history_page(self, messages: list[Message], params: JsonDict) -> JsonDict:
+        """One page (`limit`, `cursor` = offset); `metadata` only with include_all_metadata."""
+        try:
+            limit = min(MAX_HISTORY_PAGE, max(1, int(params.get("limit") or 100)))
+            offset = int(params.get("cursor") or 0)
+        except ValueError:
+            raise ApiError("invalid_cursor") from None
+        page = messages[offset : offset + limit]
+        with_metadata = flag(params.get("include_all_metadata"))
+        found = []
+        for msg in page:
+            data = msg.to_api(self.team_id)
+            if not with_metadata:
+                data.pop("metadata", None)
+            found.append(data)
+        more = offset + limit < len(messages)
+        return {
+            "ok": True,
+            "messages": found,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+        }
 
     def _apps_connections_open(self, params: JsonDict) -> JsonDict:
         try:

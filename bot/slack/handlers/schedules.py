@@ -136,7 +136,7 @@ def list_scheduled(deps: Deps, req: Invocation, command: parser.RebuildScheduled
     service = _service(deps, req)
     if service is None:
         return
-    view = scheduled_list_view(service.scheduled(), several_servers=deps.services.servers.several)
+    view = scheduled_list_view(service.listed(), several_servers=deps.services.servers.several)
     answer(deps, req, view)
 
 

@@ -25,8 +25,9 @@ from bot.services.schedule_outcomes import (
     Reevaluated,
     Reminder,
     ScheduleForm,
+    StartFailed,
 )
-from bot.services.schedule_store import Scheduled
+from bot.services.schedule_store import STARTING, Scheduled
 from bot.slack.text import clip, esc
 from bot.slack.views.common import Actions, Message, context, date, md, who
 from bot.slack.views.plan_actions import scheduled_cancel_button
@@ -74,6 +75,12 @@ def schedule_notice_view(notice: Notice) -> Message:
             f" ({date(item.scheduled_for)}). Nothing was built."
         )
         return Message(f"{ref} cancelled before its start", [md(text)])
+    if isinstance(notice, StartFailed):
+        text = (
+            f":warning: {ref} could not start: `{esc(clip(notice.error, 300))}`. Nothing was"
+            " built; it is scheduled again and the bot tries again in a minute or so."
+        )
+        return Message(f"{ref} could not start", [md(text)])
     if isinstance(notice, NothingMatches):
         text = (
             f":information_source: {ref}: at its start no published content matches *{what}*"
@@ -119,8 +126,9 @@ def scheduled_list_view(items: Sequence[Scheduled], *, several_servers: bool = F
     lines = []
     for item in items[:LISTED]:
         on = f" · on *{esc(item.server or '')}*" if several_servers and item.server else ""
+        starting = " · *starting now*" if item.state == STARTING else ""
         lines.append(
-            f"• *#{item.rebuild_id}* {date(item.scheduled_for)}{on} ·"
+            f"• *#{item.rebuild_id}* {date(item.scheduled_for)}{starting}{on} ·"
             f" {esc(clip(item.description, 80))} · {item.total} item(s) · scheduled by"
             f" {who(item.scheduled_by)}"
         )

@@ -1,8 +1,8 @@
 """seen signatures: Slack request signatures accepted by any replica, for replay checks
 
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-20
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
