@@ -2,7 +2,7 @@
 
 Revision ID: 0011
 Revises: 0010
-Create Date: 2026-12-20
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations
