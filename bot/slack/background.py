@@ -11,6 +11,10 @@ from typing import Self
 
 
 class BackgroundLoop:
+    # How long `close` waits for a Slack call under way: past the Slack client's own timeout
+    # (15 s, poster.py), so a post in flight has either reached Slack or failed when it returns.
+    CLOSE_SECONDS = 20.0
+
     def __init__(self, name: str) -> None:
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -24,7 +28,7 @@ class BackgroundLoop:
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(2.0)
+            self._thread.join(self.CLOSE_SECONDS)
 
     def _run(self) -> None:
         raise NotImplementedError
