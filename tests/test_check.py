@@ -318,7 +318,16 @@ def test_channel_scopes_are_needed_with_allowed_channels(
     connect: FakeConnect, tmp_path: Path
 ) -> None:
     """BOT_ALLOWED_CHANNELS: App Home asks conversations.members who may see Connect."""
-    scopes = ("commands", "chat:write", "users:read", "users:read.email", "im:write")
+    scopes = (
+        "commands",
+        "chat:write",
+        "users:read",
+        "users:read.email",
+        "im:write",
+        "im:history",
+        "channels:history",
+        "groups:history",
+    )
     with fake_slack(scopes=scopes) as narrow:
         code, lines = check(settings(connect, narrow.start(), tmp_path))
         assert code == 0, lines  # no allowed channels: not needed

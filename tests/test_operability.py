@@ -100,10 +100,13 @@ def test_manifest_creates_the_app_in_one_paste():
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/connect" and command["usage_hint"]
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
+        "channels:history",  # a summary already posted is found in its thread, not posted twice
         "channels:read",  # BOT_ALLOWED_CHANNELS: who may see Home (conversations.members)
         "chat:write",
         "commands",
+        "groups:history",  # ... in private channels too
         "groups:read",  # ... in private channels too
+        "im:history",  # ... and a DM already sent to an owner
         "im:write",  # owners of failed items get a direct message
         "usergroups:read",
         "users:read",  # `--at HH:MM`: the requester's time zone (users.info)

@@ -74,11 +74,13 @@ class SlackPoster:
             token=client.token,
             base_url=client.base_url,
             timeout=client.timeout,
-            proxy=client.proxy,
             retry_handlers=[
                 h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)
             ],
         )
+        # Set after construction: WebClient(proxy=None) would read HTTPS_PROXY again, and
+        # make_web_client's "no proxy for this URL" would be lost.
+        quick.proxy = client.proxy
         return SlackPoster(quick)
 
     def post(
