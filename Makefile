@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint format bench lock clean
 
+# The product, editable, and the dev tools. The editable install puts this checkout on the
+# path, so the simulators (sim/, shipped apart as connect-bot-sim) import from here too.
 $(BIN)/connect-bot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -12,7 +14,7 @@ $(BIN)/connect-bot: pyproject.toml
 	@touch $@
 
 demo: $(BIN)/connect-bot
-	$(BIN)/connect-bot demo
+	$(BIN)/python -m sim demo
 
 test: $(BIN)/connect-bot
 	$(BIN)/python -m pytest -q

@@ -24,9 +24,9 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.sim.process import BotProcess  # noqa: E402
-from bot.sim.slack_client import SlackSigner  # noqa: E402
-from bot.sim.stack import (  # noqa: E402
+from sim.process import BotProcess  # noqa: E402
+from sim.slack_client import SlackSigner  # noqa: E402
+from sim.stack import (  # noqa: E402
     ADMIN,
     BOT_TOKEN,
     CONNECT_KEY,
@@ -37,9 +37,9 @@ from bot.sim.stack import (  # noqa: E402
 
 def serve_simulators() -> None:
     """Child mode: run both simulators and print their URLs as one JSON line."""
-    from bot.sim.connect_server import FakeConnect
-    from bot.sim.slack import FakeSlack
-    from bot.sim.stack import start_workspace
+    from sim.connect_server import FakeConnect
+    from sim.slack import FakeSlack
+    from sim.stack import start_workspace
 
     connect = FakeConnect(api_keys={CONNECT_KEY: "administrator"}, record_requests=False).start()
     slack = FakeSlack(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET).start()

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.sim.attack import (  # noqa: E402
+from sim.attack import (  # noqa: E402
     MIB,
     Answer,
     SlowClients,
@@ -35,11 +35,11 @@ from bot.sim.attack import (  # noqa: E402
     post_streamed,
     timed_get,
 )
-from bot.sim.connect_server import FakeConnect  # noqa: E402
-from bot.sim.process import BotProcess, free_port  # noqa: E402
-from bot.sim.slack import FakeSlack  # noqa: E402
-from bot.sim.slack_client import FORM_CONTENT_TYPE, SlackRequests  # noqa: E402
-from bot.sim.stack import BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET, start_workspace  # noqa: E402
+from sim.connect_server import FakeConnect  # noqa: E402
+from sim.process import BotProcess, free_port  # noqa: E402
+from sim.slack import FakeSlack  # noqa: E402
+from sim.slack_client import FORM_CONTENT_TYPE, SlackRequests  # noqa: E402
+from sim.stack import BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET, start_workspace  # noqa: E402
 
 EVENTS = "/slack/events"
 

@@ -66,13 +66,14 @@ sys.path.insert(0, str(ROOT))
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_name, None)
 
-from bot.sim.connect_builds import item_runtimes  # noqa: E402
-from bot.sim.connect_seed import Seed, generated_seed, long_tailed_durations  # noqa: E402
-from bot.sim.connect_server import FakeConnect  # noqa: E402
-from bot.sim.process import BotProcess  # noqa: E402
-from bot.sim.slack import FakeSlack  # noqa: E402
-from bot.sim.slack_client import SlackRequests  # noqa: E402
-from bot.sim.stack import (  # noqa: E402
+from bot.store import Database  # noqa: E402
+from sim.connect_builds import item_runtimes  # noqa: E402
+from sim.connect_seed import Seed, generated_seed, long_tailed_durations  # noqa: E402
+from sim.connect_server import FakeConnect  # noqa: E402
+from sim.process import BotProcess  # noqa: E402
+from sim.slack import FakeSlack  # noqa: E402
+from sim.slack_client import SlackRequests  # noqa: E402
+from sim.stack import (  # noqa: E402
     APP_TOKEN,
     BOT_TOKEN,
     CONNECT_KEY,
@@ -80,7 +81,6 @@ from bot.sim.stack import (  # noqa: E402
     SIGNING_SECRET,
     start_workspace,
 )
-from bot.store import Database  # noqa: E402
 
 RSCONNECT = Path(sys.executable).parent / "rsconnect"
 COLD_RUNTIMES = [

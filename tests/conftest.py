@@ -12,7 +12,7 @@ for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PRO
     os.environ.pop(_name, None)
 
 from bot.connect import ConnectClient  # noqa: E402
-from bot.sim.connect_server import FakeConnect  # noqa: E402
+from sim.connect_server import FakeConnect  # noqa: E402
 
 ADMIN_KEY = "admin-key-5f2b9c"
 PUBLISHER_KEY = "publisher-key-77aa1"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.sim.connect_server import FakeConnect
-from bot.sim.process import BotProcess
-from bot.sim.slack import FakeSlack, Message
-from bot.sim.stack import ADMIN, OPS_CHANNEL, Stack
 from bot.store import Database, Rebuild, RebuildItem
+from sim.connect_server import FakeConnect
+from sim.process import BotProcess
+from sim.slack import FakeSlack, Message
+from sim.stack import ADMIN, OPS_CHANNEL, Stack
 
 PLAN_TITLE = "Rebuild plan #"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.sim.slack import Message
-from bot.sim.stack import ADMIN, OPS_CHANNEL, Stack
 from bot.store import AuditEntry, PendingAction
+from sim.slack import Message
+from sim.stack import ADMIN, OPS_CHANNEL, Stack
 
 
 def wait_message(

@@ -14,9 +14,9 @@ from slack_sdk import WebClient
 from bot.check import MARKS, run_check
 from bot.cli import main
 from bot.config import ExplicitSettings, Settings, key_variable
-from bot.sim.connect_server import FakeConnect
-from bot.sim.slack import FakeSlack
 from bot.store import Database
+from sim.connect_server import FakeConnect
+from sim.slack import FakeSlack
 
 ADMIN_KEY = "Adm1nKeyForCheckTests0000000000A"
 PUBLISHER_KEY = "Publ1sherKeyForCheckTests000000B"

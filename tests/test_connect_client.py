@@ -26,7 +26,7 @@ from bot.connect import (
 from bot.connect.models import parse_time
 from bot.connect.retry import RetryPolicy, parse_retry_after
 from bot.connect.versions import parse_version
-from bot.sim.connect_server import FakeConnect
+from sim.connect_server import FakeConnect
 from tests.conftest import ADMIN_KEY, PUBLISHER_KEY
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sim.connect_seed import OFF_HOST_IMAGE, demo_seed, generated_seed
-from bot.sim.connect_server import FakeConnect
+from sim.connect_seed import OFF_HOST_IMAGE, demo_seed, generated_seed
+from sim.connect_server import FakeConnect
 
 KEYS = {"admin-key": "administrator", "pub-key": "publisher", "view-key": "viewer"}
 

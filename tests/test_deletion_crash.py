@@ -15,11 +15,12 @@ import pytest
 from rebuild_support import start_bot_process
 from sqlalchemy import select
 
-from bot.sim.connect_seed import demo_seed
-from bot.sim.connect_server import FakeConnect
-from bot.sim.slack import FakeSlack, Message
-from bot.sim.slack_client import SlackRequests
-from bot.sim.stack import (
+from bot.store import AuditEntry, Database, DeletionTarget, PendingAction
+from sim.connect_seed import demo_seed
+from sim.connect_server import FakeConnect
+from sim.slack import FakeSlack, Message
+from sim.slack_client import SlackRequests
+from sim.stack import (
     APP_TOKEN,
     BOT_TOKEN,
     CONNECT_KEY,
@@ -27,7 +28,6 @@ from bot.sim.stack import (
     SIGNING_SECRET,
     start_workspace,
 )
-from bot.store import AuditEntry, Database, DeletionTarget, PendingAction
 
 TARGET = ("Python", "3.11.3", "Local")
 SLOW = 3.0  # seconds a fault holds a request: the kill comes while it is held

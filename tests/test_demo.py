@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import GUTTER, run_demo
-from bot.demo import play as demo
-from bot.sim.stack import APP_TOKEN, BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET
+from sim.demo import GUTTER, run_demo
+from sim.demo import play as demo
+from sim.stack import APP_TOKEN, BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET
 
 SECRETS = (CONNECT_KEY, BOT_TOKEN, APP_TOKEN, SIGNING_SECRET)
 REPO = Path(__file__).resolve().parent.parent
@@ -116,7 +116,7 @@ def test_a_step_that_times_out_fails_with_a_clear_message(
 
 
 def test_connect_bot_demo_command(tmp_path: Path) -> None:
-    """`connect-bot demo --fast` as `make demo` runs it, in a developer's shell: real settings
+    """`python -m sim demo --fast` as `make demo` runs it, in a developer's shell: real settings
     and a proxy in the environment must neither change nor break it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECT_", "SLACK_", "BOT_"))}
     env.update(
@@ -126,7 +126,7 @@ def test_connect_bot_demo_command(tmp_path: Path) -> None:
         PYTHONPATH=str(REPO),
     )
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "demo", "--fast"],
+        [sys.executable, "-m", "sim", "demo", "--fast"],
         cwd=tmp_path,  # no .env from the repository, and the database stays in a temp dir
         env=env,
         capture_output=True,

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sim.connect_server import FakeConnect
-from bot.sim.slack import FakeSlack
+from sim.connect_server import FakeConnect
+from sim.slack import FakeSlack
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"

@@ -15,12 +15,12 @@ import pytest
 from bot.connect import RuntimeCache
 from bot.services.caches import CacheTarget, DeletionResult, Rejection
 from bot.services.servers import ServerStatus
-from bot.sim.slack import FakeSlack, validate_blocks
 from bot.slack import views as v
 from bot.slack.parser import ParseError
 from bot.slack.poster import SlackPoster, make_web_client
 from bot.slack.text import WORD_JOINER, clip, code, esc, link, mute, plain
 from bot.slack.views import Message
+from sim.slack import FakeSlack, validate_blocks
 from tests.test_views import (
     ADMIN,
     CHANNEL,

@@ -39,9 +39,9 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.webhook import WebhookClient
 
-from bot.sim.slack import FakeSlack, validate_blocks
-from bot.sim.slack_client import SlackRequests, SlackSigner
-from bot.sim.slack_render import format_time, mrkdwn_to_text, render_channel, render_message
+from sim.slack import FakeSlack, validate_blocks
+from sim.slack_client import SlackRequests, SlackSigner
+from sim.slack_render import format_time, mrkdwn_to_text, render_channel, render_message
 
 OPS = "C0OPS"
 ADMIN = "U0ADMIN"

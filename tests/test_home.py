@@ -22,14 +22,14 @@ from bot.services.audit import AuditRecord
 from bot.services.home import HomeOverview, RepublishThrottle, Section, ServerHome
 from bot.services.rebuild_store import Progress
 from bot.services.schedule_store import Scheduled
-from bot.sim.connect_seed import generated_seed
-from bot.sim.slack import FakeSlack
-from bot.sim.slack.views_api import check_view
-from bot.sim.stack import ADMIN, APP_TOKEN, OPS_CHANNEL, VIEWER, Stack, start_stack
 from bot.slack.home_publisher import HomePublisher
 from bot.slack.members import channel_members
 from bot.slack.views import Actions, HomeActions, home_view
 from bot.store import utcnow
+from sim.connect_seed import generated_seed
+from sim.slack import FakeSlack
+from sim.slack.views_api import check_view
+from sim.stack import ADMIN, APP_TOKEN, OPS_CHANNEL, VIEWER, Stack, start_stack
 from tests.rebuild_support import plan, rebuild_id_of, wait_final
 
 DESTRUCTIVE = {

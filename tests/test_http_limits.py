@@ -2,7 +2,7 @@
 headers checked before the body, slow clients bounded, health probes answered when every
 connection is taken, a prompt stop with connections open, and replays refused across replicas.
 
-The bodies are streamed from a generator over a raw socket (`bot.sim.attack`): a client sends
+The bodies are streamed from a generator over a raw socket (`sim.attack`): a client sends
 until the bot answers. The attacks that must leave the bot standing hit a real process.
 """
 
@@ -21,12 +21,16 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.sim.attack import MIB, Answer, SlowClients, body_chunks, post_streamed, timed_get
-from bot.sim.connect_server import FakeConnect
-from bot.sim.process import BotProcess, free_port
-from bot.sim.slack import FakeSlack
-from bot.sim.slack_client import FORM_CONTENT_TYPE, SlackRequests
-from bot.sim.stack import (
+from bot.slack.bounded import HEALTH_LIMITS, MAX_BODY, PUBLIC_LIMITS, Limits
+from bot.slack.server import EVENTS_PATH, BotWsgi, HttpServer
+from bot.store import Database
+from bot.store.seen import SeenSignatures
+from sim.attack import MIB, Answer, SlowClients, body_chunks, post_streamed, timed_get
+from sim.connect_server import FakeConnect
+from sim.process import BotProcess, free_port
+from sim.slack import FakeSlack
+from sim.slack_client import FORM_CONTENT_TYPE, SlackRequests
+from sim.stack import (
     ADMIN,
     BOT_TOKEN,
     CONNECT_KEY,
@@ -36,10 +40,6 @@ from bot.sim.stack import (
     start_stack,
     start_workspace,
 )
-from bot.slack.bounded import HEALTH_LIMITS, MAX_BODY, PUBLIC_LIMITS, Limits
-from bot.slack.server import EVENTS_PATH, BotWsgi, HttpServer
-from bot.store import Database
-from bot.store.seen import SeenSignatures
 from tests.conftest import needs_postgres
 
 EIGHT_TIMES = 8

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.sim.slack import Message
-from bot.sim.stack import ADMIN, OPS_CHANNEL, Stack, start_stack
+from sim.slack import Message
+from sim.stack import ADMIN, OPS_CHANNEL, Stack, start_stack
 from tests.slack_helpers import dry_runs, wait_ephemeral, wait_message
 
 SF_TITLES = {"Sales Dashboard", "Executive KPIs", "Legacy Finance Report"}

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +17,14 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
+from bot import __version__
 from bot.logs import configure_logging
-from bot.sim.slack import FakeSlack
-from bot.sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, OPS_CHANNEL, SIGNING_SECRET, start_stack
+from sim.slack import FakeSlack
+from sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, OPS_CHANNEL, SIGNING_SECRET, start_stack
 from tests.slack_helpers import card, wait_ephemeral
 
 ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "bot" / "store" / "migrations" / "versions"
 
 
 def test_health_and_readiness_in_http_mode():
@@ -191,31 +194,66 @@ def test_no_secret_in_logs_messages_or_errors_during_the_main_flows():
 
 
 @pytest.mark.parametrize(
-    ("args", "needle"),
+    ("module", "args", "needle"),
     [
-        ([], "Slack chat-ops for Posit Connect"),
-        (["serve"], "Socket Mode"),
-        (["check"], "line by line"),
-        (["fake-connect"], "--api-key"),
-        (["fake-slack"], "SLACK_API_URL"),
-        (["demo"], "simulators"),
+        ("bot", [], "Slack chat-ops for Posit Connect"),
+        ("bot", ["serve"], "Socket Mode"),
+        ("bot", ["check"], "line by line"),
+        ("bot", ["migrate"], "schema up to date"),
+        ("sim", ["fake-connect"], "--api-key"),
+        ("sim", ["fake-slack"], "SLACK_API_URL"),
+        ("sim", ["demo"], "simulators"),
     ],
 )
-def test_cli_help_is_useful(args: list[str], needle: str):
+def test_cli_help_is_useful(module: str, args: list[str], needle: str):
     result = subprocess.run(
-        [sys.executable, "-m", "bot", *args, "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", module, *args, "--help"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0
-    assert needle in result.stdout
+    assert needle in " ".join(result.stdout.split())
+
+
+def test_the_product_command_has_only_the_products_verbs(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, timeout=60
+    )
+    listing = result.stdout.split("Commands:")[1].splitlines()
+    assert [line.split()[0] for line in listing if line.startswith("  ") and line.strip()] == [
+        "check",
+        "migrate",
+        "serve",
+        "version",
+    ]
+    version = subprocess.run(
+        [sys.executable, "-m", "bot", "version"], capture_output=True, text=True, timeout=60
+    )
+    assert version.stdout.strip() == f"connect-bot {__version__}"
+    database = tmp_path / "migrated.db"
+    migrated = subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_"))},
+            "BOT_DATABASE_URL": f"sqlite:///{database}",
+        },
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert "up to date" in migrated.stdout
+    with sqlite3.connect(database) as conn:
+        (head,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert head == sorted(p.name[:4] for p in MIGRATIONS.glob("0*.py"))[-1]
 
 
 def test_fake_connect_runs_as_a_users_command(tmp_path: Path):
     from bot.connect import ConnectClient, RuntimeCache
-    from bot.sim.process import free_port
+    from sim.process import free_port
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot", "fake-connect", "--port", str(port), "--api-key", "k3y"],
+        [sys.executable, "-m", "sim", "fake-connect", "--port", str(port), "--api-key", "k3y"],
         stdout=subprocess.PIPE,
         text=True,
     )

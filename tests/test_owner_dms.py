@@ -19,14 +19,14 @@ from sqlalchemy import update
 from bot.connect import ConnectClient
 from bot.services.owners import DirectoryError, OwnerLookups, Owners
 from bot.services.rebuild_store import ItemView
-from bot.sim.connect_seed import Seed, make_cache, make_content_item
-from bot.sim.connect_server import FakeConnect
-from bot.sim.slack import FakeSlack, Message
-from bot.sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, Stack, start_stack
 from bot.slack import rebuild_progress
 from bot.slack.rebuild_progress import RebuildReporter, slack_owners
 from bot.slack.text import esc
 from bot.store import Rebuild
+from sim.connect_seed import Seed, make_cache, make_content_item
+from sim.connect_server import FakeConnect
+from sim.slack import FakeSlack, Message
+from sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, Stack, start_stack
 
 # name -> (Connect guid, Connect username, Slack user id or None when not in Slack)
 OWNERS: dict[str, tuple[str, str, str | None]] = {

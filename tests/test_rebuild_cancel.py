@@ -13,8 +13,8 @@ from rebuild_support import (
     wait_final,
 )
 
-from bot.sim.connect_seed import generated_seed
-from bot.sim.stack import OPS_CHANNEL, VIEWER, start_stack
+from sim.connect_seed import generated_seed
+from sim.stack import OPS_CHANNEL, VIEWER, start_stack
 
 
 def test_cancel_stops_dispatching_and_lets_running_builds_finish() -> None:

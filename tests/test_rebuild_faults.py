@@ -16,10 +16,10 @@ from rebuild_support import items, plan, rebuild_id_of, wait_final
 
 from bot.connect import ConnectClient
 from bot.services.rebuild_builds import BACKOFF, BACKOFF_CAP, Builds, WorkItem
-from bot.sim.connect_seed import generated_seed
-from bot.sim.connect_server import FakeConnect
-from bot.sim.stack import OPS_CHANNEL, start_stack
 from bot.store import Database, Rebuild, RebuildItem
+from sim.connect_seed import generated_seed
+from sim.connect_server import FakeConnect
+from sim.stack import OPS_CHANNEL, start_stack
 
 
 def test_connect_faults_are_retried_and_every_item_is_built_once() -> None:

@@ -16,8 +16,8 @@ from rebuild_support import (
 )
 
 from bot.connect.models import INTERACTIVE_MODES
-from bot.sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, start_stack
 from bot.store import RebuildItem
+from sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, start_stack
 
 
 def rows_by_guid(rows: list[RebuildItem]) -> dict[str, RebuildItem]:

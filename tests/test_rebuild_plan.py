@@ -16,16 +16,16 @@ from rebuild_support import (
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
 from bot.services.rebuild_store import RebuildStore
-from bot.sim.connect_seed import (
+from bot.store import Database, Rebuild
+from sim.connect_seed import (
     LOCKED_DEMO_MESSAGE,
     LOCKED_DEMO_TITLE,
     OFF_HOST_IMAGE,
     demo_seed,
     generated_seed,
 )
-from bot.sim.connect_server import FakeConnect
-from bot.sim.stack import OPS_CHANNEL, start_stack
-from bot.store import Database, Rebuild
+from sim.connect_server import FakeConnect
+from sim.stack import OPS_CHANNEL, start_stack
 
 
 def _service(tmp_path: Path) -> RebuildStore:

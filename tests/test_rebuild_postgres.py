@@ -12,7 +12,7 @@ from collections import Counter
 from rebuild_support import items, plan, rebuild_id_of, rebuild_row, wait_final
 from sqlalchemy import inspect
 
-from bot.sim.stack import ADMIN, OPS_CHANNEL, start_stack
+from sim.stack import ADMIN, OPS_CHANNEL, start_stack
 from tests.conftest import needs_postgres
 
 pytestmark = needs_postgres

@@ -23,13 +23,13 @@ from bot.connect import ConnectClient, ContentFilter
 from bot.services import rebuild_engine
 from bot.services.rebuild_engine import RebuildEngine
 from bot.services.rebuild_store import RebuildStore
-from bot.sim.connect_seed import generated_seed
-from bot.sim.connect_server import FakeConnect
-from bot.sim.slack import FakeSlack
 from bot.slack.poster import SlackPoster, make_web_client
 from bot.slack.rebuild_progress import RebuildReporter
 from bot.store import Database, Rebuild, RebuildItem, utcnow
 from bot.store.coordination import Coordinator
+from sim.connect_seed import generated_seed
+from sim.connect_server import FakeConnect
+from sim.slack import FakeSlack
 
 pytestmark = needs_postgres
 

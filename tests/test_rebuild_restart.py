@@ -18,11 +18,12 @@ from rebuild_support import (
 )
 
 from bot.runtime import build_runtime
-from bot.sim.connect_seed import generated_seed
-from bot.sim.connect_server import FakeConnect
-from bot.sim.slack import FakeSlack
-from bot.sim.slack_client import SlackRequests
-from bot.sim.stack import (
+from bot.store import Database
+from sim.connect_seed import generated_seed
+from sim.connect_server import FakeConnect
+from sim.slack import FakeSlack
+from sim.slack_client import SlackRequests
+from sim.stack import (
     APP_TOKEN,
     BOT_TOKEN,
     CONNECT_KEY,
@@ -32,7 +33,6 @@ from bot.sim.stack import (
     start_stack,
     start_workspace,
 )
-from bot.store import Database
 
 ITEMS = 40
 

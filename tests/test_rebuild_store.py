@@ -13,8 +13,8 @@ from bot.connect import ConnectClient, ContentFilter
 from bot.services.audit import AuditLog
 from bot.services.rebuild_engine import RebuildEngine
 from bot.services.rebuild_store import Progress, RebuildStore
-from bot.sim.connect_server import FakeConnect
 from bot.store import Database
+from sim.connect_server import FakeConnect
 
 PUBLISHED = ContentFilter(published=True)
 BUILD_POST = r"/content/[^/]+/build$"

@@ -14,9 +14,9 @@ from datetime import timedelta
 from rebuild_support import plan, rebuild_id_of, rebuild_row, wait_final
 from sqlalchemy import select, update
 
-from bot.sim.stack import ADMIN, OPS_CHANNEL, Stack, start_stack
 from bot.store import AuditEntry, PendingAction, utcnow
 from bot.store.coordination import Coordinator
+from sim.stack import ADMIN, OPS_CHANNEL, Stack, start_stack
 from tests.slack_helpers import card, has_cache, real_deletes
 
 

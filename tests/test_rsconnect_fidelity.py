@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.sim.connect_server import FakeConnect
+from sim.connect_server import FakeConnect
 
 RSCONNECT = Path(sys.executable).parent / "rsconnect"
 KEYS = {"admin-key": "administrator", "pub-key": "publisher"}

@@ -27,8 +27,8 @@ from sqlalchemy import select, update
 from bot.services.schedule_store import Scheduled
 from bot.services.schedule_times import AtTime, resolve
 from bot.services.schedules import Schedules
-from bot.sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, Stack, start_stack
 from bot.store import AuditEntry, PendingAction, utcnow
+from sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, Stack, start_stack
 
 DATE_TOKEN = re.compile(r"<!date\^(\d+)\^\{date_short_pretty\} \{time\}\|")
 

@@ -19,12 +19,13 @@ from rebuild_support import items, plan_cards, rebuild_id_of, rebuild_row, wait_
 from sqlalchemy import select, update
 from test_replicas import Cluster
 
-from bot.sim.connect_seed import demo_seed, generated_seed
-from bot.sim.connect_server import FakeConnect
-from bot.sim.process import BotProcess
-from bot.sim.slack import FakeSlack, Message
-from bot.sim.slack_client import SlackRequests
-from bot.sim.stack import (
+from bot.store import AuditEntry, Database, Rebuild, utcnow
+from sim.connect_seed import demo_seed, generated_seed
+from sim.connect_server import FakeConnect
+from sim.process import BotProcess
+from sim.slack import FakeSlack, Message
+from sim.slack_client import SlackRequests
+from sim.stack import (
     APP_TOKEN,
     BOT_TOKEN,
     CONNECT_KEY,
@@ -33,7 +34,6 @@ from bot.sim.stack import (
     SIGNING_SECRET,
     start_workspace,
 )
-from bot.store import AuditEntry, Database, Rebuild, utcnow
 from tests.conftest import needs_postgres
 
 

@@ -20,8 +20,6 @@ from bot.services.schedule_outcomes import (
     ScheduleForm,
 )
 from bot.services.schedule_store import Scheduled
-from bot.sim.slack.blocks import validate_blocks
-from bot.sim.slack.modals import check_modal
 from bot.slack.views import plan_card_view
 from bot.slack.views.schedules import (
     modal_values,
@@ -29,6 +27,8 @@ from bot.slack.views.schedules import (
     schedule_notice_view,
     scheduled_list_view,
 )
+from sim.slack.blocks import validate_blocks
+from sim.slack.modals import check_modal
 
 AT = datetime(2026, 12, 24, 1, 0, tzinfo=UTC)
 TOKEN = f"<!date^{int(AT.timestamp())}^{{date_short_pretty}} {{time}}|2026-12-24 01:00 UTC>"

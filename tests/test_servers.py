@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.sim.connect_seed import Seed, demo_seed, make_cache
-from bot.sim.connect_server import FakeConnect
-from bot.sim.stack import ADMIN, AUDIT_CHANNEL, OPS_CHANNEL, Stack, start_stack
+from sim.connect_seed import Seed, demo_seed, make_cache
+from sim.connect_server import FakeConnect
+from sim.stack import ADMIN, AUDIT_CHANNEL, OPS_CHANNEL, Stack, start_stack
 from tests.rebuild_support import plan, rebuild_id_of, wait_final
 from tests.slack_helpers import audit_rows, card, wait_audit, wait_ephemeral, wait_message
 

@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.sim.slack_client import FORM_CONTENT_TYPE, SlackRequests
-from bot.sim.stack import ADMIN, OPS_CHANNEL, SIGNING_SECRET, Stack, start_stack
 from bot.slack.server import BotWsgi, HttpServer
 from bot.slack.signature import RequestVerifier
+from sim.slack_client import FORM_CONTENT_TYPE, SlackRequests
+from sim.stack import ADMIN, OPS_CHANNEL, SIGNING_SECRET, Stack, start_stack
 from tests.slack_helpers import audit_rows, card, dry_runs, wait_message
 
 DELETE = "caches delete -l python -V 3.11.3"  # a dry run on Connect, a card, an audit row

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot.connect.models import ContentItem
-from bot.sim.connect_seed import (
+from sim.connect_seed import (
     APP_MODE_LANGUAGE,
     LOCKED_DEMO_MESSAGE,
     LOCKED_DEMO_TITLE,
@@ -23,7 +23,7 @@ from bot.sim.connect_seed import (
     make_cache,
     make_content_item,
 )
-from bot.sim.connect_server import FakeConnect
+from sim.connect_server import FakeConnect
 
 BUILD = 0.1  # warm build seconds
 COLD = 3.0  # cold factor

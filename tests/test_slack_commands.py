@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.sim.stack import ADMIN, OPS_CHANNEL, VIEWER, Stack, start_stack
+from sim.stack import ADMIN, OPS_CHANNEL, VIEWER, Stack, start_stack
 from tests.slack_helpers import audit_rows, dry_runs, wait_ephemeral, wait_message
 
 

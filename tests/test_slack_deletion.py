@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.sim.stack import (
+from sim.stack import (
     ADMIN,
     AUDIT_CHANNEL,
     OPS_CHANNEL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sim.stack import APP_TOKEN, OPS_CHANNEL, start_stack
+from sim.stack import APP_TOKEN, OPS_CHANNEL, start_stack
 from tests.slack_helpers import card, has_cache, real_deletes
 
 

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from rebuild_support import rebuild_id_of, rebuild_row, start_bot_process, wait_card, wait_final
 
-from bot.sim.connect_seed import generated_seed
-from bot.sim.connect_server import FakeConnect
-from bot.sim.process import BotProcess
-from bot.sim.slack import FakeSlack, Message
-from bot.sim.slack_client import SlackRequests
-from bot.sim.stack import (
+from bot.store import Database
+from sim.connect_seed import generated_seed
+from sim.connect_server import FakeConnect
+from sim.process import BotProcess
+from sim.slack import FakeSlack, Message
+from sim.slack_client import SlackRequests
+from sim.stack import (
     APP_TOKEN,
     BOT_TOKEN,
     CONNECT_KEY,
@@ -24,7 +25,6 @@ from bot.sim.stack import (
     SIGNING_SECRET,
     start_workspace,
 )
-from bot.store import Database
 
 ITEMS = 6
 SUMMARY = "connect_bot_summary"

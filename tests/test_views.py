@@ -19,10 +19,10 @@ from bot.services.caches import CacheTarget, DeletionResult, PlannedDeletion, Re
 from bot.services.deletions import DeletionState
 from bot.services.rebuild_store import ItemView, PlanSummary, Progress
 from bot.services.rebuilds import PlanCard
-from bot.sim.slack import validate_blocks
 from bot.slack import views as v
 from bot.slack.parser import ParseError
 from bot.slack.views import MAX_BLOCKS, Actions, Message
+from sim.slack import validate_blocks
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SERVER = "https://connect.example/"

@@ -9,9 +9,9 @@ from datetime import datetime
 from rebuild_support import items, plan, rebuild_id_of, wait_final
 
 from bot.services.rebuild_planning import cover_runtimes, item_runtime_keys
-from bot.sim.connect_seed import Seed, make_cache, make_content_item
-from bot.sim.stack import OPS_CHANNEL, start_stack
 from bot.store import RebuildItem
+from sim.connect_seed import Seed, make_cache, make_content_item
+from sim.stack import OPS_CHANNEL, start_stack
 
 R43, R42, PY311 = "R 4.3.0 (Local)", "R 4.2.1 (Local)", "Python 3.11.3 (Local)"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sim.connect_seed import APP_MODE_LANGUAGE
+from sim.connect_seed import APP_MODE_LANGUAGE
 
 # (language, version): version is None for an item naming a language without a version.
 Runtime = tuple[str, str | None]

@@ -9,13 +9,13 @@ import threading
 import time
 from collections.abc import Iterable
 
-from bot.sim.slack.http import FakeSlackHTTPServer
-from bot.sim.slack.modals import ModalsApi
-from bot.sim.slack.queries import QueriesMixin
-from bot.sim.slack.socket_mode import SocketModeMixin, SocketModeServer
-from bot.sim.slack.users_api import UsersApiMixin
-from bot.sim.slack.views_api import ViewsApi
-from bot.sim.slack.web_api import WebApiMixin
+from sim.slack.http import FakeSlackHTTPServer
+from sim.slack.modals import ModalsApi
+from sim.slack.queries import QueriesMixin
+from sim.slack.socket_mode import SocketModeMixin, SocketModeServer
+from sim.slack.users_api import UsersApiMixin
+from sim.slack.views_api import ViewsApi
+from sim.slack.web_api import WebApiMixin
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ Modules, one concern each:
 - ``http``: the HTTP server and request handler;
 - ``server``: the ``FakeSlack`` facade composing them, and ``main()`` for the CLI.
 
-Standalone: ``python -m bot.sim.slack --port 8090 --defaults``.
+Standalone: ``python -m sim.slack --port 8090 --defaults``.
 """
 
-from bot.sim.slack.blocks import interactive_elements, validate_blocks
-from bot.sim.slack.common import (
+from sim.slack.blocks import interactive_elements, validate_blocks
+from sim.slack.common import (
     TEAM_DOMAIN,
     TEAM_NAME,
     VERIFICATION_TOKEN,
@@ -35,7 +35,7 @@ from bot.sim.slack.common import (
     flag,
     ts_key,
 )
-from bot.sim.slack.model import (
+from sim.slack.model import (
     ApiCall,
     Channel,
     Ephemeral,
@@ -45,7 +45,7 @@ from bot.sim.slack.model import (
     SocketEnvelope,
     Usergroup,
 )
-from bot.sim.slack.server import FakeSlack, main
+from sim.slack.server import FakeSlack, main
 
 __all__ = [
     "TEAM_DOMAIN",

@@ -19,19 +19,19 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.sim.slack.blocks import (
+from sim.slack.blocks import (
     MAX_BLOCKS,
     TEXT_TYPES,
     interactive_elements,
     normalize_blocks,
     validate_blocks,
 )
-from bot.sim.slack.common import TEAM_DOMAIN, VERIFICATION_TOKEN, ApiError, JsonDict
-from bot.sim.slack.interactions import _action_for
-from bot.sim.slack.model import Interaction
+from sim.slack.common import TEAM_DOMAIN, VERIFICATION_TOKEN, ApiError, JsonDict
+from sim.slack.interactions import _action_for
+from sim.slack.model import Interaction
 
 if TYPE_CHECKING:
-    from bot.sim.slack.server import FakeSlack
+    from sim.slack.server import FakeSlack
 
 MAX_VIEW_BLOCKS = 100
 MAX_VIEW_BYTES = 250_000

@@ -6,9 +6,9 @@ import textwrap
 from dataclasses import dataclass
 from typing import TextIO
 
-from bot.sim.slack import FakeSlack
-from bot.sim.slack_render import render_channel, render_interaction
-from bot.sim.stack import OPS_CHANNEL, Stack
+from sim.slack import FakeSlack
+from sim.slack_render import render_channel, render_interaction
+from sim.stack import OPS_CHANNEL, Stack
 
 GUTTER = "  │ "
 WIDTH = 96  # transcript width after the gutter

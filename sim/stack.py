@@ -13,10 +13,10 @@ from typing import Any
 
 from bot.config import ExplicitSettings, Settings
 from bot.runtime import Runtime, build_runtime
-from bot.sim.connect_seed import Seed, demo_seed
-from bot.sim.connect_server import FakeConnect
-from bot.sim.slack import FakeSlack
-from bot.sim.slack_client import SlackRequests
+from sim.connect_seed import Seed, demo_seed
+from sim.connect_server import FakeConnect
+from sim.slack import FakeSlack
+from sim.slack_client import SlackRequests
 
 CONNECT_KEY = "sim-connect-admin-key"
 BOT_TOKEN = "xoxb-sim-bot-token"

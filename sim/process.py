@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET
+from sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET
 
 
 def free_port() -> int:

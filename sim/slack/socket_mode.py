@@ -11,12 +11,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.sim.slack.common import JsonDict
-from bot.sim.slack.interactions import InteractionsMixin
-from bot.sim.slack.model import Interaction, SocketEnvelope
+from sim.slack.common import JsonDict
+from sim.slack.interactions import InteractionsMixin
+from sim.slack.model import Interaction, SocketEnvelope
 
 if TYPE_CHECKING:
-    from bot.sim.slack.views_api import ViewsApi
+    from sim.slack.views_api import ViewsApi
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from bot.sim.slack.common import JsonDict
+from sim.slack.common import JsonDict
 
 MAX_BLOCKS = 50  # per message
 

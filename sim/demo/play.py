@@ -4,7 +4,7 @@ A Posit Connect simulator, a fake Slack workspace and the real bot (its HTTP end
 with Slack-signed requests) run in this process on 127.0.0.1; nothing needs credentials and
 nothing leaves the machine. Each step acts as a person would in Slack, waits for the bot's
 answer and prints what appeared in the channel since the previous step, rendered as a person
-sees it (`bot.sim.slack_render`).
+sees it (`sim.slack_render`).
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from typing import Any, TextIO
 import httpx
 
 from bot.connect import RuntimeCache
-from bot.demo.narration import Demo, DemoFailed
-from bot.sim.connect_seed import (
+from bot.slack.views import Actions, cache_value
+from sim.connect_seed import (
     OFF_HOST_IMAGE,
     QUARTO_VERSION,
     Seed,
     demo_seed,
     make_content_item,
 )
-from bot.sim.slack import FakeSlack, Message
-from bot.sim.slack_render import render_blocks, render_channel, text_of
-from bot.sim.stack import ADMIN, AUDIT_CHANNEL, OPS_CHANNEL, SECOND_ADMIN, Stack, start_stack
-from bot.slack.views import Actions, cache_value
+from sim.demo.narration import Demo, DemoFailed
+from sim.slack import FakeSlack, Message
+from sim.slack_render import render_blocks, render_channel, text_of
+from sim.stack import ADMIN, AUDIT_CHANNEL, OPS_CHANNEL, SECOND_ADMIN, Stack, start_stack
 
 # The documented off-host example: Python 3.9.5 on the jammy content image.
 TARGET = RuntimeCache("Python", "3.9.5", OFF_HOST_IMAGE)

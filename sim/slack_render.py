@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from bot.sim.slack import (
+from sim.slack import (
     Ephemeral,
     FakeSlack,
     Interaction,

@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot.sim.slack import FakeSlack, Interaction, JsonDict
-from bot.sim.slack.modals import OpenModal
+from sim.slack import FakeSlack, Interaction, JsonDict
+from sim.slack.modals import OpenModal
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"

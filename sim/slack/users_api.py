@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.sim.slack.common import ApiError, ApiHandler, JsonDict, flag
-from bot.sim.slack.model import Channel, Message
-from bot.sim.slack.workspace import Workspace
+from sim.slack.common import ApiError, ApiHandler, JsonDict, flag
+from sim.slack.model import Channel, Message
+from sim.slack.workspace import Workspace
 
 MAX_GROUP_USERS = 8
 

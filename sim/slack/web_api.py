@@ -14,8 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from bot.sim.slack.blocks import normalize_blocks, validate_blocks
-from bot.sim.slack.common import (
+from sim.slack.blocks import normalize_blocks, validate_blocks
+from sim.slack.common import (
     TEAM_DOMAIN,
     TEAM_NAME,
     ApiError,
@@ -24,11 +24,11 @@ from bot.sim.slack.common import (
     flag,
     ts_key,
 )
-from bot.sim.slack.faults import FaultsMixin
-from bot.sim.slack.model import ApiCall, Channel, Message
+from sim.slack.faults import FaultsMixin
+from sim.slack.model import ApiCall, Channel, Message
 
 if TYPE_CHECKING:
-    from bot.sim.slack.socket_mode import SocketModeServer
+    from sim.slack.socket_mode import SocketModeServer
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bot.sim.slack.blocks import normalize_blocks
-from bot.sim.slack.common import ApiError, JsonDict, flag
-from bot.sim.slack.faults import FaultsMixin
-from bot.sim.slack.model import Ephemeral, Message, ResponseUrlPost, ResponseUrlState
-from bot.sim.slack.web_api import MAX_TEXT_POST, check_content
+from sim.slack.blocks import normalize_blocks
+from sim.slack.common import ApiError, JsonDict, flag
+from sim.slack.faults import FaultsMixin
+from sim.slack.model import Ephemeral, Message, ResponseUrlPost, ResponseUrlState
+from sim.slack.web_api import MAX_TEXT_POST, check_content
 
 
 class _HookError(Exception):

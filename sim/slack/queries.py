@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Self
 
-from bot.sim.slack.common import JsonDict, ts_key
-from bot.sim.slack.model import ApiCall, Ephemeral, Message
-from bot.sim.slack.workspace import Workspace
+from sim.slack.common import JsonDict, ts_key
+from sim.slack.model import ApiCall, Ephemeral, Message
+from sim.slack.workspace import Workspace
 
 
 class QueriesMixin(Workspace):

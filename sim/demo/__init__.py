@@ -1,6 +1,6 @@
 """`connect-bot demo`: the bot's main job, played end to end on loopback simulators."""
 
-from bot.demo.narration import GUTTER, Demo, DemoFailed
-from bot.demo.play import run_demo
+from sim.demo.narration import GUTTER, Demo, DemoFailed
+from sim.demo.play import run_demo
 
 __all__ = ["GUTTER", "Demo", "DemoFailed", "run_demo"]

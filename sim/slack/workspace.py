@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from bot.sim.slack.blocks import normalize_blocks
-from bot.sim.slack.common import ApiError, JsonDict, TsClock, flag
-from bot.sim.slack.model import (
+from sim.slack.blocks import normalize_blocks
+from sim.slack.common import ApiError, JsonDict, TsClock, flag
+from sim.slack.model import (
     ApiCall,
     Channel,
     Ephemeral,

@@ -8,10 +8,10 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from bot.sim.slack.blocks import MULTI_OPTION_ELEMENTS, SINGLE_OPTION_ELEMENTS, VALUE_ELEMENTS
-from bot.sim.slack.common import TEAM_DOMAIN, VERIFICATION_TOKEN, JsonDict
-from bot.sim.slack.model import Ephemeral, Interaction, Message
-from bot.sim.slack.response_urls import ResponseUrlsMixin
+from sim.slack.blocks import MULTI_OPTION_ELEMENTS, SINGLE_OPTION_ELEMENTS, VALUE_ELEMENTS
+from sim.slack.common import TEAM_DOMAIN, VERIFICATION_TOKEN, JsonDict
+from sim.slack.model import Ephemeral, Interaction, Message
+from sim.slack.response_urls import ResponseUrlsMixin
 
 
 def _pick_options(element: JsonDict, wanted: Iterable[str | JsonDict] | None) -> list[JsonDict]:

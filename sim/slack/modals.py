@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.sim.slack.blocks import validate_blocks
-from bot.sim.slack.common import TEAM_DOMAIN, VERIFICATION_TOKEN, ApiError, JsonDict
+from sim.slack.blocks import validate_blocks
+from sim.slack.common import TEAM_DOMAIN, VERIFICATION_TOKEN, ApiError, JsonDict
 
 if TYPE_CHECKING:
-    from bot.sim.slack.server import FakeSlack
+    from sim.slack.server import FakeSlack
 
 TRIGGER_SECONDS = 3.0
 MAX_TITLE = 24

@@ -9,8 +9,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.sim.slack.common import JsonDict
-from bot.sim.slack.workspace import Workspace
+from sim.slack.common import JsonDict
+from sim.slack.workspace import Workspace
 
 
 @dataclass

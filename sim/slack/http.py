@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from bot.sim.slack.server import FakeSlack
+    from sim.slack.server import FakeSlack
 
 log = logging.getLogger(__name__)
 

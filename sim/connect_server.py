@@ -72,8 +72,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.sim.connect_builds import BuildModel, BuildRecord, Runtime, item_runtimes
-from bot.sim.connect_seed import (
+from sim.connect_builds import BuildModel, BuildRecord, Runtime, item_runtimes
+from sim.connect_seed import (
     Seed,
     demo_seed,
     make_content_item,

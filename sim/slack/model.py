@@ -8,14 +8,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sim.slack.blocks import (
+from sim.slack.blocks import (
     BARE_BROADCAST,
     MENTION,
     TEXT_TYPES,
     interactive_elements,
     mrkdwn_strings,
 )
-from bot.sim.slack.common import JsonDict
+from sim.slack.common import JsonDict
 
 
 @dataclass
