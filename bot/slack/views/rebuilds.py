@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.services.rebuild_store import ItemView, PlanSummary, Progress
-from bot.services.rebuilds import PlanCard
+from bot.services.rebuild_outcomes import PlanCard
 from bot.slack.text import clip, code, esc, link
 from bot.slack.views.common import (
     Actions,
