@@ -349,3 +349,39 @@ def test_hostile_titles_and_logs_are_carried_as_data(
         job_key=fake_connect.jobs("hostile")[-1]["key"],
     )
     assert result.packages == ("python:numpy",)
+
+
+def test_a_probe_waits_no_longer_than_the_items_init_timeout() -> None:
+    seed = Seed(
+        caches=[make_cache("R", "4.3.0")],
+        content=[
+            make_content_item(
+                guid="slow", title="Slow", app_mode="shiny", r_version="4.3.0", init_timeout=0.3
+            )
+        ],
+    )
+    with FakeConnect(api_keys={ADMIN_KEY: "administrator"}, seed=seed, start_seconds=1.5) as fake:
+        client = ConnectClient(fake.url, ADMIN_KEY, backoff=0.01)
+        with client:
+            started = time.monotonic()
+            report = run(client)
+            elapsed = time.monotonic() - started
+        verdict = report.of("slow").verdict
+        assert isinstance(verdict, CouldNotCheck)
+        assert "ReadTimeout" in verdict.reason
+        assert fake.arrived("GET", "^/content/slow/") == 2
+        assert elapsed < 1.5  # two tries of 0.3 s, not the process's 1.5 s start
+
+
+def test_malformed_answers_make_an_item_could_not_be_checked(
+    gdal: FakeConnect, connect: ConnectClient
+) -> None:
+    sales = guid_of(gdal, "Sales Dashboard")
+    gdal.serve_raw("GET", f"/v1/content/{sales}/jobs$", body=b"<html>login</html>", status=200)
+
+    report = run(connect, ContentFilter(guids=frozenset({sales})))
+
+    verdict = report.of(sales).verdict
+    assert isinstance(verdict, CouldNotCheck)
+    assert "HTML page" in verdict.reason
+    assert visits(gdal, sales) == 0  # no process started without a job list to compare with
