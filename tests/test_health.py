@@ -133,7 +133,7 @@ def test_gdal_upgrade_finds_exactly_the_broken_set(
     for result in report.items:
         expected = 1 if result.title in INTERACTIVE else 0
         assert visits(gdal, result.guid) == expected, result.title
-        assert result.requests == expected
+        assert result.attempts == expected
     assert gdal.count("POST", r"/render$") == 0
     plumber_visit = [r for r in gdal.requests if r.path.startswith(f"/content/{plumber.guid}")]
     assert [r.status for r in plumber_visit] == [404]
@@ -297,7 +297,7 @@ def test_connect_faults_make_items_could_not_be_checked(
     gdal.inject_faults(error_rate=1.0, status=502, paths=f"^/content/{forecast}/", limit=1)
     again = run(connect, ContentFilter(guids=frozenset({forecast})))
     assert again.of(forecast).verdict == Starts()
-    assert again.of(forecast).requests == 2
+    assert again.of(forecast).attempts == 2
     assert visits(gdal, forecast) == 2
 
 

@@ -52,11 +52,11 @@ Verdict = Starts | FailsToStart | CouldNotCheck | Skipped
 @dataclass(frozen=True, slots=True)
 class ItemHealth:
     """One item's result. `packages`: its active bundle's packages ("language:name"), read for
-    failing items only (None: not read); `requests`: content URL requests or renders sent."""
+    failing items only (None: not read); `attempts`: probes tried (0: none was needed)."""
 
     item: ContentItem
     verdict: Verdict
-    requests: int = 0
+    attempts: int = 0
     packages: tuple[str, ...] | None = None
 
     @property

@@ -103,9 +103,9 @@ class Prober:
             except ConnectError as exc:
                 verdict = CouldNotCheck(self.client.http.redact(exc.reason))
             packages = self._packages(item) if isinstance(verdict, FailsToStart) else None
-            return ItemHealth(item, verdict, requests=attempt, packages=packages)
+            return ItemHealth(item, verdict, attempts=attempt, packages=packages)
         tries = "once more" if attempts == 2 else f"{attempts - 1} more times"
-        return ItemHealth(item, CouldNotCheck(f"{reason} (tried {tries})"), requests=attempts)
+        return ItemHealth(item, CouldNotCheck(f"{reason} (tried {tries})"), attempts=attempts)
 
     def timeout(self, item: ContentItem) -> float:
         return item.init_timeout or self.settings.default_timeout

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from bot.connect import ConnectError, ContentFilter, ContentItem
 from bot.services.health.engine import DEFAULT_CONCURRENCY, Claim, Sink, run_checks
@@ -120,7 +120,8 @@ class HealthChecks:
             return by_package(results, None)
 
 
-def _selected(server: ConnectServer, content_filter: ContentFilter) -> Iterable[ContentItem]:
-    """The items the filter selects, streamed as Connect lists them (unpublished ones too:
-    they are reported as skipped)."""
-    return (item for item in server.client.content.iter() if content_filter.matches(item))
+def _selected(server: ConnectServer, content_filter: ContentFilter) -> list[ContentItem]:
+    """The items the filter selects (unpublished ones too: they are reported as skipped).
+    Read whole before the first probe: a listing held open while probes run for minutes
+    would stall Connect's answer (the items are slim: 10,000 take a few MB)."""
+    return [item for item in server.client.content.iter() if content_filter.matches(item)]
