@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     bot_missed_start_grace_seconds: int = Field(default=3600, ge=0)
     bot_schedule_reminder_seconds: int = Field(default=900, ge=0, le=86400)
     bot_audit_channel: str | None = None
+    # Content URL requests (process starts) one `health` check makes at once.
+    bot_health_concurrency: int = Field(default=4, ge=1, le=32)
     # DM the owners of failed rebuild items (scopes users:read.email and im:write).
     bot_notify_owners: bool = True
     # Several Connect servers (see `server_configs`): "staging=https://s,production=https://c".

@@ -31,6 +31,8 @@ from bot.services.container import Services
 from bot.services.deletion_journal import DeletionJournal
 from bot.services.deletion_runner import DeletionRunner
 from bot.services.deletions import Deletions
+from bot.services.health import DEFAULT_CONCURRENCY as DEFAULT_HEALTH_CONCURRENCY
+from bot.services.health import HealthChecks
 from bot.services.home import Home
 from bot.services.impact import Impact
 from bot.services.pending import PendingStore
@@ -233,6 +235,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         grace=timedelta(seconds=settings.bot_missed_start_grace_seconds),
         reminder=timedelta(seconds=settings.bot_schedule_reminder_seconds),
         wall_clock=_wall_clock(),
+        health_concurrency=settings.bot_health_concurrency,
     )
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bot-work")
     deps = Deps(
@@ -306,6 +309,7 @@ def build_services(
     grace: timedelta = timedelta(hours=1),
     reminder: timedelta = timedelta(minutes=15),
     wall_clock: WallClock = utcnow,
+    health_concurrency: int = DEFAULT_HEALTH_CONCURRENCY,
 ) -> Services:
     """Every use case, wired once; the notifier is how they talk back to people."""
     audit = AuditLog(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
@@ -376,6 +380,7 @@ def build_services(
         home=home,
         impact=impact,
         schedules=schedules,
+        health=HealthChecks(servers=servers, impact=impact, concurrency=health_concurrency),
     )
 
 

@@ -43,6 +43,15 @@ Behaviour chosen where the reference is silent:
   environment management off are left out. `GET /v1/content/{guid}/packages` lists the active
   bundle's packages (204 when never deployed). Served whatever `version` says; with
   `packages_api=False` both answer a bare 404, as a Connect older than 2024.11.0 does.
+* Content health (`sim.connect_health`, issue 19): `GET /content/{guid}/` with a key starts the
+  item's process when none is live (a `run_*` job; `start_seconds` each), answers 200 (an API:
+  404 at `/`) and keeps it live, or, when the item is broken (`system_change`, `remove_runtime`),
+  ends the job with exit code 1, a realistic log and an error summary, and answers 502.
+  `/content/{guid}` redirects to the slash; without a valid key, to `/__login__`.
+  `GET v1/content/{guid}/jobs/{key}[/log|/error]`; `POST v1/content/{guid}/render` (202, a
+  task and a `build_report`/`build_jupyter` job; off with `render_api=False`) and the older
+  `GET applications/{guid}/variants` + `POST variants/{id}/render`. A successful build ends
+  the item's live process.
 * With `sticky_sessions`, every response sets `rscid=node-1`; a task poll without that cookie gets
   404 code 141, as if a load balancer had sent it to a node not running the task.
 """
@@ -73,6 +82,16 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sim.connect_builds import BuildModel, BuildRecord, Runtime, item_runtimes
+from sim.connect_health import (
+    API_MODES,
+    RENDER_TAGS,
+    RUN_TAGS,
+    Breakage,
+    HealthModel,
+    SystemChange,
+    healthy_log,
+    pep503,
+)
 from sim.connect_seed import (
     Seed,
     demo_seed,
@@ -182,6 +201,7 @@ class _Response:
     status: int
     body: bytes
     content_type: str = JSON_TYPE
+    location: str | None = None  # a redirect's Location header
 
 
 @dataclass
@@ -197,6 +217,8 @@ class _Task:
     result: dict[str, Any] | None = None
     created: float = field(default_factory=time.time)
     job: dict[str, Any] | None = None  # a build's job, once it runs
+    # language -> the serial of the cache the build found at its start (None: missing)
+    cache_serials: dict[str, int | None] = field(default_factory=dict)
 
     def to_json(self, first: int = 0) -> dict[str, Any]:
         return {
@@ -358,6 +380,8 @@ class FakeConnect:
         nagle: bool = False,
         record_requests: bool = True,
         cold_factor: float = 1.0,
+        start_seconds: float = 0.05,
+        render_api: bool = True,
     ) -> None:
         keys = api_keys if api_keys is not None else {"admin-key": "administrator"}
         for role in keys.values():
@@ -401,6 +425,16 @@ class FakeConnect:
         self._owners = {owner["guid"]: owner for owner in seed.owners}
         self.hide_email_addresses = False  # Server.HideEmailAddresses: no email for non-admins
         self._caches: dict[tuple[str, str, str], dict[str, str]] = {}
+        # Content health (sim.connect_health): system changes, live processes, job logs.
+        self._health = HealthModel()
+        self.start_seconds = start_seconds  # how long a process takes to start (or fail)
+        self.render_api = render_api  # False: no v1 render route (an older Connect)
+        self._live: dict[str, dict[str, Any]] = {}  # guid -> the job of its live process
+        self._job_logs: dict[str, list[dict[str, str]]] = {}  # job key -> log entries
+        self._job_errors: dict[str, dict[str, Any]] = {}  # job key -> error summary
+        self._denied: dict[str, int] = {}  # guid -> status its content URL answers
+        self._visits = 0  # content URL requests being answered
+        self._max_visits = 0
         for cache in seed.caches:
             self._store_cache(cache["language"], cache["version"], cache.get("image_name", "Local"))
         self._installations = self._runtime_installations(seed)
@@ -796,6 +830,231 @@ class FakeConnect:
         with self._lock:
             return [task.to_json() for task in self._tasks.values()]
 
+    # ---------------------------------------------------------------- content health
+
+    def system_change(
+        self, name: str, *, breaks: Mapping[str, Iterable[str]], library: str | None = None
+    ) -> SystemChange:
+        """A system library changed (`"gdal"`, breaks={"R": ["sf", "terra"]}): every live
+        process ends; items whose active bundle uses a broken package and whose last successful
+        build used a cache created before now fail to start (see `sim.connect_health`)."""
+        with self._lock:
+            change = self._health.system_change(name, breaks, library)
+            self._end_processes(list(self._live))
+            return change
+
+    def remove_runtime(self, language: str, version: str, image_name: str = "Local") -> None:
+        """An R or Python installation goes: it drops out of `v1/server_settings/{r,python}`,
+        its items' processes end, they fail to start and their builds fail."""
+        language = _canonical_language(language)
+        with self._lock:
+            self._health.removed.add((language, version, image_name))
+            self._installations[language] = [
+                entry
+                for entry in self._installations.get(language, [])
+                if (entry["version"], entry["image_name"]) != (version, image_name)
+            ]
+            on_it = [
+                guid
+                for guid in self._live
+                if (language, version) in item_runtimes(self._content[guid])
+                and (self._content[guid].get("image_name") or "Local") == image_name
+            ]
+            self._end_processes(on_it)
+
+    def end_processes(self) -> None:
+        """Every live process ends (as a restart of Connect does)."""
+        with self._lock:
+            self._end_processes(list(self._live))
+
+    def deny_viewing(self, guid: str, status: int = 403) -> None:
+        """The item's URL answers `status` (401/403) to every key, starting no process: an
+        admin who is not a viewer of it."""
+        with self._lock:
+            self._denied[guid] = status
+
+    def live_processes(self) -> list[str]:
+        with self._lock:
+            return list(self._live)
+
+    def max_concurrent_visits_seen(self) -> int:
+        """The most content URL requests answered at once (each may start a process)."""
+        with self._lock:
+            return self._max_visits
+
+    def starts_failing(self) -> list[str]:
+        """GUIDs of the published interactive items that would fail to start now."""
+        with self._lock:
+            return [
+                guid
+                for guid, item in self._content.items()
+                if item["bundle_id"] is not None
+                and item["app_mode"] in RUN_TAGS
+                and self._breakage(item) is not None
+            ]
+
+    def _runtime_removed(self, item: dict[str, Any]) -> str | None:
+        """(lock held) The build error of an item on a removed runtime, else None."""
+        image = item.get("image_name") or "Local"
+        for language, version in item_runtimes(item):
+            if version and (language, version, image) in self._health.removed:
+                return (
+                    "Cannot find compatible environment: no compatible "
+                    f"{image} environment with {language} version {version}"
+                )
+        return None
+
+    def _breakage(self, item: dict[str, Any]) -> Breakage | None:
+        """(lock held)"""
+        rows = [
+            row
+            for row in self._packages
+            if row["content_guid"] == item["guid"] and row["bundle_id"] == item["bundle_id"]
+        ]
+        return self._health.breakage(item, item_runtimes(item), rows)
+
+    def _end_processes(self, guids: Iterable[str]) -> None:
+        """(lock held) The live processes of `guids` end normally."""
+        now = rfc3339(datetime.now(UTC))
+        for guid in guids:
+            job = self._live.pop(guid, None)
+            if job is not None and job["status"] == 0:
+                job.update(status=1, exit_code=0, end_time=now, last_heartbeat_time=now)
+
+    def _visit_content(self, path: str, headers: dict[str, str]) -> _Response:
+        """`GET /content/{guid}/...`: the item as a viewer gets it, starting its process."""
+        match = re.match(r"^/content/([^/]+)(/.*)?$", path)
+        if match is None:
+            return _Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
+        guid, rest = match.group(1), match.group(2)
+        if rest is None:
+            return _Response(302, b"", "text/html", location=f"/content/{guid}/")
+        authorization = headers.get("authorization", "")
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "key" or key.strip() not in self._users:
+            return _Response(302, b"", "text/html", location=f"/__login__?url=/content/{guid}/")
+        with self._lock:
+            item = self._content.get(guid)
+            if item is None or item["bundle_id"] is None:
+                return _Response(404, b"<html>Not found</html>", "text/html")
+            if guid in self._denied:
+                return _Response(self._denied[guid], b"<html>Unauthorized</html>", "text/html")
+            tag = RUN_TAGS.get(item["app_mode"])
+            if tag is None:  # static and rendered content: its last output, no process
+                return _Response(200, b"<html>last rendered output</html>", "text/html")
+            if guid in self._live:
+                return self._live_answer(item)
+            job = self._new_job(item, tag)
+            breakage = self._breakage(item)
+            self._visits += 1
+            self._max_visits = max(self._max_visits, self._visits)
+        try:
+            time.sleep(self.start_seconds)  # the process starts (or fails) in bounded time
+        finally:
+            with self._lock:
+                self._visits -= 1
+        with self._lock:
+            now = rfc3339(datetime.now(UTC))
+            if breakage is not None:
+                self._job_logs[job["key"]] = _log_entries(breakage.log)
+                self._job_errors[job["key"]] = {
+                    "code": 1,
+                    "summary": breakage.summary,
+                    "help_url": "https://docs.posit.co/connect/user/troubleshooting/",
+                }
+                job.update(status=1, exit_code=1, end_time=now, last_heartbeat_time=now)
+                return _Response(502, _proxy_error_page(502), "text/html")
+            self._job_logs[job["key"]] = _log_entries(healthy_log(item))
+            self._live[guid] = job
+            return self._live_answer(item)
+
+    @staticmethod
+    def _live_answer(item: dict[str, Any]) -> _Response:
+        if item["app_mode"] in API_MODES:  # no route at `/`
+            return _Response(404, b'{"error": "404 - Not Found"}', JSON_TYPE)
+        return _Response(200, b"<html>the app</html>", "text/html")
+
+    def _job(self, guid: str, key: str, user: dict[str, Any]) -> dict[str, Any]:
+        """(lock held)"""
+        if guid not in self._content:
+            raise ApiError(4)
+        if user["user_role"] == "viewer":
+            raise ApiError(22)
+        for job in self._jobs.get(guid, []):
+            if job["key"] == key:
+                return job
+        raise ApiError(4)
+
+    def _job_log(
+        self, guid: str, key: str, user: dict[str, Any], query: dict[str, str]
+    ) -> dict[str, Any]:
+        lines = _int_param(query, "maxLogLines", 50, 1, 100_000)
+        with self._lock:
+            self._job(guid, key, user)
+            return {"entries": list(self._job_logs.get(key, []))[-lines:]}
+
+    def _job_error(self, guid: str, key: str, user: dict[str, Any]) -> _Response:
+        with self._lock:
+            self._job(guid, key, user)
+            error = self._job_errors.get(key)
+        return _Response(204, b"") if error is None else _json(200, error)
+
+    def _start_render(self, guid: str, user: dict[str, Any]) -> _Task:
+        with self._lock:
+            item = self._content.get(guid)
+            if item is None:
+                raise ApiError(4)
+            if user["user_role"] == "viewer":
+                raise ApiError(22)
+            if item["bundle_id"] is None:
+                raise ApiError(28)
+            tag = RENDER_TAGS.get(item["app_mode"])
+            if tag is None:
+                raise ApiError(25, "Only rendered content can be rendered.")
+            task = self._new_task("render", guid)
+            task.output.append(f"Rendering {_BUILD_KIND.get(item['app_mode'], 'content')}...")
+            task.job = self._new_job(item, tag)
+            breakage = self._breakage(item)
+        self._scheduler.call_later(self.start_seconds, lambda: self._finish_render(task, breakage))
+        return task
+
+    def _finish_render(self, task: _Task, breakage: Breakage | None) -> None:
+        with self._lock:
+            assert task.job is not None
+            key = task.job["key"]
+            if breakage is None:
+                self._job_logs[key] = _log_entries(("Output created: index.html",))
+                task.output.append("Output created: index.html")
+                self._end_job(task, 0)
+                self._finish_task(task)
+                return
+            self._job_logs[key] = _log_entries(breakage.log)
+            task.output.extend(line for line in breakage.log if line)
+            error = "Unable to render: Rendering exited abnormally: exit status 1"
+            self._job_errors[key] = {"code": 1, "summary": error, "help_url": ""}
+            self._end_job(task, 1)
+            self._finish_task(task, code=1, error=error, result=dict(BUILD_FAILED_RESULT))
+
+    def _variants(self, guid: str) -> list[dict[str, Any]]:
+        item = self._lookup_content(guid)
+        return [
+            {
+                "id": item["id"],
+                "app_id": item["id"],
+                "key": pep503(item["guid"])[:8],
+                "bundle_id": item["bundle_id"],
+                "is_default": True,
+                "name": "default",
+            }
+        ]
+
+    def _variant_render(self, variant_id: str, user: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            found = [g for g, item in self._content.items() if item["id"] == variant_id]
+        if not found:
+            raise ApiError(4)
+        return self._start_render(found[0], user).to_json()
+
     # ---------------------------------------------------------------- internal state helpers
 
     @staticmethod
@@ -866,6 +1125,7 @@ class FakeConnect:
         """Insert a cache (lock held or during init); returns the stored record."""
         key = _cache_key(language, version, image_name)
         if key not in self._caches:
+            self._health.cache_created(key)
             self._caches[key] = {
                 "language": _canonical_language(language),
                 "version": version,
@@ -953,6 +1213,8 @@ class FakeConnect:
     ) -> _Response:
         if path == "/__ping__":
             return _json(200, {})
+        if path.startswith("/content/") and method == "GET":
+            return self._visit_content(path, headers)
         if not path.startswith(API_PREFIX + "/"):
             return _Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
         try:
@@ -975,6 +1237,11 @@ class FakeConnect:
             return _json(200, self._server_settings())
         user = self._authenticate(headers)
         parts = path.strip("/").split("/")
+        match (method, parts):  # the unversioned routes posit-sdk's render uses
+            case ("GET", ["applications", guid, "variants"]):
+                return _json(200, self._variants(guid))
+            case ("POST", ["variants", variant_id, "render"]):
+                return _json(200, self._variant_render(variant_id, user))
         if parts[0] != "v1":
             raise ApiError(2)
         route = parts[1:]
@@ -1001,6 +1268,15 @@ class FakeConnect:
                 return _json(200, self._start_build_request(guid, user, body))
             case ("GET", ["content", guid, "jobs"]):
                 return _json(200, self._list_jobs(guid, user))
+            case ("GET", ["content", guid, "jobs", key]):
+                with self._lock:
+                    return _json(200, dict(self._job(guid, key, user)))
+            case ("GET", ["content", guid, "jobs", key, "log"]):
+                return _json(200, self._job_log(guid, key, user, query))
+            case ("GET", ["content", guid, "jobs", key, "error"]):
+                return self._job_error(guid, key, user)
+            case ("POST", ["content", guid, "render"]) if self.render_api:
+                return _json(202, {"task_id": self._start_render(guid, user).id})
             case ("GET", ["search", "content"]):
                 return _json(200, self._search_content(user, query))
             case ("GET", ["packages"]) if self.packages_api:
@@ -1357,6 +1633,10 @@ class FakeConnect:
         self._running_builds += 1
         self._max_running_builds = max(self._max_running_builds, self._running_builds)
         runtimes = self._runtime_cache_state(item)
+        image = item.get("image_name") or "Local"
+        for language, version, cached in runtimes:
+            key = _cache_key(language, version or "", image)
+            task.cache_serials[language] = self._health.cache_serial(key) if cached else None
         task.output.append(f"Building {_BUILD_KIND.get(item['app_mode'], 'content')}...")
         for language, version, _ in runtimes:
             if language == "R":
@@ -1449,10 +1729,11 @@ class FakeConnect:
     def _finish_build(self, task: _Task, item: dict[str, Any], record: BuildRecord) -> None:
         with self._lock:
             guid = item["guid"]
-            failed = guid in self._build_failures
+            gone = self._runtime_removed(item)
+            failed = guid in self._build_failures or gone is not None
             self._builds.finish(record, time.monotonic(), ok=not failed)
             if failed:
-                error = self._build_failures[guid] or _default_build_error(item)
+                error = gone or self._build_failures[guid] or _default_build_error(item)
                 task.output.append(error)
                 self._end_job(task, 1)
                 self._finish_task(task, code=1, error=error, result=dict(BUILD_FAILED_RESULT))
@@ -1467,12 +1748,23 @@ class FakeConnect:
                     if version:
                         # Rebuilding repopulates every runtime cache the content uses.
                         self._store_cache(language, version, item.get("image_name") or "Local")
+                        # It re-used the cache it found, or created it fresh (this system).
+                        found = task.cache_serials.get(language)
+                        self._health.built(
+                            guid, language, self._health.serial if found is None else found
+                        )
+                self._end_processes([guid])  # the next request starts the new environment
                 self._end_job(task, 0)
                 self._finish_task(task)
             self._running_builds -= 1
             if self._build_queue:
                 next_task, next_item = self._build_queue.popleft()
                 self._run_build(next_task, next_item)
+
+
+def _log_entries(lines: Iterable[str]) -> list[dict[str, str]]:
+    now = rfc3339(datetime.now(UTC))
+    return [{"source": "stderr", "timestamp": now, "data": line} for line in lines if line]
 
 
 def _package_named(language: str, name: str, wanted: str) -> bool:
@@ -1606,6 +1898,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))
+            if response.location is not None:
+                self.send_header("Location", response.location)
             if action == "error" and retry_after is not None:
                 self.send_header("Retry-After", retry_after)
             if fake.sticky_sessions and action is None:

@@ -6,6 +6,7 @@ from bot.connect.caches import RuntimeCaches
 from bot.connect.client import HttpCore, NotSent
 from bot.connect.content import Content, ContentFilter
 from bot.connect.errors import ConnectError, expect_shape
+from bot.connect.jobs import JobError, Jobs, LogEntry
 from bot.connect.models import (
     CacheDeletion,
     ContentItem,
@@ -18,9 +19,12 @@ from bot.connect.models import (
     User,
 )
 from bot.connect.packages import PACKAGES_SINCE, Packages, PackagesUnavailable
+from bot.connect.renders import Renders
+from bot.connect.runtimes import Installation, Runtimes
 from bot.connect.tasks import Tasks
 from bot.connect.users import Users
 from bot.connect.versions import VersionFilter
+from bot.connect.visits import ContentUrls, Visit
 
 __all__ = [
     "PACKAGES_SINCE",
@@ -30,13 +34,20 @@ __all__ = [
     "Content",
     "ContentFilter",
     "ContentItem",
+    "ContentUrls",
+    "Installation",
     "Job",
+    "JobError",
+    "Jobs",
+    "LogEntry",
     "NotSent",
     "PackageUse",
     "Packages",
     "PackagesUnavailable",
+    "Renders",
     "RuntimeCache",
     "RuntimeCaches",
+    "Runtimes",
     "ServerProbe",
     "ServerSettings",
     "Task",
@@ -44,6 +55,7 @@ __all__ = [
     "User",
     "Users",
     "VersionFilter",
+    "Visit",
 ]
 
 
@@ -60,6 +72,10 @@ class ConnectClient:
         self.content = Content(self.http)
         self.users = Users(self.http)
         self.packages = Packages(self.http)
+        self.jobs = Jobs(self.http)
+        self.runtimes = Runtimes(self.http)
+        self.renders = Renders(self.http)
+        self.urls = ContentUrls(self.http)
 
     def single_try(self) -> ConnectClient:
         """This client sending every request once (same connections and key), for a caller

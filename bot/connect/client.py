@@ -33,6 +33,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 # answer is refused, and no more of it is read. `GET v1/content` is streamed, not capped.
 MAX_BODY = 16 * 1024 * 1024
 MAX_ERROR_BODY = 64 * 1024  # of an error answer only its detail matters
+MAX_VISIT_BODY = 64 * 1024  # of a content page only the status matters: the rest is dropped
 _END = object()
 
 
@@ -218,6 +219,25 @@ class HttpCore:
 
         return self._send(method, path, once, idempotent)
 
+    def visit(self, path: str, *, timeout: float) -> tuple[int, str | None]:
+        """GET `{server}/{path}`, outside the API (a content URL, as a viewer would), once,
+        with the key: (status, Location header). No redirect is followed; at most
+        `MAX_VISIT_BODY` bytes of the page are read, and dropped. `timeout` bounds every phase
+        (a cold start may take the item's whole init_timeout). A transport failure raises a
+        `ConnectError` (`NotSent` if the request never left)."""
+        url = f"{self.server}/{path.lstrip('/')}"
+        started = time.perf_counter()
+        try:
+            with self._http.stream(
+                "GET", url, headers={"Accept": "*/*"}, timeout=httpx.Timeout(timeout)
+            ) as response:
+                _read_capped(response, MAX_VISIT_BODY)
+        except httpx.TransportError as exc:
+            _log_call("GET", path, None, started, 1, error=type(exc).__name__, api=False)
+            raise _transport_error("GET", path, exc) from None
+        _log_call("GET", path, response.status_code, started, 1, api=False)
+        return response.status_code, response.headers.get("Location")
+
     def _send(self, method: str, path: str, once: Callable[[int], Any], idempotent: bool) -> Any:
         """Run `once(attempt)`: retried by the policy if idempotent, else exactly once."""
         try:
@@ -357,7 +377,14 @@ def _decode(method: str, path: str, response: httpx.Response, content: bytes) ->
 
 
 def _log_call(
-    method: str, path: str, status: int | None, started: float, attempt: int, error: str = ""
+    method: str,
+    path: str,
+    status: int | None,
+    started: float,
+    attempt: int,
+    error: str = "",
+    *,
+    api: bool = True,
 ) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
@@ -366,7 +393,7 @@ def _log_call(
         extra={
             "event": "connect_call",
             "method": method,
-            "path": "/__api__/" + path.lstrip("/"),
+            "path": ("/__api__/" if api else "/") + path.lstrip("/"),
             "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
             "attempt": attempt,

@@ -195,10 +195,13 @@ class ContentItem:
     # Locked content has no Rebuild button in Connect (connect-api-2.md §5, Connect 2024.08+).
     locked: bool = False
     locked_message: str = ""
+    # Seconds Connect waits for a process to start (None: the server's default).
+    init_timeout: float | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContentItem:
         bundle_id = data.get("bundle_id")
+        init_timeout = data.get("init_timeout")
         return cls(
             guid=str(data["guid"]),
             name=str(data.get("name") or ""),
@@ -215,6 +218,7 @@ class ContentItem:
             owner_guid=str(data["owner_guid"]) if data.get("owner_guid") else None,
             locked=data.get("locked") is True,
             locked_message=str(data.get("locked_message") or ""),
+            init_timeout=float(init_timeout) if isinstance(init_timeout, int | float) else None,
         )
 
     @property
@@ -225,6 +229,10 @@ class ContentItem:
     @property
     def interactive(self) -> bool:
         return self.app_mode in INTERACTIVE_MODES
+
+    @property
+    def rendered(self) -> bool:
+        return self.app_mode in RENDERED_MODES
 
     @property
     def image(self) -> str:

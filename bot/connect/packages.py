@@ -59,3 +59,29 @@ class Packages:
             if not results or (total is not None and page * self.page_size >= total):
                 break
         return [row for row in rows if row.is_named(name)]
+
+    def of_content(self, guid: str) -> list[PackageUse]:
+        """The packages of the item's active bundle (`GET v1/content/{guid}/packages`);
+        empty when never deployed (204)."""
+        path = f"v1/content/{guid}/packages"
+        try:
+            body = self._http.get(path)
+        except ConnectError as exc:
+            if exc.not_found and exc.code is None:  # an unknown route, not a missing item
+                raise PackagesUnavailable(
+                    f"Connect has no packages API (needs {PACKAGES_SINCE} or later)",
+                    method="GET",
+                    path=path,
+                    status=404,
+                ) from None
+            raise
+        if body is None:
+            return []
+        with expect_shape("GET", path, "a list of packages"):
+            if not isinstance(body, list):
+                raise TypeError("packages")
+            return [
+                PackageUse.from_json({**raw, "content_guid": guid})
+                for raw in body
+                if isinstance(raw, dict)
+            ]

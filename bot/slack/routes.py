@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
-from bot.slack.handlers import admin, caches, home, impact, rebuilds, schedules
+from bot.slack.handlers import admin, caches, health, home, impact, rebuilds, schedules
 from bot.slack.views import Actions, HomeActions, ImpactActions, Message, help_view, notice_view
 
 WORKING = ":hourglass_flowing_sand:"
@@ -66,6 +66,10 @@ COMMANDS: dict[type, CommandRoute] = {
     parser.ContentSearch: CommandRoute(ack=_silent, work=impact.search),
     parser.Impact: CommandRoute(
         ack=_say("Asking Connect which content uses the package…"), work=impact.show
+    ),
+    parser.Health: CommandRoute(
+        ack=_say("Checking which content starts: requesting each item, a few at a time…"),
+        work=health.check,
     ),
     parser.Audit: CommandRoute(ack=_silent, work=admin.show_audit),
     parser.RebuildPlan: CommandRoute(

@@ -71,6 +71,15 @@ class Impact(Addressed):
 
 
 @dataclass(frozen=True, slots=True)
+class Health(Addressed):
+    """`health [filters]`: which of the selected content starts (filters as `rebuild`)."""
+
+    filter: ContentFilter
+    description: str = "all published content"
+    packages: tuple[str, ...] = ()  # `--uses-package`: any of these (names as typed)
+
+
+@dataclass(frozen=True, slots=True)
 class RebuildStatus(Addressed):
     rebuild_id: int | None = None
 
@@ -99,6 +108,7 @@ Command = (
     | CachesDelete
     | ContentSearch
     | Impact
+    | Health
     | Audit
     | RebuildPlan
     | RebuildStatus

@@ -13,6 +13,7 @@ from bot.slack.parser.commands import (
     CachesList,
     Command,
     ContentSearch,
+    Health,
     Help,
     Impact,
     ParseError,
@@ -112,6 +113,11 @@ def _command(words: list[str]) -> Command | ParseError:
     if head == "impact":
         try:
             return _impact(rest)
+        except Bad as exc:
+            return exc.error()
+    if head == "health":
+        try:
+            return _health(rest)
         except Bad as exc:
             return exc.error()
     return ParseError(f"I don't know the command `{short(words[0])}`.", USAGE["help"])
@@ -277,6 +283,18 @@ def _impact(words: list[str]) -> Impact:
     if len(packages) > MAX_PACKAGES:
         raise Bad(f"At most {MAX_PACKAGES} packages in one command.", command)
     return Impact(tuple(packages))
+
+
+def _health(words: list[str]) -> Health:
+    """`health` takes `rebuild`'s filters (and no `--parallelism`)."""
+    command = "health"
+    packages: list[str] = []
+    content_filter, parallelism = filters(words, command, rebuild=True, packages=packages)
+    if parallelism:
+        raise Bad("`health` takes no `--parallelism`: it probes a few items at a time.", command)
+    parts = (describe_packages(packages), describe_filter(content_filter))
+    description = "; ".join(part for part in parts if part) or "all published content"
+    return Health(content_filter, description, tuple(packages))
 
 
 def _rebuild_id(word: str) -> int | None:

@@ -24,6 +24,10 @@ USAGE = {
         "[--at HH:MM | --at YYYY-MM-DDTHH:MM | --in 30m] [-n SERVER]"
     ),
     "impact": "/connect impact --package NAME [--package NAME]... [-n SERVER]",
+    "health": (
+        "/connect health [--guid GUID]... [--content-type T]... [--py-version OPV] "
+        "[--r-version OPV] [--image-name I] [--uses-package NAME]... [-n SERVER]"
+    ),
     "rebuild status": "/connect rebuild status [ID]",
     "rebuild cancel": "/connect rebuild cancel ID",
     "rebuild scheduled": "/connect rebuild scheduled",
@@ -77,6 +81,12 @@ HELP: tuple[HelpEntry, ...] = (
         "/connect impact --package sf",
         "Which runtimes, caches and published items use a package (active bundles), with"
         " buttons to delete those caches or rebuild those items. Needs Connect 2024.11.0+.",
+    ),
+    HelpEntry(
+        "health",
+        "/connect health --uses-package sf",
+        "Which published content fails to start, and why: each interactive item is requested"
+        " once (a few at a time) and its new process read. Filters as `rebuild`.",
     ),
     HelpEntry("rebuild status", "/connect rebuild status 12", "Progress of a rebuild."),
     HelpEntry(

@@ -8,6 +8,7 @@ in, `Message` out; no I/O, no clock. Escaping lives in `bot.slack.text`.
     rebuilds  rebuild plan card, progress, thread replies, status, cancel, history
     home      the App Home tab (a view for views.publish, not a message)
     impact    which runtimes, caches and items use a package; packages API missing
+    health    which content starts, fails to start or could not be checked, and why
     owners    direct messages to the owners of failed items; their part of the summary
     audit     audit log and audit-channel notices
     servers   the Connect servers this bot serves
@@ -40,6 +41,7 @@ from bot.slack.views.common import (
     who,
 )
 from bot.slack.views.content import PAGE_SIZE, content_search_view
+from bot.slack.views.health import health_view
 from bot.slack.views.help import help_view
 from bot.slack.views.home import MAX_HOME_BLOCKS, HomeActions, HomeView, home_view
 from bot.slack.views.impact import (
@@ -93,6 +95,7 @@ __all__ = [
     "duration",
     "error_view",
     "failures_reply",
+    "health_view",
     "help_view",
     "history_view",
     "home_view",

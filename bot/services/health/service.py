@@ -1,0 +1,127 @@
+"""`health`: which published content fails to start on one Connect server, why, and on which
+runtimes and packages. Read-only except for `render=True` (rendering replaces what viewers
+see: the caller asks an admin first)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+
+from bot.connect import ConnectError, ContentFilter, ContentItem
+from bot.services.health.engine import DEFAULT_CONCURRENCY, Claim, Sink, run_checks
+from bot.services.health.grouping import by_package, by_runtime
+from bot.services.health.outcomes import HealthReport, ItemHealth, PackageFailures
+from bot.services.health.probes import Prober, ProbeSettings
+from bot.services.health.selection import Installed, installed
+from bot.services.impact import ContentUsing, Impact, PackagesUnsupported
+from bot.services.outcomes import Actor, ConnectFailed, UnknownServer
+from bot.services.servers import ConnectServer, Servers
+
+HealthOutcome = HealthReport | PackagesUnsupported | UnknownServer | ConnectFailed
+
+
+class HealthChecks:
+    def __init__(
+        self,
+        *,
+        servers: Servers,
+        impact: Impact | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        settings: ProbeSettings | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.servers = servers
+        self.impact = impact or Impact(servers=servers)
+        self.concurrency = concurrency
+        self.settings = settings
+        self._sleep = sleep
+
+    def check(
+        self,
+        actor: Actor,
+        server_name: str | None,
+        content_filter: ContentFilter,
+        packages: Sequence[str] = (),
+        *,
+        render: bool = False,
+        concurrency: int | None = None,
+        sink: Sink | None = None,
+        claim: Claim | None = None,
+    ) -> HealthOutcome:
+        """Check the content `content_filter` selects (and, with `packages`, whose active bundle
+        uses one of them): each result goes to `sink` as it is known, then the report."""
+        server = self.servers.resolve(server_name, actor.channel)
+        if isinstance(server, UnknownServer):
+            return server
+        notes: list[str] = []
+        if packages:
+            using = self.impact.content_using(actor, server.name, packages)
+            if not isinstance(using, ContentUsing):
+                return using
+            wanted = content_filter.guids
+            guids = using.guids & wanted if wanted else using.guids
+            if not guids:  # empty guids would mean "no restriction": check nothing instead
+                return HealthReport(server.name, (), (), (), render)
+            content_filter = dataclasses.replace(content_filter, guids=guids)
+        runtimes = self._runtimes(server, notes)
+        results: list[ItemHealth] = []
+
+        def collect(result: ItemHealth) -> None:
+            results.append(result)
+            if sink is not None:
+                sink(result)
+
+        prober = Prober(server.client.single_try(), settings=self.settings, sleep=self._sleep)
+        try:
+            run_checks(
+                _selected(server, content_filter),
+                prober.check,
+                runtimes=runtimes,
+                render=render,
+                concurrency=concurrency or self.concurrency,
+                sink=collect,
+                claim=claim,
+            )
+        except ConnectError as exc:
+            return ConnectFailed("Checking content health", exc.reason)
+        return HealthReport(
+            server.name,
+            tuple(results),
+            by_runtime(results),
+            self._by_package(server, results, notes),
+            render,
+            tuple(notes),
+        )
+
+    @staticmethod
+    def _runtimes(server: ConnectServer, notes: list[str]) -> Installed | None:
+        try:
+            return installed(server.client.runtimes.all_installed())
+        except ConnectError as exc:
+            notes.append(
+                f"Connect did not list its runtimes ({exc.reason}): items on a removed runtime"
+                " were requested like the others"
+            )
+            return None
+
+    @staticmethod
+    def _by_package(
+        server: ConnectServer, results: list[ItemHealth], notes: list[str]
+    ) -> tuple[PackageFailures, ...]:
+        failing = [result for result in results if result.fails]
+        if failing and all(result.packages is None for result in failing):
+            notes.append("Connect did not say which packages the failing items use")
+            return ()
+        try:
+            return by_package(results, server.client.packages.find)
+        except ConnectError as exc:
+            notes.append(f"Connect did not say which items use those packages ({exc.reason})")
+            return by_package(results, None)
+
+
+def _selected(server: ConnectServer, content_filter: ContentFilter) -> list[ContentItem]:
+    """The items the filter selects (unpublished ones too: they are reported as skipped).
+    Read whole before the first probe: a listing held open while probes run for minutes
+    would stall Connect's answer (the items are slim: 10,000 take a few MB)."""
+    return [item for item in server.client.content.iter() if content_filter.matches(item)]

@@ -1,0 +1,102 @@
+"""`/connect health` end to end through the fake Slack and the Connect simulator; its parser and
+its view with hostile Connect strings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bot.connect import ContentItem, RuntimeCache
+from bot.services.health import (
+    CouldNotCheck,
+    FailsToStart,
+    HealthReport,
+    ItemHealth,
+    PackageFailures,
+    RuntimeFailures,
+    Skipped,
+    Starts,
+)
+from bot.slack import parser
+from bot.slack.views import health_view
+from sim.stack import Stack, start_stack
+from tests.slack_helpers import wait_message
+from tests.test_escaping import HOSTILE, SERVER, assert_safe_message, text_objects
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    with start_stack() as running:
+        assert running.runtime.services.health is not None  # bot/runtime.py builds it
+        yield running
+
+
+def test_health_takes_the_rebuild_filters() -> None:
+    command = parser.parse("health --uses-package sf --content-type shiny -n prod")
+    assert isinstance(command, parser.Health)
+    assert command.packages == ("sf",)
+    assert command.filter.content_types == frozenset({"shiny"})
+    assert command.server == "prod"
+    assert "content using sf" in command.description
+    refused = parser.parse("health --parallelism 3")
+    assert isinstance(refused, parser.ParseError)
+    assert "--parallelism" in refused.message
+
+
+def test_health_card_names_what_fails_and_why(stack: Stack) -> None:
+    stack.connect.system_change("gdal", breaks={"R": ["sf", "terra"]})
+    stack.connect.clear_requests()
+
+    stack.requests.command("health")
+    message = wait_message(stack, lambda m: "Content health" in m.all_text(), timeout=20)
+
+    text = message.all_text()
+    assert "14 checked: 7 start, 2 fail to start, 0 could not be checked, 5 skipped" in text
+    assert "Sales Dashboard" in text and "Executive KPIs" in text
+    assert "libgdal.so.30: cannot open shared object file" in text
+    assert "`sf` (R): 2 of 2 failing items (used by 2 checked item(s))" in text
+    assert "R 4.3.0 · `Local`: 2 of 2 checked item(s) fail" in text
+    assert "Plumber Scoring API" not in text  # a healthy API answering / with 404
+    assert stack.connect.count("GET", "^/content/") == 9  # each interactive item, once
+    assert stack.connect.count("POST", "/render$") == 0
+
+
+def _report(value: str) -> HealthReport:
+    item = ContentItem.from_json(
+        {
+            "guid": "g-1",
+            "title": value,
+            "app_mode": "shiny",
+            "bundle_id": "1",
+            "r_version": "4.3.0",
+            "image_name": value,
+            "dashboard_url": f"{SERVER}/connect/#/apps/g-1",
+        }
+    )
+    results = (
+        ItemHealth(item, FailsToStart(value, summary=value), packages=(f"r:{value}",)),
+        ItemHealth(item, CouldNotCheck(value)),
+        ItemHealth(item, Skipped(value)),
+        ItemHealth(item, Starts()),
+    )
+    return HealthReport(
+        server=value,
+        items=results,
+        by_runtime=(RuntimeFailures(RuntimeCache("R", value, value), 1, 2),),
+        by_package=(PackageFailures("R", value, 1, 1, 1),),
+        rendered=False,
+        notes=(value,),
+    )
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_connect_strings_are_inert_in_the_health_card(value: str) -> None:
+    assert_safe_message(health_view(_report(value), server_label=value))
+
+
+def test_hostile_title_still_shows_escaped() -> None:
+    """Escaping hides nothing: the title and the log line are there, as text."""
+    data = health_view(_report("Q3 <!channel> & @here report")).to_dict()
+    joined = "\n".join([data["text"], *(o["text"] for o in text_objects(data))])
+    assert "Q3 &lt;!channel&gt; &amp; @\u2060here report" in joined
