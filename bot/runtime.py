@@ -25,21 +25,14 @@ from bot.logs import set_instance
 from bot.scheduler import create_scheduler
 from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
-from bot.services.caches import CacheService
+from bot.services.caches import CacheService, DeletionJournal, DeletionRunner, Deletions
 from bot.services.confirmations import Confirmations
 from bot.services.container import Services
-from bot.services.deletion_journal import DeletionJournal
-from bot.services.deletion_runner import DeletionRunner
-from bot.services.deletions import Deletions
 from bot.services.home import Home
-from bot.services.impact import Impact
 from bot.services.pending import PendingStore
-from bot.services.queries import Queries
-from bot.services.rebuild_engine import RebuildEngine
-from bot.services.rebuild_store import RebuildStore
-from bot.services.rebuilds import Rebuilds
-from bot.services.schedule_store import ScheduleStore
-from bot.services.schedules import Schedules
+from bot.services.queries import Impact, Queries
+from bot.services.rebuilds import RebuildEngine, Rebuilds, RebuildStore
+from bot.services.schedules import Schedules, ScheduleStore
 from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
 from bot.slack.bounded import HEALTH_LIMITS

@@ -11,8 +11,7 @@ from conftest import ADMIN_KEY
 
 from bot.connect import ConnectClient, ContentFilter
 from bot.services.audit import AuditLog
-from bot.services.rebuild_engine import RebuildEngine
-from bot.services.rebuild_store import Progress, RebuildStore
+from bot.services.rebuilds import Progress, RebuildEngine, RebuildStore
 from bot.store import Database
 from sim.connect_server import FakeConnect
 

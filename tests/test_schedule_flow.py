@@ -24,9 +24,8 @@ from rebuild_support import (
 from slack_helpers import stale_click
 from sqlalchemy import select, update
 
-from bot.services.schedule_store import Scheduled
-from bot.services.schedule_times import AtTime, resolve
-from bot.services.schedules import Schedules
+from bot.services.schedules import Scheduled, Schedules
+from bot.services.times import AtTime, resolve
 from bot.store import AuditEntry, PendingAction, utcnow
 from sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, Stack, start_stack
 

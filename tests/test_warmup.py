@@ -8,7 +8,7 @@ from datetime import datetime
 
 from rebuild_support import items, plan, rebuild_id_of, wait_final
 
-from bot.services.rebuild_planning import cover_runtimes, item_runtime_keys
+from bot.services.rebuilds.planning import cover_runtimes, item_runtime_keys
 from bot.store import RebuildItem
 from sim.connect_seed import Seed, make_cache, make_content_item
 from sim.stack import OPS_CHANNEL, start_stack

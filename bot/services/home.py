@@ -38,8 +38,9 @@ from bot.connect import ConnectError, RuntimeCache
 from bot.services.audit import AuditLog, AuditRecord
 from bot.services.authz import Authorizer, Decision
 from bot.services.outcomes import Actor
-from bot.services.rebuild_store import FINISHED, Progress, RebuildStore
-from bot.services.schedule_store import Scheduled, ScheduleStore
+from bot.services.rebuilds import Progress, RebuildStore
+from bot.services.rebuilds.planning import FINISHED
+from bot.services.schedules import Scheduled, ScheduleStore
 from bot.services.servers import ConnectServer, Servers
 from bot.store import Database, utcnow
 from bot.store.models import HomeOpen

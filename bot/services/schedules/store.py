@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, select, update
 
 from bot.connect import ConnectClient, ContentFilter, RuntimeCache
-from bot.services.rebuild_planning import finish_plan, insert_items, select_items
+from bot.services.rebuilds.planning import finish_plan, insert_items, select_items
 from bot.store import Database, Rebuild, RebuildItem
 
 SCHEDULED, STARTING, MISSED = "scheduled", "starting", "missed"

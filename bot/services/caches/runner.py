@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from bot.connect import ConnectError, RuntimeCache
 from bot.services.audit import AuditLog
-from bot.services.caches import CacheService, DeletionResult, Unanswered
-from bot.services.deletion_journal import PLANNED, RUNNING, SENT, DeletionJournal, JournalRow
+from bot.services.caches.journal import PLANNED, RUNNING, SENT, DeletionJournal, JournalRow
+from bot.services.caches.service import CacheService, DeletionResult, Unanswered
 from bot.services.outcomes import UnknownServer
 from bot.services.servers import Servers
 

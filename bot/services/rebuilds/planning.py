@@ -2,7 +2,7 @@
 
 Planning streams Connect's content list into `rebuild_items` rows in batches, so a 10,000-item
 plan never holds a list of item dicts; the order and the counts the cards show are computed
-by SQL over those rows. `RebuildStore` (`bot.services.rebuild_store`) uses these functions and
+by SQL over those rows. `RebuildStore` (`bot.services.rebuilds.store`) uses these functions and
 re-exports the constants; this module imports neither the store nor the engine.
 
 Order (the `wave` column, then `position` within a wave):
@@ -13,7 +13,7 @@ Order (the `wave` column, then `position` within a wave):
    starts an item as soon as the warm-up items of its own runtimes are finished;
 1. interactive apps and APIs (visitors wait on them first);
 2. rendered documents and static content.
-Within a wave, the longest estimated builds go first (`bot.services.rebuild_estimates`, from
+Within a wave, the longest estimated builds go first (`bot.services.rebuilds.estimates`, from
 the bot's history); without history, Connect's order (newest deployment first).
 
 Locked content (Connect shows no Rebuild button for it) is stored `skipped` with its locked
@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
-from bot.services.rebuild_estimates import Estimates, estimate, longest_first
+from bot.services.rebuilds.estimates import Estimates, estimate, longest_first
 from bot.store import Database, Rebuild, RebuildItem, utcnow
 
 START_LOCK = 0x636F6E6E  # advisory lock id for Starts ("conn")

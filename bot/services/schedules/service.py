@@ -16,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.services.impact import Impact
 from bot.services.instance import Instance
 from bot.services.outcomes import Actor, Denied, NotFound, Refusal
 from bot.services.pending import Pending
-from bot.services.rebuild_outcomes import NotStartable, PlanCard
-from bot.services.rebuild_store import RebuildStore
-from bot.services.rebuilds import KIND, ORPHAN_AFTER, Rebuilds, proposal_of
-from bot.services.schedule_outcomes import (
+from bot.services.queries import Impact
+from bot.services.rebuilds import NotStartable, PlanCard, Rebuilds, RebuildStore
+from bot.services.rebuilds.service import KIND, ORPHAN_AFTER, proposal_of
+from bot.services.schedules.outcomes import (
     CancelledBeforeStart,
     MissedStart,
     NothingMatches,
@@ -36,9 +35,9 @@ from bot.services.schedule_outcomes import (
     TimeRefused,
     Unscheduled,
 )
-from bot.services.schedule_reevaluation import TOLD_LATE, reevaluate
-from bot.services.schedule_store import SCHEDULED, Scheduled, ScheduleStore
-from bot.services.schedule_times import refusal
+from bot.services.schedules.reevaluation import TOLD_LATE, reevaluate
+from bot.services.schedules.store import SCHEDULED, Scheduled, ScheduleStore
+from bot.services.times import refusal
 from bot.store import utcnow
 
 log = logging.getLogger(__name__)

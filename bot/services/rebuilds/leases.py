@@ -1,5 +1,5 @@
 """The rebuild engine: which process drives each rebuild, and reports it; the drivers themselves
-are in `bot.services.rebuild_driver`.
+are in `bot.services.rebuilds.driver`.
 
 How a rebuild runs, with one process or several on one database
 * `watch()` runs every few seconds in every process (a timed job): it ticks every active
@@ -39,9 +39,9 @@ from sqlalchemy import and_, func, or_, select, update
 
 from bot.connect import ConnectClient
 from bot.services.audit import AuditLog
-from bot.services.rebuild_builds import REQUEST_SECONDS
-from bot.services.rebuild_driver import LEASE_TTL, Driver
-from bot.services.rebuild_store import ACTIVE, FINISHED, OPEN_ITEM_STATES
+from bot.services.rebuilds.builds import REQUEST_SECONDS
+from bot.services.rebuilds.driver import LEASE_TTL, Driver
+from bot.services.rebuilds.store import ACTIVE, FINISHED, OPEN_ITEM_STATES
 from bot.store import Database, Rebuild, RebuildItem
 from bot.store.dbtime import DbClock, WallClock
 from bot.store.models import utcnow

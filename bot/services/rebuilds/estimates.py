@@ -22,7 +22,7 @@ from bot.store import Rebuild, RebuildItem
 
 HISTORY_BUILDS = 5  # the latest builds of an item its estimate reads
 HISTORY_REBUILDS = 8  # the latest rebuilds on the server that are read
-WARMUP = 0  # the warm-up wave: rebuild_planning.WARMUP (that module imports this one)
+WARMUP = 0  # the warm-up wave: planning.WARMUP (that module imports this one)
 
 
 class Estimates:

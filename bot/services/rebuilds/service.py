@@ -15,8 +15,8 @@ from datetime import timedelta
 from bot.connect import ConnectError, ContentFilter, RuntimeCache
 from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
+from bot.services.caches import Deletions
 from bot.services.confirmations import Confirmations, Rule
-from bot.services.deletions import Deletions
 from bot.services.instance import Instance
 from bot.services.outcomes import (
     Actor,
@@ -27,8 +27,9 @@ from bot.services.outcomes import (
     UnknownServer,
 )
 from bot.services.pending import Pending, PendingStore
-from bot.services.rebuild_engine import RebuildEngine
-from bot.services.rebuild_outcomes import (
+from bot.services.rebuilds.criteria import Criteria, of_filter
+from bot.services.rebuilds.leases import RebuildEngine
+from bot.services.rebuilds.outcomes import (
     Cancelling,
     Discarded,
     NoCachesDeleted,
@@ -40,10 +41,9 @@ from bot.services.rebuild_outcomes import (
     PlanOutcome,
     Started,
 )
-from bot.services.rebuild_store import PlanSummary, Progress, RebuildNotFound, RebuildStore
-from bot.services.schedule_criteria import Criteria, of_filter
-from bot.services.schedule_times import Proposal
+from bot.services.rebuilds.store import PlanSummary, Progress, RebuildNotFound, RebuildStore
 from bot.services.servers import Servers
+from bot.services.times import Proposal
 from bot.store import utcnow
 
 KIND = "rebuild_start"

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 from bot.connect import ConnectError, RuntimeCache
 from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
-from bot.services.caches import CacheTarget, DeletionResult, PlannedDeletion, Rejection
+from bot.services.caches.journal import FAILED, SUCCEEDED, DeletionJournal
+from bot.services.caches.runner import DeletionRunner
+from bot.services.caches.service import CacheTarget, DeletionResult, PlannedDeletion, Rejection
 from bot.services.confirmations import Confirmations
-from bot.services.deletion_journal import FAILED, SUCCEEDED, DeletionJournal
-from bot.services.deletion_runner import DeletionRunner
 from bot.services.instance import Instance
 from bot.services.outcomes import Actor, ConnectFailed, Denied, NotFound, Refusal, UnknownServer
 from bot.services.pending import Pending, PendingStore

@@ -1,0 +1,56 @@
+"""Rebuilds: the use cases (`service`), what a plan selects (`criteria`), planning (`planning`,
+`estimates`), the leases and drivers that build (`leases`, `driver`, `builds`), owners to tell.
+May import caches, the shared services modules (`bot.services.*` at the top), connect and store."""
+
+from bot.services.rebuilds.criteria import Criteria, of_filter
+from bot.services.rebuilds.leases import RebuildEngine
+from bot.services.rebuilds.outcomes import (
+    Cancelling,
+    NoCachesDeleted,
+    NothingToCancel,
+    NothingToRebuild,
+    NotStartable,
+    PlanCard,
+)
+from bot.services.rebuilds.owners import (
+    DirectoryError,
+    OwnerFound,
+    OwnerLookups,
+    OwnerMissing,
+    Owners,
+    OwnersOutcome,
+)
+from bot.services.rebuilds.service import LockedContent, RebuildPlanOutcome, Rebuilds
+from bot.services.rebuilds.store import (
+    ItemView,
+    PlanSummary,
+    Progress,
+    RebuildNotFound,
+    RebuildStore,
+)
+
+__all__ = [
+    "Cancelling",
+    "Criteria",
+    "DirectoryError",
+    "ItemView",
+    "LockedContent",
+    "NoCachesDeleted",
+    "NotStartable",
+    "NothingToCancel",
+    "NothingToRebuild",
+    "OwnerFound",
+    "OwnerLookups",
+    "OwnerMissing",
+    "Owners",
+    "OwnersOutcome",
+    "PlanCard",
+    "PlanSummary",
+    "Progress",
+    "RebuildEngine",
+    "RebuildNotFound",
+    "RebuildPlanOutcome",
+    "RebuildStore",
+    "Rebuilds",
+    "of_filter",
+]
