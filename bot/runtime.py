@@ -23,9 +23,9 @@ from bot.config import DEFAULT_SERVER_NAME, ServerConfigError, Settings, key_var
 from bot.connect import ConnectClient
 from bot.logs import set_instance
 from bot.scheduler import create_scheduler
-from bot.services.audit import AuditLog
+from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
-from bot.services.caches import CacheService, DeletionJournal, DeletionRunner, Deletions
+from bot.services.caches import CacheService, DeletionRunner, Deletions, JournalStore
 from bot.services.confirmations import Confirmations
 from bot.services.container import Services
 from bot.services.home import Home
@@ -301,10 +301,10 @@ def build_services(
     wall_clock: WallClock = utcnow,
 ) -> Services:
     """Every use case, wired once; the notifier is how they talk back to people."""
-    audit = AuditLog(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
+    audit = AuditStore(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
     pending = PendingStore(db, confirm_ttl_seconds)
     confirmations = Confirmations(pending, authz, audit, two_person_rule=two_person_rule)
-    journal = DeletionJournal(db)
+    journal = JournalStore(db)
     deletions = Deletions(
         servers=servers,
         pending=pending,

@@ -353,7 +353,7 @@ def test_a_start_whose_process_died_after_its_claim_is_taken_over(stack: Stack) 
     scheduled = item(stack, rebuild_id)
     clock = Clock(scheduled.scheduled_for + timedelta(seconds=1))
     dead, alive = clocked(stack, clock, "replica-dead"), clocked(stack, clock, "replica-alive")
-    assert dead.store.claim_start(rebuild_id, dead.holder, clock())  # ... then it was killed
+    assert dead.store.claim_start(rebuild_id, dead.instance_id, clock())  # ... then it was killed
     assert alive.fire(rebuild_id) == "not-scheduled"  # the claim is taken: not started twice
     assert alive.reconcile() == 1
     assert alive.reconcile() == 0
@@ -438,7 +438,7 @@ def test_a_claim_held_too_long_is_retaken_even_from_a_live_process(stack: Stack)
     clock = Clock(scheduled.scheduled_for + timedelta(seconds=1))
     hung = clocked(stack, clock, "replica-hung")
     alive = clocked(stack, clock, "replica-alive", others_alive=True)
-    assert hung.store.claim_start(rebuild_id, hung.holder, clock())  # ... and then it hangs
+    assert hung.store.claim_start(rebuild_id, hung.instance_id, clock())  # ... and then it hangs
     clock.now += timedelta(minutes=1)
     assert alive.reconcile() == 0  # alive, and claimed a minute ago: still its to do
     clock.now += timedelta(minutes=5)

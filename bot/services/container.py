@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.services.audit import AuditLog
+from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
 from bot.services.caches import Deletions
 from bot.services.home import Home
@@ -18,7 +18,7 @@ from bot.services.servers import Servers
 class Services:
     servers: Servers
     authz: Authorizer
-    audit: AuditLog
+    audit: AuditStore
     queries: Queries
     deletions: Deletions
     rebuilds: Rebuilds

@@ -35,7 +35,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.connect import ConnectError, RuntimeCache
-from bot.services.audit import AuditLog, AuditRecord
+from bot.services.audit import AuditRecord, AuditStore
 from bot.services.authz import Authorizer, Decision
 from bot.services.outcomes import Actor
 from bot.services.rebuilds import Progress, RebuildStore
@@ -209,7 +209,7 @@ class Home:
         db: Database,
         servers: Servers,
         authz: Authorizer,
-        audit: AuditLog,
+        audit: AuditStore,
         rebuilds: RebuildStore,
         schedules: ScheduleStore | None = None,
         cache_ttl: float = CACHE_TTL,

@@ -234,7 +234,7 @@ class RebuildReporter(BackgroundLoop):
         if seen is None or now < seen.quiet_until:
             return
         p = self.service.progress(rebuild_id)
-        if p is None or p.driver != self.instance_id:
+        if p is None or p.instance_id != self.instance_id:
             self._drop(rebuild_id)  # gone, or another process holds the lease: it reports
             return
         if p.state == "planned":

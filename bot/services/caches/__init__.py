@@ -9,7 +9,7 @@ from bot.services.caches.deletions import (
     NothingToDelete,
     RequestOutcome,
 )
-from bot.services.caches.journal import DeletionJournal
+from bot.services.caches.journal import JournalStore
 from bot.services.caches.runner import DeletionRunner
 from bot.services.caches.service import (
     CacheService,
@@ -22,12 +22,12 @@ from bot.services.caches.service import (
 __all__ = [
     "CacheService",
     "CacheTarget",
-    "DeletionJournal",
     "DeletionRequested",
     "DeletionResult",
     "DeletionRunner",
     "DeletionState",
     "Deletions",
+    "JournalStore",
     "NothingToDelete",
     "PlannedDeletion",
     "Rejection",

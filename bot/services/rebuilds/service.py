@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.connect import ConnectError, ContentFilter, RuntimeCache
-from bot.services.audit import AuditLog
+from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
 from bot.services.caches import Deletions
 from bot.services.confirmations import Confirmations, Rule
@@ -74,12 +74,12 @@ class Rebuilds:
         confirmations: Confirmations,
         deletions: Deletions,
         authz: Authorizer,
-        audit: AuditLog,
+        audit: AuditStore,
         notifier: PlanNotifier,
         instance: Instance,
     ) -> None:
         self.instance = instance
-        self.holder = instance.instance_id  # the holder of the acts this process carries out
+        self.instance_id = instance.instance_id  # this process, as the one carrying acts out
         self.servers = servers
         self.store = store
         self.engine = engine
@@ -287,7 +287,7 @@ class Rebuilds:
         for orphan in self.pending.orphans(
             KIND, is_alive=self.instance.is_alive, stale_after=ORPHAN_AFTER
         ):
-            pending = self.pending.take_over(orphan, self.holder)
+            pending = self.pending.take_over(orphan, self.instance_id)
             if pending is None:
                 continue
             count += 1
@@ -407,7 +407,7 @@ class Rebuilds:
     # ---- helpers -------------------------------------------------------------------------
 
     def _refused(self, actor: Actor, action: str, target: str, server: str | None) -> Denied | None:
-        decision = self.authz.destroy(actor.user, actor.channel)
+        decision = self.authz.admin_in(actor.user, actor.channel)
         if decision.allowed:
             return None
         self.audit.record(
@@ -440,7 +440,7 @@ class Rebuilds:
             describe=lambda p: (f"rebuild #{_rebuild_id(p)}", _server(p)),
             on_expired=self._expire,
             message_ts=message_ts,
-            holder=self.holder,
+            instance_id=self.instance_id,
         )
 
     def _audit(

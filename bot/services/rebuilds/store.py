@@ -104,7 +104,7 @@ class Progress:
     flags: dict[str, Any] = field(default_factory=dict)
     server: str | None = None  # the Connect server's name (None: made before names)
     resent: int = 0  # build requests re-sent after one may have reached Connect
-    driver: str | None = None  # the instance id holding the lease (driving, or reporting)
+    instance_id: str | None = None  # the process holding the lease (the `driver` column)
     lease_token: str | None = None  # that lease's fencing token (`claim_post`)
 
     @property
@@ -271,8 +271,8 @@ class RebuildStore:
                 ).rowcount
             )
 
-    def report_final(self, rebuild_id: int, holder: str) -> None:
-        """The final summary is posted: record it, and release the lease if `holder` has it."""
+    def report_final(self, rebuild_id: int, instance_id: str) -> None:
+        """The final summary is posted: record it, and release the lease if `instance_id` has it."""
         with self.db.session() as session:
             session.execute(
                 update(Rebuild)
@@ -281,7 +281,7 @@ class RebuildStore:
             )
             session.execute(
                 update(Rebuild)
-                .where(Rebuild.id == rebuild_id, Rebuild.driver == holder)
+                .where(Rebuild.id == rebuild_id, Rebuild.driver == instance_id)
                 .values(driver=None, lease_token=None, heartbeat_at=None)
             )
 
@@ -443,7 +443,7 @@ def _progress(row: Rebuild, counts: dict[str, int], warmup: dict[str, int]) -> P
         finished_at=row.finished_at,
         flags=dict(row.progress or {}),
         server=row.server,
-        driver=row.driver,
+        instance_id=row.driver,
         lease_token=row.lease_token,
     )
 
