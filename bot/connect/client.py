@@ -357,7 +357,7 @@ def _decode(method: str, path: str, response: httpx.Response, content: bytes) ->
 
 
 def _log_call(
-    method: str, path: str, status: int | None, started: float, attempt: int, error: str = ""
+    method: str, path: str, status: int | None, started: float, attempt: int, *, error: str = ""
 ) -> None:
     if not log.isEnabledFor(logging.INFO):
         return

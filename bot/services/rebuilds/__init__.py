@@ -1,5 +1,5 @@
-"""Rebuilds: the use cases (`service`), what a plan selects (`criteria`), planning (`planning`,
-`estimates`), the leases and drivers that build (`leases`, `driver`, `builds`), owners to tell.
+"""Rebuilds: use cases (`service`, `plans`), what a plan selects (`criteria`), planning (`planning`,
+`warmup`, `estimates`), building (`leases`, `driver`, `builds`), failed items' `owners`.
 May import caches, the shared services modules (`bot.services.*` at the top), connect and store."""
 
 from bot.services.rebuilds.criteria import Criteria, of_filter
@@ -20,7 +20,8 @@ from bot.services.rebuilds.owners import (
     Owners,
     OwnersOutcome,
 )
-from bot.services.rebuilds.service import LockedContent, RebuildPlanOutcome, Rebuilds
+from bot.services.rebuilds.plans import LockedContent, PlanRequest, RebuildPlanOutcome
+from bot.services.rebuilds.service import Rebuilds
 from bot.services.rebuilds.store import (
     ItemView,
     PlanSummary,
@@ -45,6 +46,7 @@ __all__ = [
     "Owners",
     "OwnersOutcome",
     "PlanCard",
+    "PlanRequest",
     "PlanSummary",
     "Progress",
     "RebuildEngine",

@@ -21,7 +21,8 @@ from bot.services.outcomes import Actor, Denied, NotFound, Refusal
 from bot.services.pending import Pending
 from bot.services.queries import Impact
 from bot.services.rebuilds import NotStartable, PlanCard, Rebuilds, RebuildStore
-from bot.services.rebuilds.service import KIND, ORPHAN_AFTER, proposal_of
+from bot.services.rebuilds.plans import KIND, proposal_of
+from bot.services.rebuilds.service import ORPHAN_AFTER
 from bot.services.schedules.outcomes import (
     CancelledBeforeStart,
     MissedStart,
