@@ -23,25 +23,18 @@ from bot.config import DEFAULT_SERVER_NAME, ServerConfigError, Settings, key_var
 from bot.connect import ConnectClient
 from bot.logs import set_instance
 from bot.scheduler import create_scheduler
-from bot.services.audit import AuditLog
+from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
-from bot.services.caches import CacheService
+from bot.services.caches import CacheService, DeletionRunner, Deletions, JournalStore
 from bot.services.confirmations import Confirmations
 from bot.services.container import Services
-from bot.services.deletion_journal import DeletionJournal
-from bot.services.deletion_runner import DeletionRunner
-from bot.services.deletions import Deletions
 from bot.services.health import DEFAULT_CONCURRENCY as DEFAULT_HEALTH_CONCURRENCY
 from bot.services.health import HealthChecks
 from bot.services.home import Home
-from bot.services.impact import Impact
 from bot.services.pending import PendingStore
-from bot.services.queries import Queries
-from bot.services.rebuild_engine import RebuildEngine
-from bot.services.rebuild_store import RebuildStore
-from bot.services.rebuilds import Rebuilds
-from bot.services.schedule_store import ScheduleStore
-from bot.services.schedules import Schedules
+from bot.services.queries import Impact, Queries
+from bot.services.rebuilds import RebuildEngine, Rebuilds, RebuildStore
+from bot.services.schedules import Schedules, ScheduleStore
 from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
 from bot.slack.bounded import HEALTH_LIMITS
@@ -312,10 +305,10 @@ def build_services(
     health_concurrency: int = DEFAULT_HEALTH_CONCURRENCY,
 ) -> Services:
     """Every use case, wired once; the notifier is how they talk back to people."""
-    audit = AuditLog(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
+    audit = AuditStore(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
     pending = PendingStore(db, confirm_ttl_seconds)
     confirmations = Confirmations(pending, authz, audit, two_person_rule=two_person_rule)
-    journal = DeletionJournal(db)
+    journal = JournalStore(db)
     deletions = Deletions(
         servers=servers,
         pending=pending,

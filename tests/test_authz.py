@@ -146,7 +146,7 @@ def test_group_lookups(steps: list[Step]) -> None:
     for at, answer, user, expected, calls in steps:
         clock.now = start + at
         slack.members[GROUP] = answer
-        assert authz.destroy(user, CHANNEL) == expected, (at, user)
+        assert authz.admin_in(user, CHANNEL) == expected, (at, user)
         assert len(slack.calls) == calls, (at, user)
 
 
@@ -166,11 +166,11 @@ def test_several_groups(
 ) -> None:
     slack = FakeSlack({"S1": first, "S2": second})
     authz = authorizer(slack, Clock(), groups=("S1", "S2"))
-    assert authz.destroy(user, CHANNEL) == expected
+    assert authz.admin_in(user, CHANNEL) == expected
 
 
 def test_the_refusal_says_slack_could_not_be_asked() -> None:
-    decision = authorizer(FakeSlack({GROUP: DOWN}), Clock()).destroy(MEMBER, CHANNEL)
+    decision = authorizer(FakeSlack({GROUP: DOWN}), Clock()).admin_in(MEMBER, CHANNEL)
     assert not decision.allowed
     for phrase in ("Slack could not be asked", "BOT_ADMIN_GROUPS", "nothing was changed"):
         assert phrase in decision.reason
@@ -179,7 +179,7 @@ def test_the_refusal_says_slack_could_not_be_asked() -> None:
 
 def test_a_failure_is_logged_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.services.authz"):
-        authorizer(FakeSlack({GROUP: DOWN}), Clock()).destroy(MEMBER, CHANNEL)
+        authorizer(FakeSlack({GROUP: DOWN}), Clock()).admin_in(MEMBER, CHANNEL)
     text = caplog.text
     assert GROUP in text and "ratelimited" in text and "refusing" in text
     assert TOKEN not in text and "Bearer" not in text
@@ -187,13 +187,13 @@ def test_a_failure_is_logged_without_secrets(caplog: pytest.LogCaptureFixture) -
 
 def test_other_refusals_are_unchanged() -> None:
     slack = FakeSlack()
-    assert Authorizer(resolve_group=slack).destroy(MEMBER, CHANNEL) == NOT_CONFIGURED
+    assert Authorizer(resolve_group=slack).admin_in(MEMBER, CHANNEL) == NOT_CONFIGURED
     limited = Authorizer(admin_users=[ADMIN], allowed_channels=["C0OK"])
-    assert not limited.destroy(ADMIN, CHANNEL).allowed
-    assert "BOT_ALLOWED_CHANNELS" in limited.destroy(ADMIN, CHANNEL).reason
-    assert limited.destroy(ADMIN, "C0OK") == ALLOWED
-    assert Authorizer(admin_users=[ADMIN]).destroy(OTHER, CHANNEL) == NOT_ADMIN
-    assert Authorizer(admin_groups=[GROUP]).destroy(MEMBER, CHANNEL) == NOT_ADMIN  # no resolver
+    assert not limited.admin_in(ADMIN, CHANNEL).allowed
+    assert "BOT_ALLOWED_CHANNELS" in limited.admin_in(ADMIN, CHANNEL).reason
+    assert limited.admin_in(ADMIN, "C0OK") == ALLOWED
+    assert Authorizer(admin_users=[ADMIN]).admin_in(OTHER, CHANNEL) == NOT_ADMIN
+    assert Authorizer(admin_groups=[GROUP]).admin_in(MEMBER, CHANNEL) == NOT_ADMIN  # no resolver
     assert slack.calls == []
 
 
@@ -209,10 +209,10 @@ def test_concurrent_checks_share_one_lookup() -> None:
 
     authz = Authorizer(admin_groups=[GROUP], resolve_group=slow_failing, clock=Clock())
     results: list[Decision] = []
-    threads = [threading.Thread(target=lambda: results.append(authz.destroy(MEMBER, CHANNEL)))]
+    threads = [threading.Thread(target=lambda: results.append(authz.admin_in(MEMBER, CHANNEL)))]
     threads[0].start()
     assert entered.wait(5)
-    threads.append(threading.Thread(target=lambda: results.append(authz.destroy(MEMBER, CHANNEL))))
+    threads.append(threading.Thread(target=lambda: results.append(authz.admin_in(MEMBER, CHANNEL))))
     threads[1].start()
     release.set()
     for thread in threads:

@@ -20,8 +20,8 @@ from slack_sdk.errors import SlackApiError
 from bot.connect import RuntimeCache
 from bot.services.audit import AuditRecord
 from bot.services.home import HomeOverview, RepublishThrottle, Section, ServerHome
-from bot.services.rebuild_store import Progress
-from bot.services.schedule_store import Scheduled
+from bot.services.rebuilds import Progress
+from bot.services.schedules import Scheduled
 from bot.slack.home_publisher import HomePublisher
 from bot.slack.members import channel_members
 from bot.slack.views import Actions, HomeActions, home_view

@@ -18,7 +18,7 @@ import kubernetes_validate as validator
 import pytest
 import yaml
 
-from bot.services.rebuild_engine import DRAIN_SECONDS
+from bot.services.rebuilds.leases import DRAIN_SECONDS
 from bot.slack.background import BackgroundLoop
 
 # The longest SIGTERM takes: the reporter's Slack post under way, the build requests under way,

@@ -17,8 +17,7 @@ from rebuild_support import plan, rebuild_id_of, rebuild_row, wait_final
 from sqlalchemy import update
 
 from bot.connect import ConnectClient
-from bot.services.owners import DirectoryError, OwnerLookups, Owners
-from bot.services.rebuild_store import ItemView
+from bot.services.rebuilds import DirectoryError, ItemView, OwnerLookups, Owners
 from bot.slack import rebuild_progress
 from bot.slack.rebuild_progress import RebuildReporter, slack_owners
 from bot.slack.text import esc

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bot.connect import ContentFilter, VersionFilter
 from bot.services.caches import CacheTarget
-from bot.services.schedule_times import After, AtDateTime, AtTime
+from bot.services.times import After, AtDateTime, AtTime
 from bot.slack.parser import (
     Audit,
     CachesDelete,

@@ -15,7 +15,7 @@ from conftest import ADMIN_KEY
 from rebuild_support import items, plan, rebuild_id_of, wait_final
 
 from bot.connect import ConnectClient
-from bot.services.rebuild_builds import BACKOFF, BACKOFF_CAP, Builds, WorkItem
+from bot.services.rebuilds.builds import BACKOFF, BACKOFF_CAP, Builds, WorkItem
 from bot.store import Database, Rebuild, RebuildItem
 from sim.connect_seed import generated_seed
 from sim.connect_server import FakeConnect

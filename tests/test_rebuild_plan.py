@@ -15,7 +15,7 @@ from rebuild_support import (
 )
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
-from bot.services.rebuild_store import RebuildStore
+from bot.services.rebuilds import RebuildStore
 from bot.store import Database, Rebuild
 from sim.connect_seed import (
     LOCKED_DEMO_MESSAGE,

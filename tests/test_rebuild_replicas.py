@@ -20,9 +20,7 @@ from conftest import needs_postgres
 from sqlalchemy import update
 
 from bot.connect import ConnectClient, ContentFilter
-from bot.services import rebuild_engine
-from bot.services.rebuild_engine import RebuildEngine
-from bot.services.rebuild_store import RebuildStore
+from bot.services.rebuilds import RebuildEngine, RebuildStore, leases
 from bot.slack.poster import SlackPoster, make_web_client
 from bot.slack.rebuild_progress import RebuildReporter
 from bot.store import Database, Rebuild, RebuildItem, utcnow
@@ -245,7 +243,7 @@ def test_a_hung_holder_is_taken_over_when_its_heartbeat_is_older_than_the_ttl(
     assert not b.engine.driving(rebuild_id)  # alive, heartbeat fresh: still a's
 
     with a.db.session() as session:
-        old = utcnow() - rebuild_engine.LEASE_TTL - timedelta(seconds=1)
+        old = utcnow() - leases.LEASE_TTL - timedelta(seconds=1)
         session.execute(update(Rebuild).where(Rebuild.id == rebuild_id).values(heartbeat_at=old))
     b.engine.watch()
     assert b.engine.driving(rebuild_id)

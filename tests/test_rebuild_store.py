@@ -10,9 +10,8 @@ import pytest
 from conftest import ADMIN_KEY
 
 from bot.connect import ConnectClient, ContentFilter
-from bot.services.audit import AuditLog
-from bot.services.rebuild_engine import RebuildEngine
-from bot.services.rebuild_store import Progress, RebuildStore
+from bot.services.audit import AuditStore
+from bot.services.rebuilds import Progress, RebuildEngine, RebuildStore
 from bot.store import Database
 from sim.connect_server import FakeConnect
 
@@ -42,7 +41,7 @@ def second_connect() -> Iterator[tuple[FakeConnect, ConnectClient]]:
 
 
 def _engine(
-    db: Database, clients: Callable[[str | None], ConnectClient], audit: AuditLog | None = None
+    db: Database, clients: Callable[[str | None], ConnectClient], audit: AuditStore | None = None
 ) -> RebuildEngine:
     me = "test-rebuild-store"
     return RebuildEngine(
@@ -83,7 +82,7 @@ def _build_posts(fake: FakeConnect) -> int:
 def test_plan_start_launch_builds_every_item_on_its_server(
     db: Database, fake_connect: FakeConnect, connect: ConnectClient
 ) -> None:
-    store, audit = RebuildStore(db), AuditLog(db)
+    store, audit = RebuildStore(db), AuditStore(db)
     asked: list[str | None] = []
 
     def clients(name: str | None) -> ConnectClient:

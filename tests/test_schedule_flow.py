@@ -24,9 +24,8 @@ from rebuild_support import (
 from slack_helpers import stale_click
 from sqlalchemy import select, update
 
-from bot.services.schedule_store import Scheduled
-from bot.services.schedule_times import AtTime, resolve
-from bot.services.schedules import Schedules
+from bot.services.schedules import Scheduled, Schedules
+from bot.services.times import AtTime, resolve
 from bot.store import AuditEntry, PendingAction, utcnow
 from sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, Stack, start_stack
 
@@ -354,7 +353,7 @@ def test_a_start_whose_process_died_after_its_claim_is_taken_over(stack: Stack) 
     scheduled = item(stack, rebuild_id)
     clock = Clock(scheduled.scheduled_for + timedelta(seconds=1))
     dead, alive = clocked(stack, clock, "replica-dead"), clocked(stack, clock, "replica-alive")
-    assert dead.store.claim_start(rebuild_id, dead.holder, clock())  # ... then it was killed
+    assert dead.store.claim_start(rebuild_id, dead.instance_id, clock())  # ... then it was killed
     assert alive.fire(rebuild_id) == "not-scheduled"  # the claim is taken: not started twice
     assert alive.reconcile() == 1
     assert alive.reconcile() == 0
@@ -439,7 +438,7 @@ def test_a_claim_held_too_long_is_retaken_even_from_a_live_process(stack: Stack)
     clock = Clock(scheduled.scheduled_for + timedelta(seconds=1))
     hung = clocked(stack, clock, "replica-hung")
     alive = clocked(stack, clock, "replica-alive", others_alive=True)
-    assert hung.store.claim_start(rebuild_id, hung.holder, clock())  # ... and then it hangs
+    assert hung.store.claim_start(rebuild_id, hung.instance_id, clock())  # ... and then it hangs
     clock.now += timedelta(minutes=1)
     assert alive.reconcile() == 0  # alive, and claimed a minute ago: still its to do
     clock.now += timedelta(minutes=5)

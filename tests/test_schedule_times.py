@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.services.schedule_times import (
+from bot.services.times import (
     After,
     AtDateTime,
     AtTime,

@@ -9,17 +9,16 @@ from typing import Any
 
 import pytest
 
-from bot.services.rebuild_outcomes import PlanCard
-from bot.services.rebuild_store import PlanSummary
-from bot.services.schedule_outcomes import (
+from bot.services.rebuilds import PlanCard, PlanSummary
+from bot.services.schedules import (
     CancelledBeforeStart,
     MissedStart,
     NothingMatches,
     Reevaluated,
     Reminder,
+    Scheduled,
     ScheduleForm,
 )
-from bot.services.schedule_store import Scheduled
 from bot.slack.views import plan_card_view
 from bot.slack.views.schedules import (
     modal_values,

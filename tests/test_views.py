@@ -15,10 +15,14 @@ import pytest
 
 from bot.connect import ContentItem, RuntimeCache
 from bot.services.audit import AuditRecord
-from bot.services.caches import CacheTarget, DeletionResult, PlannedDeletion, Rejection
-from bot.services.deletions import DeletionState
-from bot.services.rebuild_store import ItemView, PlanSummary, Progress
-from bot.services.rebuilds import PlanCard
+from bot.services.caches import (
+    CacheTarget,
+    DeletionResult,
+    DeletionState,
+    PlannedDeletion,
+    Rejection,
+)
+from bot.services.rebuilds import ItemView, PlanCard, PlanSummary, Progress
 from bot.slack import views as v
 from bot.slack.parser import ParseError
 from bot.slack.views import MAX_BLOCKS, Actions, Message

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from rebuild_support import items, plan, rebuild_id_of, wait_final
 
-from bot.services.rebuild_planning import cover_runtimes, item_runtime_keys
+from bot.services.rebuilds.planning import item_runtime_keys
 from bot.store import RebuildItem
 from sim.connect_seed import Seed, make_cache, make_content_item
 from sim.stack import OPS_CHANNEL, start_stack
@@ -51,20 +51,6 @@ def _assert_each_runtime_warmed_once(rows: list[RebuildItem]) -> None:
 def _started(row: RebuildItem) -> datetime:
     assert row.started_at is not None
     return row.started_at
-
-
-def test_cover_prefers_items_covering_two_runtimes_and_interactive_ones() -> None:
-    candidates = {
-        (R43, PY311): (False, 3),  # one rendered item covers both
-        (R43,): (True, 0),
-        (PY311,): (True, 1),
-        (R42,): (False, 5),
-    }
-    assert cover_runtimes(candidates) == [3, 5]
-    # Already covered runtimes are left alone; the rest each get one item, no cache twice.
-    assert cover_runtimes(candidates, covered=[R43]) == [1, 5]
-    # Two pairs sharing Python: the fewest items still cover all three runtimes.
-    assert len(cover_runtimes({(R43, PY311): (True, 0), (R42, PY311): (False, 1)})) == 2
 
 
 def test_mixed_r_and_python_items_warm_the_shared_r_runtime_once() -> None:

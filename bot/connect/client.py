@@ -382,8 +382,8 @@ def _log_call(
     status: int | None,
     started: float,
     attempt: int,
-    error: str = "",
     *,
+    error: str = "",
     api: bool = True,
 ) -> None:
     if not log.isEnabledFor(logging.INFO):

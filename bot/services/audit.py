@@ -34,7 +34,7 @@ class AuditRecord:
     server: str | None = None
 
 
-class AuditLog:
+class AuditStore:
     def __init__(self, db: Database, notify: Callable[[AuditRecord], None] | None = None) -> None:
         self._db = db
         self.notify = notify

@@ -106,7 +106,9 @@ class Authorizer:
     def read(self, user_id: str, channel_id: str) -> Decision:
         return self.channel(channel_id)
 
-    def destroy(self, user_id: str, channel_id: str) -> Decision:
+    def admin_in(self, user_id: str, channel_id: str) -> Decision:
+        """Whether `user_id` is an administrator acting in an allowed channel: what deleting,
+        planning, scheduling, cancelling and the audit view ask for."""
         in_channel = self.channel(channel_id)
         if not in_channel.allowed:
             return in_channel

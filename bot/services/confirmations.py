@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from bot.services.audit import AuditLog
+from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
 from bot.services.outcomes import Actor, AlreadyHandled, Denied, Expired, NotFound, Refusal
 from bot.services.pending import Claim, Pending, PendingStore
@@ -22,7 +22,7 @@ class Confirmations:
         self,
         pending: PendingStore,
         authz: Authorizer,
-        audit: AuditLog,
+        audit: AuditStore,
         *,
         two_person_rule: bool = False,
     ) -> None:
@@ -38,7 +38,7 @@ class Confirmations:
         as in "someone other than the requester must {what}"."""
 
         def refusal(actor: Actor, pending: Pending) -> str | None:
-            decision = self.authz.destroy(actor.user, actor.channel)
+            decision = self.authz.admin_in(actor.user, actor.channel)
             if not decision.allowed:
                 return decision.reason
             if self.two_person_rule and actor.user == pending.requested_by:
@@ -54,7 +54,7 @@ class Confirmations:
         def refusal(actor: Actor, pending: Pending) -> str | None:
             if actor.user == pending.requested_by:
                 return None
-            if self.authz.destroy(actor.user, actor.channel).allowed:
+            if self.authz.admin_in(actor.user, actor.channel).allowed:
                 return None
             return f"Only the requester or a connect-bot administrator can {what}."
 
@@ -74,13 +74,13 @@ class Confirmations:
         describe: Callable[[Pending], tuple[str, str | None]],
         on_expired: Callable[[Pending], None],
         message_ts: str | None = None,
-        holder: str | None = None,
+        instance_id: str | None = None,
     ) -> Pending | Refusal:
         """Take the request for `actor`, or say why not. Refusals and expiries are audited
         under `action`; the winner's own audit record is the caller's (it knows the outcome).
 
         `describe(pending)` gives the audit target and server; `on_expired(pending)` runs when
-        this click is the one that noticed the expiry (the card must say so). `holder`: the
+        this click is the one that noticed the expiry (the card must say so). `instance_id`: the
         process that will carry the act out, so a crash can be told from work under way."""
         pending = self.pending.get(pending_id)
         if pending is None or pending.kind != kind:
@@ -91,7 +91,7 @@ class Confirmations:
             self._audit(actor, action, "denied", pending, describe, detail=reason)
             return Denied(reason)
         claim, current = self.pending.claim(
-            pending.id, user_id=actor.user, new_state=new_state, holder=holder
+            pending.id, user_id=actor.user, new_state=new_state, instance_id=instance_id
         )
         if claim is Claim.OK:
             return _with_message(current or pending, message_ts)

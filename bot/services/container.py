@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.services.audit import AuditLog
+from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
-from bot.services.deletions import Deletions
+from bot.services.caches import Deletions
 from bot.services.health import HealthChecks
 from bot.services.home import Home
-from bot.services.impact import Impact
-from bot.services.queries import Queries
-from bot.services.rebuild_engine import RebuildEngine
-from bot.services.rebuild_store import RebuildStore
-from bot.services.rebuilds import Rebuilds
+from bot.services.queries import Impact, Queries
+from bot.services.rebuilds import RebuildEngine, Rebuilds, RebuildStore
 from bot.services.schedules import Schedules
 from bot.services.servers import Servers
 
@@ -22,7 +19,7 @@ from bot.services.servers import Servers
 class Services:
     servers: Servers
     authz: Authorizer
-    audit: AuditLog
+    audit: AuditStore
     queries: Queries
     deletions: Deletions
     rebuilds: Rebuilds

@@ -35,11 +35,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.connect import ConnectError, RuntimeCache
-from bot.services.audit import AuditLog, AuditRecord
+from bot.services.audit import AuditRecord, AuditStore
 from bot.services.authz import Authorizer, Decision
 from bot.services.outcomes import Actor
-from bot.services.rebuild_store import FINISHED, Progress, RebuildStore
-from bot.services.schedule_store import Scheduled, ScheduleStore
+from bot.services.rebuilds import Progress, RebuildStore
+from bot.services.rebuilds.planning import FINISHED
+from bot.services.schedules import Scheduled, ScheduleStore
 from bot.services.servers import ConnectServer, Servers
 from bot.store import Database, utcnow
 from bot.store.models import HomeOpen
@@ -208,7 +209,7 @@ class Home:
         db: Database,
         servers: Servers,
         authz: Authorizer,
-        audit: AuditLog,
+        audit: AuditStore,
         rebuilds: RebuildStore,
         schedules: ScheduleStore | None = None,
         cache_ttl: float = CACHE_TTL,

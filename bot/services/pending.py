@@ -37,7 +37,7 @@ class Pending:
     decided_by: str | None
     result: dict[str, Any] | None = None
     decided_at: datetime | None = None
-    holder: str | None = None
+    instance_id: str | None = None  # the process carrying the act out (the `holder` column)
 
     @property
     def expired(self) -> bool:
@@ -84,7 +84,7 @@ class PendingStore:
             )
 
     def claim(
-        self, pending_id: str, *, user_id: str, new_state: str, holder: str | None = None
+        self, pending_id: str, *, user_id: str, new_state: str, instance_id: str | None = None
     ) -> tuple[Claim, Pending | None]:
         """Atomically move pending -> new_state. Exactly one of many concurrent clicks wins.
 
@@ -99,7 +99,7 @@ class PendingStore:
                     PendingAction.state == "pending",
                     PendingAction.expires_at > now,
                 )
-                .values(state=new_state, decided_by=user_id, decided_at=now, holder=holder)
+                .values(state=new_state, decided_by=user_id, decided_at=now, holder=instance_id)
                 .execution_options(synchronize_session=False)
             )
             won = result.rowcount == 1  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
@@ -134,11 +134,13 @@ class PendingStore:
             ).all()
             found = [_to_pending(row) for row in rows]
         return [
-            p for p in found if not is_alive(p.holder) or (p.decided_at or p.created_at) < cutoff
+            p
+            for p in found
+            if not is_alive(p.instance_id) or (p.decided_at or p.created_at) < cutoff
         ]
 
-    def take_over(self, pending: Pending, holder: str) -> Pending | None:
-        """Become the holder of an orphan, unless another process just did."""
+    def take_over(self, pending: Pending, instance_id: str) -> Pending | None:
+        """Make `instance_id` carry out an orphan, unless another process just did."""
         with self._db.session() as session:
             won = session.execute(
                 update(PendingAction)
@@ -146,10 +148,10 @@ class PendingStore:
                     PendingAction.id == pending.id,
                     PendingAction.state == pending.state,
                     PendingAction.holder.is_(None)
-                    if pending.holder is None
-                    else PendingAction.holder == pending.holder,
+                    if pending.instance_id is None
+                    else PendingAction.holder == pending.instance_id,
                 )
-                .values(holder=holder)
+                .values(holder=instance_id)
             ).rowcount  # type: ignore[attr-defined]  # SQLAlchemy types UPDATE results loosely
         return self.get(pending.id) if won else None
 
@@ -208,5 +210,5 @@ def _to_pending(row: PendingAction) -> Pending:
         decided_by=row.decided_by,
         result=dict(row.result) if row.result else None,
         decided_at=row.decided_at,
-        holder=row.holder,
+        instance_id=row.holder,
     )

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.connect import ConnectClient
-from bot.services.caches import CacheService
 from bot.services.outcomes import UnknownServer
+
+if TYPE_CHECKING:  # built by the wiring; the caches package imports this module
+    from bot.services.caches.service import CacheService
 
 
 @dataclass(frozen=True, slots=True)

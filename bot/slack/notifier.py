@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 
 from bot.services.audit import AuditRecord
-from bot.services.deletions import DeletionState
-from bot.services.rebuild_outcomes import PlanCard
-from bot.services.schedule_outcomes import Notice
+from bot.services.caches import DeletionState
+from bot.services.rebuilds import PlanCard
+from bot.services.schedules import Notice
 from bot.slack.poster import SlackPoster, SlackUnavailable
 from bot.slack.views import Message, audit_notice_view, deletion_card_view, plan_card_view
 from bot.slack.views.schedules import schedule_notice_view

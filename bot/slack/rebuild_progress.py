@@ -28,8 +28,8 @@ reply, a warm-up reply, one reply per batch of failures (at most one per failure
 final summary (reply_broadcast).
 
 Owners (with `owners`, BOT_NOTIFY_OWNERS): when a rebuild ends with failures, each failed
-item's Connect owner is looked up once (`bot.services.owners`: Connect user -> email -> Slack
-`users.lookupByEmail`) and the answers are stored in the `owner_lookups` flag before the
+item's Connect owner is looked up once (`bot.services.rebuilds.owners`: Connect user -> email
+-> Slack `users.lookupByEmail`) and the answers are stored in the `owner_lookups` flag before the
 summary, which names who gets a DM and who cannot be found (with why). Then one DM per owner
 found, with only their items (`conversations.open` + `chat.postMessage`, one every
 DM_SPACING seconds), before the lease is released. Each DM is recorded around its post
@@ -51,8 +51,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.connect import ConnectClient
-from bot.services.owners import DirectoryError, OwnerFound, OwnerLookups, Owners, OwnersOutcome
-from bot.services.rebuild_store import Progress, RebuildStore
+from bot.services.rebuilds import (
+    DirectoryError,
+    OwnerFound,
+    OwnerLookups,
+    Owners,
+    OwnersOutcome,
+    Progress,
+    RebuildStore,
+)
 from bot.slack.background import BackgroundLoop
 from bot.slack.poster import SlackPoster, SlackUnavailable
 from bot.slack.views import (
@@ -93,7 +100,7 @@ TRANSIENT_SLACK_ERRORS = frozenset(
 
 
 class SlackPeople:
-    """Slack's side of the owner notices: the `Directory` of `bot.services.owners`
+    """Slack's side of the owner notices: the `Directory` of `bot.services.rebuilds.owners`
     (`users.lookupByEmail`, scope users:read.email) and DM channels (`conversations.open`,
     scope im:write). Emails are never logged."""
 
@@ -227,7 +234,7 @@ class RebuildReporter(BackgroundLoop):
         if seen is None or now < seen.quiet_until:
             return
         p = self.service.progress(rebuild_id)
-        if p is None or p.driver != self.instance_id:
+        if p is None or p.instance_id != self.instance_id:
             self._drop(rebuild_id)  # gone, or another process holds the lease: it reports
             return
         if p.state == "planned":

@@ -54,6 +54,8 @@ class PendingAction(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # The process that won the claim and carries the act out (migration 0004): if it dies
     # mid-act, reconciliation finds the request by a holder that is gone.
+    # An instance id (`Instance.instance_id`); services call it `instance_id` (the column keeps
+    # its name, no migration).
     holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
@@ -119,6 +121,7 @@ class Rebuild(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Lease of the process driving the rebuild (migration 0002): one driver at a time.
+    # An instance id; services call it `instance_id` (`Progress.instance_id`; no migration).
     driver: Mapped[str | None] = mapped_column(String(128), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # Fencing token of the lease (migration 0006): new on every acquisition; each write a

@@ -1,5 +1,6 @@
-"""Content health (issue 19): does each item start? Probes interactive content through its URL
-and its jobs, renders documents on request, and groups failures by runtime and package."""
+"""Content health: does each item start? Probes interactive content through its URL and its
+jobs, renders documents on request, and groups failures by runtime and package.
+May import the shared services modules, `queries` (package impact) and connect; no other feature."""
 
 from __future__ import annotations
 

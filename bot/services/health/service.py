@@ -14,8 +14,8 @@ from bot.services.health.grouping import by_package, by_runtime
 from bot.services.health.outcomes import HealthReport, ItemHealth, PackageFailures
 from bot.services.health.probes import Prober, ProbeSettings
 from bot.services.health.selection import Installed, installed
-from bot.services.impact import ContentUsing, Impact, PackagesUnsupported
 from bot.services.outcomes import Actor, ConnectFailed, UnknownServer
+from bot.services.queries import ContentUsing, Impact, PackagesUnsupported
 from bot.services.servers import ConnectServer, Servers
 
 HealthOutcome = HealthReport | PackagesUnsupported | UnknownServer | ConnectFailed

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.connect import RuntimeCache
-from bot.services.caches import CacheTarget
-from bot.services.deletions import DeletionRequested, NothingToDelete, RequestOutcome
+from bot.services.caches import CacheTarget, DeletionRequested, NothingToDelete, RequestOutcome
 from bot.services.outcomes import NotFound
 from bot.services.queries import CachesListed
 from bot.slack import parser

@@ -4,7 +4,7 @@ channel (anyone in an allowed channel may run it: probing is what a visitor does
 from __future__ import annotations
 
 from bot.services.health import HealthReport
-from bot.services.impact import PackagesUnsupported
+from bot.services.queries import PackagesUnsupported
 from bot.slack import parser
 from bot.slack.deps import Deps, Invocation
 from bot.slack.replies import answer, post_or_explain, server_label, shared_view

@@ -11,9 +11,14 @@ import json
 
 from bot.connect import ContentFilter, RuntimeCache
 from bot.services.caches import CacheTarget
-from bot.services.impact import ContentUsing, Impact, ImpactFound, PackagesUnsupported
-from bot.services.queries import ContentFound
-from bot.services.schedule_criteria import of_filter
+from bot.services.queries import (
+    ContentFound,
+    ContentUsing,
+    Impact,
+    ImpactFound,
+    PackagesUnsupported,
+)
+from bot.services.rebuilds import of_filter
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.handlers import caches, content, rebuilds, schedules

@@ -7,17 +7,18 @@ from __future__ import annotations
 import logging
 
 from bot.services.outcomes import NotFound
-from bot.services.rebuild_outcomes import (
+from bot.services.rebuilds import (
     Cancelling,
+    Criteria,
+    LockedContent,
     NoCachesDeleted,
     NothingToCancel,
     NothingToRebuild,
     NotStartable,
     PlanCard,
+    RebuildPlanOutcome,
 )
-from bot.services.rebuilds import LockedContent, RebuildPlanOutcome
-from bot.services.schedule_criteria import Criteria
-from bot.services.schedule_times import Proposal
+from bot.services.times import Proposal
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.handlers import schedules

@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.services.outcomes import Actor, NotFound
-from bot.services.rebuild_outcomes import NotStartable
-from bot.services.schedule_outcomes import (
+from bot.services.rebuilds import NotStartable
+from bot.services.schedules import (
     NotScheduled,
     ScheduleForm,
     ScheduleMade,
+    Schedules,
     TimeRefused,
     Unscheduled,
 )
-from bot.services.schedule_times import BadTime, Proposal, When, refusal, resolve, zone_named
-from bot.services.schedules import Schedules
+from bot.services.times import BadTime, Proposal, When, refusal, resolve, zone_named
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.poster import SlackUnavailable

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bot.connect import ContentFilter
 from bot.services.caches import CacheTarget
-from bot.services.schedule_times import When
+from bot.services.times import When
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

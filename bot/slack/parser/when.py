@@ -1,13 +1,13 @@
 """`--at HH:MM`, `--at YYYY-MM-DDTHH:MM` and `--in 30m` / `--in 2h`: when a planned rebuild
 should start. Pure: the words become a `When`; the person's time zone and the clock make it an
-instant later (`bot.services.schedule_times.resolve`)."""
+instant later (`bot.services.times.resolve`)."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
 
-from bot.services.schedule_times import MAX_AHEAD, After, AtDateTime, AtTime, When
+from bot.services.times import MAX_AHEAD, After, AtDateTime, AtTime, When
 from bot.slack.parser.options import Bad, short
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\Z")

@@ -20,8 +20,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.connect import RuntimeCache
-from bot.services.caches import Rejection
-from bot.services.deletions import DeletionState
+from bot.services.caches import DeletionState, Rejection
 from bot.slack.text import clip, code, esc, link, plain
 from bot.slack.views.common import (
     MAX_BLOCKS,

@@ -26,8 +26,8 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.services.home import HomeOverview, Section, ServerHome
-from bot.services.rebuild_store import Progress
-from bot.services.schedule_store import Scheduled
+from bot.services.rebuilds import Progress
+from bot.services.schedules import Scheduled
 from bot.slack.text import clip, code, esc, link, plain
 from bot.slack.views.audit import audit_view
 from bot.slack.views.common import context, date, duration, md, who

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, HeaderBlock
 
 from bot.connect import ContentItem, RuntimeCache
-from bot.services.impact import ImpactFound, PackagesUnsupported
+from bot.services.queries import ImpactFound, PackagesUnsupported
 from bot.slack.text import clip, code, esc, link, plain
 from bot.slack.views.common import MAX_BLOCKS, Message, context, md, on_server
 

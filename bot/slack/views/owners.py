@@ -9,8 +9,7 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block
 
-from bot.services.owners import OwnerFound, OwnerMissing, OwnersOutcome
-from bot.services.rebuild_store import ItemView, Progress
+from bot.services.rebuilds import ItemView, OwnerFound, OwnerMissing, OwnersOutcome, Progress
 from bot.slack.text import clip, code, esc, link
 from bot.slack.views.common import MAX_BLOCKS, Message, channel, context, md, on_server, who
 

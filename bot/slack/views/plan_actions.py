@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject
 
-from bot.services.rebuild_outcomes import PlanCard
+from bot.services.rebuilds import PlanCard
 from bot.slack.text import clip
 from bot.slack.views.common import Actions, context, date, mrkdwn, who
 

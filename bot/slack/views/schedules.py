@@ -17,17 +17,18 @@ from slack_sdk.models.blocks import (
     InputBlock,
 )
 
-from bot.services.schedule_outcomes import (
+from bot.services.schedules import (
+    STARTING,
     CancelledBeforeStart,
     MissedStart,
     NothingMatches,
     Notice,
     Reevaluated,
     Reminder,
+    Scheduled,
     ScheduleForm,
     StartFailed,
 )
-from bot.services.schedule_store import STARTING, Scheduled
 from bot.slack.text import clip, esc
 from bot.slack.views.common import Actions, Message, context, date, md, who
 from bot.slack.views.plan_actions import scheduled_cancel_button

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.connect import ConnectError, ContentFilter, ContentItem, RuntimeCache
-from bot.services.audit import AuditLog, AuditRecord
+from bot.services.audit import AuditRecord, AuditStore
 from bot.services.authz import Authorizer
 from bot.services.outcomes import Actor, ConnectFailed, Denied, UnknownServer
 from bot.services.servers import Servers, ServerStatus
@@ -25,7 +25,7 @@ class ContentFound:
 
 
 class Queries:
-    def __init__(self, *, servers: Servers, authz: Authorizer, audit: AuditLog) -> None:
+    def __init__(self, *, servers: Servers, authz: Authorizer, audit: AuditStore) -> None:
         self.servers = servers
         self.authz = authz
         self.audit = audit
@@ -56,7 +56,7 @@ class Queries:
         return self.servers.statuses()
 
     def audit_log(self, actor: Actor, limit: int) -> list[AuditRecord] | Denied:
-        decision = self.authz.destroy(actor.user, actor.channel)
+        decision = self.authz.admin_in(actor.user, actor.channel)
         if not decision.allowed:
             self.audit.record(
                 actor=actor.user,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
 from bot.connect import ConnectClient, ConnectError
-from bot.services.rebuild_store import ItemView
+from bot.services.rebuilds.store import ItemView
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ class JournalRow:
         return self.state in FINAL
 
 
-class DeletionJournal:
+class JournalStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 

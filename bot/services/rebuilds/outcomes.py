@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.services.outcomes import ConnectFailed, Denied, NotFound, UnknownServer
-from bot.services.rebuild_store import PlanSummary, Progress
+from bot.services.rebuilds.store import PlanSummary, Progress
 
 
 @dataclass(frozen=True, slots=True)

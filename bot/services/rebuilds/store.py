@@ -1,6 +1,6 @@
-"""Rebuilds in the database: plans (made by `bot.services.rebuild_planning`), their state
+"""Rebuilds in the database: plans (made by `bot.services.rebuilds.planning`), their state
 changes, and how far each has got. The store never calls the engine: the use case
-(`bot.services.rebuilds`) launches or cancels the driver after a state change here.
+(`bot.services.rebuilds.service`) launches or cancels the driver after a state change here.
 
 The `progress` JSON (what the Slack thread was told, who cancelled) is changed by one UPDATE
 that merges in the database (`jsonb ||` on PostgreSQL, `json_patch` on SQLite), never by a
@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from bot.connect import ConnectClient, ContentFilter, RuntimeCache
-from bot.services import rebuild_planning
-from bot.services.rebuild_planning import (
+from bot.services.rebuilds import planning
+from bot.services.rebuilds.planning import (
     ACTIVE,
     DEFAULT_PARALLELISM,
     FINISHED,
@@ -104,7 +104,7 @@ class Progress:
     flags: dict[str, Any] = field(default_factory=dict)
     server: str | None = None  # the Connect server's name (None: made before names)
     resent: int = 0  # build requests re-sent after one may have reached Connect
-    driver: str | None = None  # the instance id holding the lease (driving, or reporting)
+    instance_id: str | None = None  # the process holding the lease (the `driver` column)
     lease_token: str | None = None  # that lease's fencing token (`claim_post`)
 
     @property
@@ -181,7 +181,7 @@ class RebuildStore:
         """Persist a plan (state `planned`) on `server`, whose Connect is `client`, of the
         published items selected by the filter, or affected by `caches`. Raises ConnectError
         when Connect cannot list its content."""
-        rebuild_id = rebuild_planning.plan(
+        rebuild_id = planning.plan(
             self.db,
             client,
             server=server,
@@ -209,8 +209,8 @@ class RebuildStore:
     # ---- state changes (the use case launches or cancels the driver afterwards) -------------
 
     def start(self, rebuild_id: int, *, started_by: str) -> bool:
-        """planned -> running (False: it was not `planned`); see `rebuild_planning.start`."""
-        return rebuild_planning.start(self.db, rebuild_id, started_by=started_by)
+        """planned -> running (False: it was not `planned`); see `planning.start`."""
+        return planning.start(self.db, rebuild_id, started_by=started_by)
 
     def close_plan(self, rebuild_id: int, state: str) -> bool:
         """A plan nobody started: `discarded` or `expired`."""
@@ -271,8 +271,8 @@ class RebuildStore:
                 ).rowcount
             )
 
-    def report_final(self, rebuild_id: int, holder: str) -> None:
-        """The final summary is posted: record it, and release the lease if `holder` has it."""
+    def report_final(self, rebuild_id: int, instance_id: str) -> None:
+        """The final summary is posted: record it, and release the lease if `instance_id` has it."""
         with self.db.session() as session:
             session.execute(
                 update(Rebuild)
@@ -281,7 +281,7 @@ class RebuildStore:
             )
             session.execute(
                 update(Rebuild)
-                .where(Rebuild.id == rebuild_id, Rebuild.driver == holder)
+                .where(Rebuild.id == rebuild_id, Rebuild.driver == instance_id)
                 .values(driver=None, lease_token=None, heartbeat_at=None)
             )
 
@@ -443,7 +443,7 @@ def _progress(row: Rebuild, counts: dict[str, int], warmup: dict[str, int]) -> P
         finished_at=row.finished_at,
         flags=dict(row.progress or {}),
         server=row.server,
-        driver=row.driver,
+        instance_id=row.driver,
         lease_token=row.lease_token,
     )
 

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from bot.connect import ConnectError, RuntimeCache
-from bot.services.audit import AuditLog
-from bot.services.caches import CacheService, DeletionResult, Unanswered
-from bot.services.deletion_journal import PLANNED, RUNNING, SENT, DeletionJournal, JournalRow
+from bot.services.audit import AuditStore
+from bot.services.caches.journal import PLANNED, RUNNING, SENT, JournalRow, JournalStore
+from bot.services.caches.service import CacheService, DeletionResult, Unanswered
 from bot.services.outcomes import UnknownServer
 from bot.services.servers import Servers
 
@@ -26,8 +26,8 @@ SETTLE_INTERVAL = 2.0
 class DeletionRunner:
     def __init__(
         self,
-        journal: DeletionJournal,
-        audit: AuditLog,
+        journal: JournalStore,
+        audit: AuditStore,
         servers: Servers,
         *,
         settle_seconds: float = SETTLE_SECONDS,

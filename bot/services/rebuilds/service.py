@@ -1,66 +1,55 @@
 """Rebuild use cases: plan, start, discard, cancel, status, history, and plan expiry. Audited.
 
-A plan is stored twice: the `rebuilds` row with its items (what to build), and a pending
-confirmation (who may start it, single use, expiry) whose id the card's buttons carry. The card
-is told of every change through a `PlanNotifier`; once started, the same message becomes the
-progress message (the rebuild reporter's).
+Making a plan is the `Planner`'s (`plans`); here the requests are checked and the plan's card
+goes through its life. The card is told of every change through a `PlanNotifier`; once started,
+the same message becomes the progress message (the rebuild reporter's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.connect import ConnectError, ContentFilter, RuntimeCache
-from bot.services.audit import AuditLog
+from bot.connect import ContentFilter
+from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
+from bot.services.caches import Deletions
 from bot.services.confirmations import Confirmations, Rule
-from bot.services.deletions import Deletions
 from bot.services.instance import Instance
 from bot.services.outcomes import (
     Actor,
-    ConnectFailed,
     Denied,
     NotFound,
     Refusal,
     UnknownServer,
 )
 from bot.services.pending import Pending, PendingStore
-from bot.services.rebuild_engine import RebuildEngine
-from bot.services.rebuild_outcomes import (
+from bot.services.rebuilds.criteria import Criteria, of_filter
+from bot.services.rebuilds.leases import RebuildEngine
+from bot.services.rebuilds.outcomes import (
     Cancelling,
     Discarded,
     NoCachesDeleted,
     NothingToCancel,
-    NothingToRebuild,
     NotStartable,
     PlanCard,
     PlanNotifier,
-    PlanOutcome,
     Started,
 )
-from bot.services.rebuild_store import PlanSummary, Progress, RebuildNotFound, RebuildStore
-from bot.services.schedule_criteria import Criteria, of_filter
-from bot.services.schedule_times import Proposal
+from bot.services.rebuilds.plans import (
+    KIND,
+    Planner,
+    PlanRequest,
+    RebuildPlanOutcome,
+    proposal_of,
+    rebuild_id_of,
+    server_of,
+)
+from bot.services.rebuilds.store import PlanSummary, Progress, RebuildNotFound, RebuildStore
 from bot.services.servers import Servers
+from bot.services.times import Proposal
 from bot.store import utcnow
 
-KIND = "rebuild_start"
 ORPHAN_AFTER = timedelta(minutes=5)  # a start takes a second: a holder this slow is hung
-
-
-@dataclass(frozen=True, slots=True)
-class LockedContent:
-    """Nothing planned: content named by `--guid` (`named`), or all the matching content, is
-    locked in Connect, which offers no rebuild for locked content."""
-
-    items: list[tuple[str, str]]  # (title, locked message), at most 10
-    count: int
-    named: bool
-
-
-RebuildPlanOutcome = PlanOutcome | LockedContent
 
 
 class Rebuilds:
@@ -74,12 +63,12 @@ class Rebuilds:
         confirmations: Confirmations,
         deletions: Deletions,
         authz: Authorizer,
-        audit: AuditLog,
+        audit: AuditStore,
         notifier: PlanNotifier,
         instance: Instance,
     ) -> None:
         self.instance = instance
-        self.holder = instance.instance_id  # the holder of the acts this process carries out
+        self.instance_id = instance.instance_id  # this process, as the one carrying acts out
         self.servers = servers
         self.store = store
         self.engine = engine
@@ -89,6 +78,9 @@ class Rebuilds:
         self.authz = authz
         self.audit = audit
         self.notifier = notifier
+        self.planner = Planner(
+            servers=servers, store=store, pending=pending, audit=audit, card=self._card
+        )
 
     # ---- planning ------------------------------------------------------------------------
 
@@ -113,18 +105,15 @@ class Rebuilds:
         refused = self._refused(actor, "rebuild_plan", description, server.name)
         if refused:
             return refused
-        selection = selection or of_filter(content_filter)
-        return self._plan(
-            actor,
-            server.name,
-            description,
-            parallelism,
-            content_filter,
-            None,
-            None,
-            selection,
-            proposal,
+        request = PlanRequest(
+            server=server.name,
+            description=description,
+            selection=selection or of_filter(content_filter),
+            content_filter=content_filter,
+            parallelism=parallelism,
+            proposal=proposal,
         )
+        return self.planner.plan(actor, request)
 
     def plan_affected(self, actor: Actor, deletion_id: str) -> RebuildPlanOutcome:
         """'Rebuild affected content' on a finished deletion: what used the deleted caches."""
@@ -137,75 +126,14 @@ class Rebuilds:
             return refused
         if not deleted.caches:
             return NoCachesDeleted()
-        return self._plan(
-            actor,
-            deleted.server,
-            f"content using the deleted caches: {labels}",
-            None,
-            None,
-            deleted.caches,
-            deleted.request_id,
-            Criteria(caches=tuple(deleted.caches)),
+        request = PlanRequest(
+            server=deleted.server,
+            description=f"content using the deleted caches: {labels}",
+            selection=Criteria(caches=tuple(deleted.caches)),
+            caches=tuple(deleted.caches),
+            reference=deleted.request_id,
         )
-
-    def _plan(
-        self,
-        actor: Actor,
-        server_name: str,
-        description: str,
-        parallelism: int | None,
-        content_filter: ContentFilter | None,
-        caches: Iterable[RuntimeCache] | None,
-        reference: str | None,
-        selection: Criteria,
-        proposal: Proposal | None = None,
-    ) -> RebuildPlanOutcome:
-        server = self.servers.get(server_name)
-        if isinstance(server, UnknownServer):
-            return server
-        try:
-            summary = self.store.plan(
-                server.client,
-                server=server.name,
-                requested_by=actor.user,
-                channel=actor.channel,
-                description=description,
-                parallelism=parallelism,
-                content_filter=content_filter,
-                caches=caches,
-            )
-        except ConnectError as exc:
-            return ConnectFailed("Planning the rebuild", exc.reason)
-        named = content_filter is not None and bool(content_filter.guids)
-        if summary.locked and (named or summary.total == 0):
-            self.store.close_plan(summary.rebuild_id, "discarded")
-            self.audit.record(
-                actor=actor.user,
-                action="rebuild_plan",
-                outcome="refused",
-                target=description,
-                channel=actor.channel,
-                detail=f"{summary.locked} locked item(s): "
-                + "; ".join(title for title, _ in summary.locked_items),
-                server=server.name,
-            )
-            return LockedContent(summary.locked_items, summary.locked, named)
-        if summary.total == 0:
-            self.store.close_plan(summary.rebuild_id, "discarded")
-            return NothingToRebuild(description, summary.skipped)
-        self.store.set_criteria(summary.rebuild_id, selection.to_json())
-        pending = self.pending.create(
-            kind=KIND,
-            requested_by=actor.user,
-            channel=actor.channel,
-            payload={
-                "rebuild_id": summary.rebuild_id,
-                "server": server.name,
-                "reference": reference,
-                "proposal": proposal.to_json() if proposal else None,
-            },
-        )
-        return self._card(pending, summary)
+        return self.planner.plan(actor, request)
 
     def plan_posted(self, pending_id: str, message_ts: str) -> None:
         """The card is in the channel: it is also the progress message; audit the plan."""
@@ -213,7 +141,7 @@ class Rebuilds:
         pending = self.pending.get(pending_id)
         if pending is None:
             return
-        rebuild_id = _rebuild_id(pending)
+        rebuild_id = rebuild_id_of(pending)
         self.store.attach_message(rebuild_id, message_ts)
         summary = self.store.summary(rebuild_id)
         self.audit.record(
@@ -233,7 +161,7 @@ class Rebuilds:
         pending = self.pending.get(pending_id)
         self.pending.finish(pending_id, state="failed", result={"reason": "could not post card"})
         if pending is not None:
-            self.store.close_plan(_rebuild_id(pending), "discarded")
+            self.store.close_plan(rebuild_id_of(pending), "discarded")
 
     # ---- start / discard / expiry --------------------------------------------------------
 
@@ -241,7 +169,9 @@ class Rebuilds:
         self, actor: Actor, pending_id: str, message_ts: str | None = None
     ) -> Started | NotStartable | Refusal:
         rule = self.confirmations.confirmer("start this rebuild")
-        pending = self._decide(actor, pending_id, message_ts, "rebuild_start", "confirmed", rule)
+        pending = self._decide(
+            actor, pending_id, message_ts, action="rebuild_start", new_state="confirmed", rule=rule
+        )
         if not isinstance(pending, Pending):
             return pending
         audit_id = self._begin(actor.user, pending)
@@ -250,7 +180,7 @@ class Rebuilds:
     def _start(
         self, pending: Pending, by: str, audit_id: int, detail: str = ""
     ) -> Started | NotStartable:
-        rebuild_id = _rebuild_id(pending)
+        rebuild_id = rebuild_id_of(pending)
         if not self.store.start(rebuild_id, started_by=by):
             self.pending.finish(pending.id, state="failed", result={"reason": "not startable"})
             self.audit.complete(audit_id, "failed", "the plan could no longer be started")
@@ -287,7 +217,7 @@ class Rebuilds:
         for orphan in self.pending.orphans(
             KIND, is_alive=self.instance.is_alive, stale_after=ORPHAN_AFTER
         ):
-            pending = self.pending.take_over(orphan, self.holder)
+            pending = self.pending.take_over(orphan, self.instance_id)
             if pending is None:
                 continue
             count += 1
@@ -295,7 +225,7 @@ class Rebuilds:
             audit_id = self.audit.open_record(pending.id, "rebuild_start") or self._begin(
                 by, pending
             )
-            progress = self.store.progress(_rebuild_id(pending))
+            progress = self.store.progress(rebuild_id_of(pending))
             if progress is not None and progress.state != "planned":
                 self.pending.finish(
                     pending.id, state="done", result={"rebuild_id": progress.rebuild_id}
@@ -306,7 +236,7 @@ class Rebuilds:
             if utcnow() - decided < self.pending.ttl:
                 self._start(pending, by, audit_id, "resumed after the bot restarted")
                 continue
-            self.store.close_plan(_rebuild_id(pending), "expired")
+            self.store.close_plan(rebuild_id_of(pending), "expired")
             self.pending.finish(pending.id, state="failed", result={"reason": "restart"})
             self.audit.complete(audit_id, "failed", "not started: the bot restarted; plan again")
             self.notifier.plan_changed(self._card(pending, state="refused"))
@@ -317,20 +247,27 @@ class Rebuilds:
         return self.audit.begin(
             actor=by,
             action="rebuild_start",
-            target=f"rebuild #{_rebuild_id(pending)}",
+            target=f"rebuild #{rebuild_id_of(pending)}",
             channel=pending.channel,
             reference=pending.id,
-            server=_server(pending),
+            server=server_of(pending),
         )
 
     def discard(
         self, actor: Actor, pending_id: str, message_ts: str | None = None
     ) -> Discarded | Refusal:
         rule = self.confirmations.requester_or_admin("discard this plan")
-        pending = self._decide(actor, pending_id, message_ts, "rebuild_discard", "cancelled", rule)
+        pending = self._decide(
+            actor,
+            pending_id,
+            message_ts,
+            action="rebuild_discard",
+            new_state="cancelled",
+            rule=rule,
+        )
         if not isinstance(pending, Pending):
             return pending
-        rebuild_id = _rebuild_id(pending)
+        rebuild_id = rebuild_id_of(pending)
         self.store.close_plan(rebuild_id, "discarded")
         self.notifier.plan_changed(self._card(pending, state="discarded", decided_by=actor.user))
         self._audit(actor.user, "rebuild_discard", "discarded", pending, channel=actor.channel)
@@ -350,10 +287,12 @@ class Rebuilds:
         """Take a plan's card for another act than Start (scheduling): the same rules, single
         use, and expiry. The pending request moves to `scheduling`, which `reconcile` (Start's
         crash recovery) leaves alone."""
-        return self._decide(actor, pending_id, message_ts, action, "scheduling", rule)
+        return self._decide(
+            actor, pending_id, message_ts, action=action, new_state="scheduling", rule=rule
+        )
 
     def _expire(self, pending: Pending) -> None:
-        self.store.close_plan(_rebuild_id(pending), "expired")
+        self.store.close_plan(rebuild_id_of(pending), "expired")
         self.notifier.plan_changed(self._card(pending, state="expired"))
 
     # ---- cancel, status, history ---------------------------------------------------------
@@ -407,7 +346,7 @@ class Rebuilds:
     # ---- helpers -------------------------------------------------------------------------
 
     def _refused(self, actor: Actor, action: str, target: str, server: str | None) -> Denied | None:
-        decision = self.authz.destroy(actor.user, actor.channel)
+        decision = self.authz.admin_in(actor.user, actor.channel)
         if decision.allowed:
             return None
         self.audit.record(
@@ -426,6 +365,7 @@ class Rebuilds:
         actor: Actor,
         pending_id: str,
         message_ts: str | None,
+        *,
         action: str,
         new_state: str,
         rule: Rule,
@@ -437,10 +377,10 @@ class Rebuilds:
             new_state=new_state,
             rule=rule,
             action=action,
-            describe=lambda p: (f"rebuild #{_rebuild_id(p)}", _server(p)),
+            describe=lambda p: (f"rebuild #{rebuild_id_of(p)}", server_of(p)),
             on_expired=self._expire,
             message_ts=message_ts,
-            holder=self.holder,
+            instance_id=self.instance_id,
         )
 
     def _audit(
@@ -450,10 +390,10 @@ class Rebuilds:
             actor=actor,
             action=action,
             outcome=outcome,
-            target=f"rebuild #{_rebuild_id(pending)}",
+            target=f"rebuild #{rebuild_id_of(pending)}",
             channel=channel or pending.channel,
             reference=pending.id,
-            server=_server(pending),
+            server=server_of(pending),
         )
 
     def _card(
@@ -466,9 +406,9 @@ class Rebuilds:
     ) -> PlanCard:
         proposal = proposal_of(pending)
         return PlanCard(
-            summary=summary or self.store.summary(_rebuild_id(pending)),
+            summary=summary or self.store.summary(rebuild_id_of(pending)),
             pending_id=pending.id,
-            server=_server(pending) or self.servers.default,
+            server=server_of(pending) or self.servers.default,
             channel=pending.channel,
             message_ts=pending.message_ts,
             state=state,
@@ -478,17 +418,3 @@ class Rebuilds:
             proposed_for=proposal.at if proposal else None,
             proposed_label=proposal.label if proposal else None,
         )
-
-
-def _rebuild_id(pending: Pending) -> int:
-    return int(pending.payload["rebuild_id"])
-
-
-def _server(pending: Pending) -> str | None:
-    server = pending.payload.get("server")
-    return str(server) if server else None
-
-
-def proposal_of(pending: Pending) -> Proposal | None:
-    """The start time given with the plan, if any."""
-    return Proposal.from_json(pending.payload.get("proposal"))

@@ -2,18 +2,17 @@
 
 Planning streams Connect's content list into `rebuild_items` rows in batches, so a 10,000-item
 plan never holds a list of item dicts; the order and the counts the cards show are computed
-by SQL over those rows. `RebuildStore` (`bot.services.rebuild_store`) uses these functions and
+by SQL over those rows. `RebuildStore` (`bot.services.rebuilds.store`) uses these functions and
 re-exports the constants; this module imports neither the store nor the engine.
 
 Order (the `wave` column, then `position` within a wave):
-0. warm-up: the fewest items covering every distinct runtime (language, version and image; an
-   item using R and Python covers both), the shortest known builds preferred (a cold build
-   pays its cold cost once per runtime), then interactive ones, so each runtime cache is
-   rebuilt once before the other items using it (rsconnect's docs advise this); the driver
-   starts an item as soon as the warm-up items of its own runtimes are finished;
+0. warm-up: the fewest items covering every distinct runtime (`bot.services.rebuilds.warmup`),
+   so each runtime cache is rebuilt once before the other items using it (rsconnect's docs
+   advise this); the driver starts an item as soon as the warm-up items of its own runtimes
+   are finished;
 1. interactive apps and APIs (visitors wait on them first);
 2. rendered documents and static content.
-Within a wave, the longest estimated builds go first (`bot.services.rebuild_estimates`, from
+Within a wave, the longest estimated builds go first (`bot.services.rebuilds.estimates`, from
 the bot's history); without history, Connect's order (newest deployment first).
 
 Locked content (Connect shows no Rebuild button for it) is stored `skipped` with its locked
@@ -23,7 +22,7 @@ message as `error`, so every plan lists it and none builds it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import (
@@ -41,9 +40,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
-from bot.services.rebuild_estimates import Estimates, estimate, longest_first
+from bot.services.rebuilds.estimates import Estimates, estimate, longest_first
+from bot.services.rebuilds.warmup import Candidate, Runtimes, cover_runtimes, rank
 from bot.store import Database, Rebuild, RebuildItem, utcnow
 
 START_LOCK = 0x636F6E6E  # advisory lock id for Starts ("conn")
@@ -174,7 +175,7 @@ def select_items(
 
 
 def insert_items(
-    db: Database, rebuild_id: int, items: Iterable[ContentItem], *, session: Any = None
+    db: Database, rebuild_id: int, items: Iterable[ContentItem], *, session: Session | None = None
 ) -> None:
     """Store `items` as the plan's rows in batches (locked ones `skipped`, with their message);
     `finish_plan` then orders them. With `session`, inside the caller's transaction."""
@@ -207,7 +208,7 @@ def insert_items(
         _write_batch(db, batch, session)
 
 
-def _write_batch(db: Database, batch: list[dict[str, Any]], session: Any = None) -> None:
+def _write_batch(db: Database, batch: list[dict[str, Any]], session: Session | None = None) -> None:
     if session is not None:
         session.execute(insert(RebuildItem), batch)
         return
@@ -224,7 +225,7 @@ def _drop(db: Database, rebuild_id: int) -> None:
 # ---- SQL helpers (inside a caller's transaction) ---------------------------------------------
 
 
-def finish_plan(session: Any, rebuild_id: int) -> None:
+def finish_plan(session: Session, rebuild_id: int) -> None:
     """After the items are inserted: skip duplicates, order, choose the warm-up, count."""
     skip_duplicates(session, rebuild_id)
     estimates = estimate(session, rebuild_id)
@@ -233,7 +234,7 @@ def finish_plan(session: Any, rebuild_id: int) -> None:
     store_totals(session, rebuild_id)
 
 
-def skip_duplicates(session: Any, rebuild_id: int) -> int:
+def skip_duplicates(session: Session, rebuild_id: int) -> int:
     """Mark `skipped` the queued items another active rebuild on the same server is still going
     to build (the same GUID on another server is other content)."""
     own_server = select(Rebuild.server).where(Rebuild.id == rebuild_id).scalar_subquery()
@@ -255,13 +256,12 @@ def skip_duplicates(session: Any, rebuild_id: int) -> int:
         .values(state="skipped", wave=RENDERED)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult
 
 
-def choose_warmup(session: Any, rebuild_id: int, estimates: Estimates | None = None) -> None:
+def choose_warmup(session: Session, rebuild_id: int, estimates: Estimates | None = None) -> None:
     """Promote to wave 0 the fewest queued items covering every runtime no queued warm-up item
-    covers yet, preferring the shortest known builds, then interactive items and items covering
-    two runtimes."""
+    covers yet (`warmup.cover_runtimes`), from the best item of each runtime combination."""
     mine = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
     covered: set[str] = set()
     for runtimes, label in session.execute(
@@ -272,7 +272,7 @@ def choose_warmup(session: Any, rebuild_id: int, estimates: Estimates | None = N
         covered.update(item_runtime_keys(runtimes, label))
     estimated = estimates or Estimates({})
     # The best item of each runtime combination.
-    best: dict[tuple[str, ...], Candidate] = {}
+    best: dict[Runtimes, Candidate] = {}
     for row in session.execute(
         select(
             RebuildItem.runtimes,
@@ -285,9 +285,9 @@ def choose_warmup(session: Any, rebuild_id: int, estimates: Estimates | None = N
         combo = item_runtime_keys(row.runtimes, row.runtime)
         if not combo:
             continue
-        candidate = (row.wave == INTERACTIVE, int(row.position), estimated(row.guid))
+        candidate = Candidate(row.wave == INTERACTIVE, int(row.position), estimated(row.guid))
         current = best.get(combo)
-        if current is None or _rank(candidate) < _rank(current):
+        if current is None or rank(candidate) < rank(current):
             best[combo] = candidate
     chosen = cover_runtimes(best, covered)
     if chosen:
@@ -299,67 +299,7 @@ def choose_warmup(session: Any, rebuild_id: int, estimates: Estimates | None = N
         )
 
 
-# A warm-up candidate: (interactive?, position[, estimated seconds]).
-Candidate = tuple[bool, int] | tuple[bool, int, float]
-
-
-def _rank(candidate: Candidate) -> tuple[float, bool, int]:
-    """Shortest estimate first (a cold build costs a multiple of it), then interactive, then
-    plan order."""
-    seconds = candidate[2] if len(candidate) > 2 else 0.0
-    return (seconds, not candidate[0], candidate[1])
-
-
-def cover_runtimes(
-    candidates: Mapping[tuple[str, ...], Candidate], covered: Iterable[str] = ()
-) -> list[int]:
-    """Positions of the fewest candidates covering every runtime key not in `covered`.
-
-    `candidates` maps a runtime combination (one or two keys: R and/or Python) to its best item
-    (interactive?, position[, estimated seconds]), ranked by `_rank`. Items covering two
-    runtimes are paired by a maximum matching (R runtimes on one side, Python on the other);
-    each runtime left gets an item of its own,
-    one covering no runtime covered already when there is one (so no cache warms twice).
-    """
-    done = set(covered)
-    needed = {key for combo in candidates for key in combo} - done
-    ranked = sorted(candidates.items(), key=lambda kv: _rank(kv[1]))
-    adjacent: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    for combo, _ in ranked:
-        if len(combo) == 2 and set(combo) <= needed:
-            adjacent.setdefault(combo[0], []).append((combo[1], combo))
-    partner: dict[str, str] = {}  # second key -> first key of its pair
-    pair_of: dict[str, tuple[str, ...]] = {}  # first key -> its pair
-
-    def augment(first: str, seen: set[str]) -> bool:
-        for second, combo in adjacent[first]:
-            if second in seen:
-                continue
-            seen.add(second)
-            if second not in partner or augment(partner[second], seen):
-                partner[second] = first
-                pair_of[first] = combo
-                return True
-        return False
-
-    for first in adjacent:
-        augment(first, set())
-    chosen = [combo for first, combo in pair_of.items() if partner.get(combo[1]) == first]
-    for combo in chosen:
-        done.update(combo)
-    for combo, _ in ranked:
-        for key in combo:
-            if key in done:
-                continue
-            having = [c for c, _ in ranked if key in c]
-            fresh = [c for c in having if not set(c) & done]
-            pick = (fresh or having)[0]
-            chosen.append(pick)
-            done.update(pick)
-    return sorted({candidates[combo][1] for combo in chosen})
-
-
-def store_totals(session: Any, rebuild_id: int) -> None:
+def store_totals(session: Session, rebuild_id: int) -> None:
     counts = state_counts(session, rebuild_id)
     skipped = counts.get("skipped", 0)
     session.execute(
@@ -369,7 +309,7 @@ def store_totals(session: Any, rebuild_id: int) -> None:
     )
 
 
-def state_counts(session: Any, rebuild_id: int) -> dict[str, int]:
+def state_counts(session: Session, rebuild_id: int) -> dict[str, int]:
     rows = session.execute(
         select(RebuildItem.state, func.count())
         .where(RebuildItem.rebuild_id == rebuild_id)

@@ -4,7 +4,7 @@ The engine starts a `Driver` when it took the rebuild's lease (a token, new on e
 acquisition); every write the driver makes is fenced on that token, and the driver stops at
 once, sending nothing more, when a write or its heartbeat finds the lease gone. It builds through
 `clients(server)` of the rebuild's server (read when it starts). Each worker takes the next item
-of the `Dispatcher` and builds it (`bot.services.rebuild_builds`: the journal, the POST, a
+of the `Dispatcher` and builds it (`bot.services.rebuilds.builds`: the journal, the POST, a
 long-poll of the task with `wait=20`, retries within BOT_CONNECT_RETRY_SECONDS). Every
 transition is one small UPDATE: `requested_at` before the POST leaves; `building` + task id +
 start time when it answers; the final state + error + end time when the task ends.
@@ -16,7 +16,7 @@ Restart semantics
 * A POST in flight at the kill leaves the row `queued` with `requested_at` set: a build it
   started is found among Connect's jobs and followed; with none, the item waits (`later`) until
   that request can no longer reach Connect, then is re-sent and `resent` counts it (see
-  `rebuild_builds`).
+  `builds`).
 
 Lease timing (database time for what replicas compare, the monotonic clock for self-fencing)
 * LEASE_TTL: another replica takes over a lease whose holder is alive (its advisory lock) only
@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from sqlalchemy import or_, select
 
 from bot.connect import ConnectClient, ConnectError
-from bot.services.rebuild_builds import (
+from bot.services.rebuilds.builds import (
     DEFAULT_RETRY_SECONDS,
     REQUEST_SECONDS,
     Builds,
@@ -50,8 +50,8 @@ from bot.services.rebuild_builds import (
     Stopped,
     WorkItem,
 )
-from bot.services.rebuild_planning import item_runtime_keys
-from bot.services.rebuild_store import OPEN_ITEM_STATES, WARMUP
+from bot.services.rebuilds.planning import item_runtime_keys
+from bot.services.rebuilds.store import OPEN_ITEM_STATES, WARMUP
 from bot.store import Database, Rebuild, RebuildItem
 from bot.store.dbtime import DbClock
 

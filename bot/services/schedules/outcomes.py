@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.services.rebuild_outcomes import PlanCard
-from bot.services.schedule_store import Scheduled
+from bot.services.rebuilds import PlanCard
+from bot.services.schedules.store import Scheduled
 
 # ---- answers ---------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The rebuild engine: which process drives each rebuild, and reports it; the drivers themselves
-are in `bot.services.rebuild_driver`.
+are in `bot.services.rebuilds.driver`.
 
 How a rebuild runs, with one process or several on one database
 * `watch()` runs every few seconds in every process (a timed job): it ticks every active
@@ -38,10 +38,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 
 from bot.connect import ConnectClient
-from bot.services.audit import AuditLog
-from bot.services.rebuild_builds import REQUEST_SECONDS
-from bot.services.rebuild_driver import LEASE_TTL, Driver
-from bot.services.rebuild_store import ACTIVE, FINISHED, OPEN_ITEM_STATES
+from bot.services.audit import AuditStore
+from bot.services.rebuilds.builds import REQUEST_SECONDS
+from bot.services.rebuilds.driver import LEASE_TTL, Driver
+from bot.services.rebuilds.store import ACTIVE, FINISHED, OPEN_ITEM_STATES
 from bot.store import Database, Rebuild, RebuildItem
 from bot.store.dbtime import DbClock, WallClock
 from bot.store.models import utcnow
@@ -63,7 +63,7 @@ class RebuildEngine:
         *,
         instance_id: str,
         is_alive: Callable[[str | None], bool],
-        audit: AuditLog | None = None,
+        audit: AuditStore | None = None,
         retry_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: WallClock = utcnow,
@@ -78,7 +78,7 @@ class RebuildEngine:
         self.clients = clients  # a rebuild's server name -> its Connect client
         self.retry_seconds = retry_seconds  # the drivers' budget for Connect's faults
         self.clock = clock  # monotonic, for that budget
-        self.me = instance_id
+        self.instance_id = instance_id
         self.is_alive = is_alive  # whether the process with that instance id still runs
         self._drivers: dict[int, Driver] = {}
         self._lock = threading.Lock()  # the registry
@@ -189,7 +189,7 @@ class RebuildEngine:
         with self._ticking, self.db.session() as session:  # after a tick under way
             released = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
-                .where(Rebuild.driver == self.me)
+                .where(Rebuild.driver == self.instance_id)
                 .values(driver=None, lease_token=None, heartbeat_at=None)
             ).rowcount
         if released:
@@ -219,21 +219,25 @@ class RebuildEngine:
             session.execute(
                 update(Rebuild)
                 .where(Rebuild.id == rebuild_id)
-                .values(driver=self.me, lease_token=token, heartbeat_at=self.db_clock.sql())
+                .values(
+                    driver=self.instance_id, lease_token=token, heartbeat_at=self.db_clock.sql()
+                )
             )
-        if row.driver not in (None, self.me):
+        if row.driver not in (None, self.instance_id):
             log.warning("rebuild %s: took the lease over from %s", rebuild_id, row.driver)
         return token, row.parallelism
 
     def _free(self, row: Any) -> bool:
         """Free, ours, or stale: its holder is dead, or hung (no heartbeat for LEASE_TTL, both
         times the database's: `row.now` is its `now()`)."""
-        holder = row.driver
-        if holder is None or holder == self.me:  # ours: no driver of it runs here
+        instance_id = row.driver
+        if (
+            instance_id is None or instance_id == self.instance_id
+        ):  # ours: no driver of it runs here
             return True
         if row.heartbeat_at is None or row.now - row.heartbeat_at > LEASE_TTL:
             return True  # connected but hung (a dead one is caught below at once)
-        return not self.is_alive(holder)
+        return not self.is_alive(instance_id)
 
     def renew(self, rebuild_id: int, token: str) -> str | None:
         """Extend the lease; the rebuild's state, or None when the lease is someone else's."""
@@ -253,17 +257,17 @@ class RebuildEngine:
         with self.db.session() as session:
             ours = session.execute(  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult (rowcount)
                 update(Rebuild)
-                .where(Rebuild.id == rebuild_id, Rebuild.driver == self.me)
+                .where(Rebuild.id == rebuild_id, Rebuild.driver == self.instance_id)
                 .values(heartbeat_at=self.db_clock.sql())
             ).rowcount
         if ours or self._acquire(rebuild_id, FINISHED) is not None:
             self.notify(rebuild_id)
 
-    def _clear(self, rebuild_id: int, holder: str | None) -> None:
+    def _clear(self, rebuild_id: int, instance_id: str | None) -> None:
         with self.db.session() as session:
             session.execute(
                 update(Rebuild)
-                .where(Rebuild.id == rebuild_id, Rebuild.driver == holder)
+                .where(Rebuild.id == rebuild_id, Rebuild.driver == instance_id)
                 .values(driver=None, lease_token=None)
             )
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 from datetime import timedelta
 
 from bot.connect import ConnectClient, ConnectError, ContentFilter
-from bot.services.impact import ContentUsing, Impact
 from bot.services.outcomes import Actor
-from bot.services.schedule_criteria import Criteria
-from bot.services.schedule_outcomes import Reevaluated
-from bot.services.schedule_store import Scheduled, ScheduleStore
+from bot.services.queries import ContentUsing, Impact
+from bot.services.rebuilds import Criteria
+from bot.services.schedules.outcomes import Reevaluated
+from bot.services.schedules.store import Scheduled, ScheduleStore
 
 NOTICE_TITLES = 10  # titles listed per kind of change in the thread
 TOLD_LATE = timedelta(minutes=1)  # a start later than this says so in the thread

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from statistics import median
-from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot.store import Rebuild, RebuildItem
 
 HISTORY_BUILDS = 5  # the latest builds of an item its estimate reads
 HISTORY_REBUILDS = 8  # the latest rebuilds on the server that are read
-WARMUP = 0  # the warm-up wave: rebuild_planning.WARMUP (that module imports this one)
+WARMUP = 0  # the warm-up wave: planning.WARMUP (that module imports this one)
 
 
 class Estimates:
@@ -39,7 +39,7 @@ class Estimates:
         return self.known.get(guid, self.typical)
 
 
-def estimate(session: Any, rebuild_id: int) -> Estimates:
+def estimate(session: Session, rebuild_id: int) -> Estimates:
     """Estimates for the items of `rebuild_id` from the earlier rebuilds on its server."""
     server = select(Rebuild.server).where(Rebuild.id == rebuild_id).scalar_subquery()
     earlier = (
@@ -64,6 +64,8 @@ def estimate(session: Any, rebuild_id: int) -> Estimates:
     warm: dict[str, list[float]] = {}
     any_build: dict[str, list[float]] = {}
     for guid, wave, started, finished in rows:
+        if started is None or finished is None:  # excluded by the query; for the type checker
+            continue
         seconds = max(0.0, (finished - started).total_seconds())
         for found in (any_build, warm) if wave != WARMUP else (any_build,):
             durations = found.setdefault(guid, [])
@@ -74,7 +76,7 @@ def estimate(session: Any, rebuild_id: int) -> Estimates:
     )
 
 
-def longest_first(session: Any, rebuild_id: int, estimates: Estimates) -> None:
+def longest_first(session: Session, rebuild_id: int, estimates: Estimates) -> None:
     """Renumber the plan's positions: longest estimate first, then the current order. The
     driver dispatches by (wave, position), so within each priority class the longest go first."""
     if not estimates:

@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.connect import ConnectError, RuntimeCache
-from bot.services.audit import AuditLog
+from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
-from bot.services.caches import CacheTarget, DeletionResult, PlannedDeletion, Rejection
+from bot.services.caches.journal import FAILED, SUCCEEDED, JournalStore
+from bot.services.caches.runner import DeletionRunner
+from bot.services.caches.service import CacheTarget, DeletionResult, PlannedDeletion, Rejection
 from bot.services.confirmations import Confirmations
-from bot.services.deletion_journal import FAILED, SUCCEEDED, DeletionJournal
-from bot.services.deletion_runner import DeletionRunner
 from bot.services.instance import Instance
 from bot.services.outcomes import Actor, ConnectFailed, Denied, NotFound, Refusal, UnknownServer
 from bot.services.pending import Pending, PendingStore
@@ -103,14 +103,14 @@ class Deletions:
         pending: PendingStore,
         confirmations: Confirmations,
         authz: Authorizer,
-        audit: AuditLog,
+        audit: AuditStore,
         notifier: DeletionNotifier,
-        journal: DeletionJournal,
+        journal: JournalStore,
         runner: DeletionRunner,
         instance: Instance,
     ) -> None:
         self.instance = instance
-        self.holder = instance.instance_id  # the holder of the acts this process carries out
+        self.instance_id = instance.instance_id  # this process, as the one carrying acts out
         self.journal = journal
         self.runner = runner
         self.servers = servers
@@ -127,7 +127,7 @@ class Deletions:
         server = self.servers.resolve(server_name, actor.channel)
         if isinstance(server, UnknownServer):
             return server
-        decision = self.authz.destroy(actor.user, actor.channel)
+        decision = self.authz.admin_in(actor.user, actor.channel)
         if not decision.allowed:
             self.audit.record(
                 actor=actor.user,
@@ -205,7 +205,7 @@ class Deletions:
         for pending in self.pending.orphans(
             KIND, is_alive=self.instance.is_alive, stale_after=ORPHAN_AFTER
         ):
-            taken = self.pending.take_over(pending, self.holder)
+            taken = self.pending.take_over(pending, self.instance_id)
             if taken is None:
                 continue  # another process got it first
             count += 1
@@ -319,7 +319,7 @@ class Deletions:
                 replace(self._state(p), state="expired")
             ),
             message_ts=message_ts,
-            holder=self.holder,
+            instance_id=self.instance_id,
         )
         if isinstance(outcome, Pending):
             state = self._state(outcome)

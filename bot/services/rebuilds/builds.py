@@ -236,7 +236,7 @@ class Builds:
         """The new build's task id, the job of a build already running, or None (failed, or
         cancelled before it was sent)."""
         try:
-            return self._persist(item, "the build request", partial(self._request, item))
+            return self._keep_trying(item, "the build request", partial(self._request, item))
         except _GaveUp as exc:
             self.fail(item, str(exc))
         except ConnectError as exc:
@@ -363,7 +363,7 @@ class Builds:
             self._check_stop()
             poll = partial(self.client.tasks.get, task_id, first=first, wait=POLL_WAIT)
             try:
-                task = self._persist(item, f"polling task {task_id}", poll)
+                task = self._keep_trying(item, f"polling task {task_id}", poll)
             except _GaveUp as exc:
                 self.fail(item, str(exc))
                 return True
@@ -385,7 +385,7 @@ class Builds:
             self._sleep(JOB_POLL_SECONDS)
             listing = partial(self.client.content.jobs, item.guid)
             try:
-                jobs = self._persist(item, f"following job {job.key}", listing)
+                jobs = self._keep_trying(item, f"following job {job.key}", listing)
             except _GaveUp as exc:
                 self.fail(item, str(exc))
                 return True
@@ -418,7 +418,7 @@ class Builds:
 
     # ---- plumbing ------------------------------------------------------------------------
 
-    def _persist(self, item: WorkItem, what: str, call: Callable[[], T]) -> T:
+    def _keep_trying(self, item: WorkItem, what: str, call: Callable[[], T]) -> T:
         """`call()`, retried on transient faults within the budget; raises _GaveUp when the
         budget runs out, and any other ConnectError as it is."""
         started = self.clock()

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, select, update
 
 from bot.connect import ConnectClient, ContentFilter, RuntimeCache
-from bot.services.rebuild_planning import finish_plan, insert_items, select_items
+from bot.services.rebuilds.planning import finish_plan, insert_items, select_items
 from bot.store import Database, Rebuild, RebuildItem
 
 SCHEDULED, STARTING, MISSED = "scheduled", "starting", "missed"
@@ -115,8 +115,10 @@ class ScheduleStore:
     def claim_reminder(self, rebuild_id: int) -> bool:
         return self._move(rebuild_id, SCHEDULED, Rebuild.reminded.is_(False), reminded=True)
 
-    def claim_start(self, rebuild_id: int, holder: str, now: datetime) -> bool:
-        return self._move(rebuild_id, SCHEDULED, state=STARTING, claimed_by=holder, claimed_at=now)
+    def claim_start(self, rebuild_id: int, instance_id: str, now: datetime) -> bool:
+        return self._move(
+            rebuild_id, SCHEDULED, state=STARTING, claimed_by=instance_id, claimed_at=now
+        )
 
     def claim_missed(self, rebuild_id: int, now: datetime) -> bool:
         return self._move(rebuild_id, SCHEDULED, state=MISSED, finished_at=now)
@@ -124,19 +126,19 @@ class ScheduleStore:
     def cancel(self, rebuild_id: int, now: datetime) -> bool:
         return self._move(rebuild_id, SCHEDULED, state="cancelled", finished_at=now)
 
-    def take_over(self, item: Scheduled, holder: str, now: datetime) -> bool:
+    def take_over(self, item: Scheduled, instance_id: str, now: datetime) -> bool:
         """Become the starter of an orphan, unless another process just did."""
         return self._move(
             item.rebuild_id,
             item.state,
             Rebuild.claimed_by == item.claimed_by,
-            claimed_by=holder,
+            claimed_by=instance_id,
             claimed_at=now,
         )
 
-    def release_start(self, rebuild_id: int, holder: str) -> bool:
+    def release_start(self, rebuild_id: int, instance_id: str) -> bool:
         """A start that raised goes back to `scheduled`, to be tried again (False: the claim
-        is no longer `holder`'s, or the rebuild started)."""
+        is no longer `instance_id`'s, or the rebuild started)."""
         with self.db.session() as session:
             return _won(
                 session.execute(
@@ -144,7 +146,7 @@ class ScheduleStore:
                     .where(
                         Rebuild.id == rebuild_id,
                         Rebuild.state.in_((STARTING, "planned")),
-                        Rebuild.claimed_by == holder,
+                        Rebuild.claimed_by == instance_id,
                     )
                     .values(state=SCHEDULED, claimed_by=None, claimed_at=None)
                 )
@@ -155,9 +157,9 @@ class ScheduleStore:
         """Claimed longer ago than `after` (or before claims had a time)."""
         return item.claimed_at is None or now - item.claimed_at > after
 
-    def to_planned(self, rebuild_id: int, holder: str) -> bool:
+    def to_planned(self, rebuild_id: int, instance_id: str) -> bool:
         """starting -> planned, just before the usual start (planned -> running)."""
-        return self._move(rebuild_id, STARTING, Rebuild.claimed_by == holder, state="planned")
+        return self._move(rebuild_id, STARTING, Rebuild.claimed_by == instance_id, state="planned")
 
     def close(self, rebuild_id: int, state: str, now: datetime) -> bool:
         """starting -> `state` (discarded: nothing matches any more)."""

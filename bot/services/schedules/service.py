@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.services.impact import Impact
 from bot.services.instance import Instance
 from bot.services.outcomes import Actor, Denied, NotFound, Refusal
 from bot.services.pending import Pending
-from bot.services.rebuild_outcomes import NotStartable, PlanCard
-from bot.services.rebuild_store import RebuildStore
-from bot.services.rebuilds import KIND, ORPHAN_AFTER, Rebuilds, proposal_of
-from bot.services.schedule_outcomes import (
+from bot.services.queries import Impact
+from bot.services.rebuilds import NotStartable, PlanCard, Rebuilds, RebuildStore
+from bot.services.rebuilds.plans import KIND, proposal_of
+from bot.services.rebuilds.service import ORPHAN_AFTER
+from bot.services.schedules.outcomes import (
     CancelledBeforeStart,
     MissedStart,
     NothingMatches,
@@ -36,9 +36,9 @@ from bot.services.schedule_outcomes import (
     TimeRefused,
     Unscheduled,
 )
-from bot.services.schedule_reevaluation import TOLD_LATE, reevaluate
-from bot.services.schedule_store import SCHEDULED, Scheduled, ScheduleStore
-from bot.services.schedule_times import refusal
+from bot.services.schedules.reevaluation import TOLD_LATE, reevaluate
+from bot.services.schedules.store import SCHEDULED, Scheduled, ScheduleStore
+from bot.services.times import refusal
 from bot.store import utcnow
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Schedules:
         self.impact = impact
         self.notifier = notifier
         self.instance = instance
-        self.holder = instance.instance_id
+        self.instance_id = instance.instance_id
         self.grace = grace
         self.reminder = reminder
         self.clock = clock
@@ -89,7 +89,7 @@ class Schedules:
         pending = self.rebuilds.pending.get(pending_id)
         if pending is None or pending.kind != KIND or pending.state != "pending":
             return NotFound(KIND)
-        decision = self.rebuilds.authz.destroy(actor.user, actor.channel)
+        decision = self.rebuilds.authz.admin_in(actor.user, actor.channel)
         if not decision.allowed:
             return Denied(decision.reason)
         proposal = proposal_of(pending)
@@ -165,7 +165,7 @@ class Schedules:
         item = self.store.get(rebuild_id)
         if item is None or item.state != SCHEDULED:
             return NotScheduled(rebuild_id)
-        decision = self.rebuilds.authz.destroy(actor.user, actor.channel)
+        decision = self.rebuilds.authz.admin_in(actor.user, actor.channel)
         audit = self.rebuilds.audit
         if not decision.allowed:
             audit.record(
@@ -222,9 +222,9 @@ class Schedules:
                 return "lost"
             self._missed(item, late)
             return "missed"
-        if not self.store.claim_start(rebuild_id, self.holder, now):
+        if not self.store.claim_start(rebuild_id, self.instance_id, now):
             return "lost"
-        return self._carry_out(replace(item, claimed_by=self.holder, claimed_at=now), late)
+        return self._carry_out(replace(item, claimed_by=self.instance_id, claimed_at=now), late)
 
     def reconcile(self) -> int:
         """Starts whose process died after its claim: taken over and carried out; Schedule
@@ -232,12 +232,12 @@ class Schedules:
         count = self._unfinished_clicks()
         for item in self.store.orphans():
             now = self.clock()
-            if item.claimed_by == self.holder:
+            if item.claimed_by == self.instance_id:
                 continue  # ours: under way in another thread here
             hung = self.store.stale(item, now, CLAIM_STALE_AFTER)
             if not hung and self.instance.is_alive(item.claimed_by):
                 continue
-            if not self.store.take_over(item, self.holder, now):
+            if not self.store.take_over(item, self.instance_id, now):
                 continue
             if hung:
                 log.warning(
@@ -247,7 +247,7 @@ class Schedules:
                     item.claimed_by,
                 )
             count += 1
-            mine = replace(item, claimed_by=self.holder, claimed_at=now)
+            mine = replace(item, claimed_by=self.instance_id, claimed_at=now)
             self._carry_out(mine, now - item.scheduled_for, planned=item.state == "planned")
         return count
 
@@ -258,7 +258,7 @@ class Schedules:
             return self._launch(item, late) if planned else self._start(item, late)
         except Exception as exc:
             log.exception("rebuild %s: the scheduled start failed", item.rebuild_id)
-            if self.store.release_start(item.rebuild_id, self.holder):
+            if self.store.release_start(item.rebuild_id, self.instance_id):
                 error = _describe(exc)
                 progress = self.plans.progress(item.rebuild_id)
                 told = progress.flags.get("start_error") if progress else None
@@ -273,7 +273,7 @@ class Schedules:
         for orphan in pending_store.orphans(
             KIND, is_alive=self.instance.is_alive, stale_after=ORPHAN_AFTER, state="scheduling"
         ):
-            pending = pending_store.take_over(orphan, self.holder)
+            pending = pending_store.take_over(orphan, self.instance_id)
             if pending is None:
                 continue
             count += 1
@@ -315,7 +315,7 @@ class Schedules:
             self.notifier.schedule_told(NothingMatches(item))
             self.notifier.plan_changed(self._card(item, "unmatched"))
             return "unmatched"
-        if not self.store.to_planned(item.rebuild_id, self.holder):
+        if not self.store.to_planned(item.rebuild_id, self.instance_id):
             return "lost"  # retaken meanwhile (this process hung): the new starter says it
         self.notifier.schedule_told(told)
         return self._launch(item, late)

@@ -23,7 +23,7 @@ from bot.connect import (
 )
 from bot.connect.models import LOCAL_IMAGE
 from bot.services.outcomes import Actor, ConnectFailed, UnknownServer
-from bot.services.queries import ContentFound
+from bot.services.queries.service import ContentFound
 from bot.services.servers import ConnectServer, Servers
 
 _LANGUAGES = {"r": "R", "python": "Python"}

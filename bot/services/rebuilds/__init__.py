@@ -1,0 +1,58 @@
+"""Rebuilds: use cases (`service`, `plans`), what a plan selects (`criteria`), planning (`planning`,
+`warmup`, `estimates`), building (`leases`, `driver`, `builds`), failed items' `owners`.
+May import caches, the shared services modules (`bot.services.*` at the top), connect and store."""
+
+from bot.services.rebuilds.criteria import Criteria, of_filter
+from bot.services.rebuilds.leases import RebuildEngine
+from bot.services.rebuilds.outcomes import (
+    Cancelling,
+    NoCachesDeleted,
+    NothingToCancel,
+    NothingToRebuild,
+    NotStartable,
+    PlanCard,
+)
+from bot.services.rebuilds.owners import (
+    DirectoryError,
+    OwnerFound,
+    OwnerLookups,
+    OwnerMissing,
+    Owners,
+    OwnersOutcome,
+)
+from bot.services.rebuilds.plans import LockedContent, PlanRequest, RebuildPlanOutcome
+from bot.services.rebuilds.service import Rebuilds
+from bot.services.rebuilds.store import (
+    ItemView,
+    PlanSummary,
+    Progress,
+    RebuildNotFound,
+    RebuildStore,
+)
+
+__all__ = [
+    "Cancelling",
+    "Criteria",
+    "DirectoryError",
+    "ItemView",
+    "LockedContent",
+    "NoCachesDeleted",
+    "NotStartable",
+    "NothingToCancel",
+    "NothingToRebuild",
+    "OwnerFound",
+    "OwnerLookups",
+    "OwnerMissing",
+    "Owners",
+    "OwnersOutcome",
+    "PlanCard",
+    "PlanRequest",
+    "PlanSummary",
+    "Progress",
+    "RebuildEngine",
+    "RebuildNotFound",
+    "RebuildPlanOutcome",
+    "RebuildStore",
+    "Rebuilds",
+    "of_filter",
+]
