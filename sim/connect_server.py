@@ -52,6 +52,11 @@ Behaviour chosen where the reference is silent:
   task and a `build_report`/`build_jupyter` job; off with `render_api=False`) and the older
   `GET applications/{guid}/variants` + `POST variants/{id}/render`. A successful build ends
   the item's live process.
+* Usage (`sim.connect_usage`, issue 20): a seeded Zipf-like spread of visits per item, about a
+  fifth never visited (`usage_seed`; `set_usage` overrides one item). `GET
+  v1/instrumentation/content/hits` (one bare array) exists from `version` 2025.04 on (older: a
+  bare 404); `v1/instrumentation/content/visits` and `v1/instrumentation/shiny/usage` (keyset
+  paging) answer a bare 404 with `usage_api=False`; `usage_denied` makes all three 403 code 22.
 * With `sticky_sessions`, every response sets `rscid=node-1`; a task poll without that cookie gets
   404 code 141, as if a load balancer had sent it to a node not running the task.
 """
@@ -99,6 +104,7 @@ from sim.connect_seed import (
     make_package,
     rfc3339,
 )
+from sim.connect_usage import UsageModel, parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -346,6 +352,11 @@ def _canonical_language(language: str) -> str:
     return {"r": "R", "python": "Python"}.get(language.lower(), language)
 
 
+def _at_least(version: str, release: tuple[int, int]) -> bool:
+    numbers = re.findall(r"\d+", version)[:2]
+    return tuple(int(n) for n in numbers) >= release
+
+
 def _int_param(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = query.get(name)
     if raw is None or raw == "":
@@ -382,6 +393,8 @@ class FakeConnect:
         cold_factor: float = 1.0,
         start_seconds: float = 0.05,
         render_api: bool = True,
+        usage_seed: int = 20,
+        usage_api: bool = True,
     ) -> None:
         keys = api_keys if api_keys is not None else {"admin-key": "administrator"}
         for role in keys.values():
@@ -429,6 +442,9 @@ class FakeConnect:
         self._health = HealthModel()
         self.start_seconds = start_seconds  # how long a process takes to start (or fail)
         self.render_api = render_api  # False: no v1 render route (an older Connect)
+        self.usage_api = usage_api  # False: no visits/Shiny usage routes either (404)
+        self.usage_denied = False  # True: the instrumentation routes answer 403
+        self._usage = UsageModel(usage_seed, time.time())
         self._live: dict[str, dict[str, Any]] = {}  # guid -> the job of its live process
         self._job_logs: dict[str, list[dict[str, str]]] = {}  # job key -> log entries
         self._job_errors: dict[str, dict[str, Any]] = {}  # job key -> error summary
@@ -1285,7 +1301,43 @@ class FakeConnect:
                 return self._content_packages(guid, user)
             case ("GET", ["packages"] | ["content", _, "packages"]):
                 return _Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
+            case ("GET", ["instrumentation", *usage]):
+                return self._instrumentation(usage, query)
         raise ApiError(2)
+
+    # ---------------------------------------------------------------- usage (issue 20)
+
+    def set_usage(self, guid: str, per_day: float) -> None:
+        """The item's visits per day from now on (0: never visited)."""
+        with self._lock:
+            self._usage.overrides[guid] = per_day
+
+    def usage_rates(self) -> dict[str, float]:
+        """Visits per day of every published item (the seeded spread and the overrides)."""
+        with self._lock:
+            published = [g for g, item in self._content.items() if item.get("published", True)]
+            rates = self._usage.rates_for(published)
+            return {guid: rates.get(guid, 0.0) for guid in published}
+
+    def _instrumentation(self, route: list[str], query: dict[str, str]) -> _Response:
+        not_found = _Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
+        hits = route == ["content", "hits"]
+        paged = route in (["content", "visits"], ["shiny", "usage"])
+        if (hits and not _at_least(self.version, (2025, 4))) or (paged and not self.usage_api):
+            return not_found
+        if not hits and not paged:
+            raise ApiError(2)
+        if self.usage_denied:
+            raise ApiError(22)
+        with self._lock:
+            items = dict(self._content)
+            if hits:
+                since = parse_time(query.get("from"), 0.0)
+                until = parse_time(query.get("to"), self._usage.anchor + 1.0)
+                return _Response(200, self._usage.hits(items, since, until), "application/json")
+            base = f"{self.url}{API_PREFIX}/v1/instrumentation/{'/'.join(route)}"
+            page = self._usage.page(items, query, shiny=route[0] == "shiny", base=base)
+        return _json(200, page)
 
     def _authenticate(self, headers: dict[str, str]) -> dict[str, Any]:
         authorization = headers.get("authorization", "").strip()

@@ -22,6 +22,7 @@ from bot.connect.packages import PACKAGES_SINCE, Packages, PackagesUnavailable
 from bot.connect.renders import Renders
 from bot.connect.runtimes import Installation, Runtimes
 from bot.connect.tasks import Tasks
+from bot.connect.usage import Instrumentation, NoUsage, Usage
 from bot.connect.users import Users
 from bot.connect.versions import VersionFilter
 from bot.connect.visits import ContentUrls, Visit
@@ -36,10 +37,12 @@ __all__ = [
     "ContentItem",
     "ContentUrls",
     "Installation",
+    "Instrumentation",
     "Job",
     "JobError",
     "Jobs",
     "LogEntry",
+    "NoUsage",
     "NotSent",
     "PackageUse",
     "Packages",
@@ -52,6 +55,7 @@ __all__ = [
     "ServerSettings",
     "Task",
     "Tasks",
+    "Usage",
     "User",
     "Users",
     "VersionFilter",
@@ -76,6 +80,7 @@ class ConnectClient:
         self.runtimes = Runtimes(self.http)
         self.renders = Renders(self.http)
         self.urls = ContentUrls(self.http)
+        self.usage = Instrumentation(self.http)
 
     def single_try(self) -> ConnectClient:
         """This client sending every request once (same connections and key), for a caller

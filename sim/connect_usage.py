@@ -1,0 +1,151 @@
+"""Simulated usage for the Connect simulator (issue 20): who visits what.
+
+Each published item gets a rate of visits per day from a deterministic, seeded Zipf-like
+spread: the items are shuffled by the seed, about a fifth are never visited, and the i-th of the
+others gets `TOP_PER_DAY / i`. Visits happen at evenly spaced times going back from the model's
+`anchor` (when the simulator started), so the same window always holds the same visits.
+
+Served as Connect does (connect-api-2.md §9): the hits endpoint (2025.04+, one bare array), and
+the older content visits (every type except Shiny) and Shiny usage endpoints (keyset paging,
+`limit` <= 500).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+TOP_PER_DAY = 40.0  # the most visited item's visits per day
+UNVISITED_SHARE = 0.2  # about a fifth of the items are never visited
+SHINY_MODES = frozenset({"shiny", "rmd-shiny", "python-shiny"})
+MAX_LIMIT = 500
+DAY = 86_400.0
+
+
+def zipf_rates(guids: Iterable[str], seed: int) -> dict[str, float]:
+    """Visits per day per GUID: a seeded shuffle, the first fifth unvisited, then 1/rank."""
+    ordered = sorted(guids)
+    random.Random(seed).shuffle(ordered)
+    unvisited = round(len(ordered) * UNVISITED_SHARE)
+    rates = {guid: 0.0 for guid in ordered[:unvisited]}
+    for rank, guid in enumerate(ordered[unvisited:], start=1):
+        rates[guid] = TOP_PER_DAY / rank
+    return rates
+
+
+def _time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str | None, default: float) -> float:
+    if not text:
+        return default
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class UsageModel:
+    """Visit times per item; `rates` may be set by tests (`FakeConnect.set_usage`)."""
+
+    def __init__(self, seed: int, anchor: float) -> None:
+        self.seed = seed
+        self.anchor = anchor
+        self.rates: dict[str, float] | None = None  # assigned at first use
+        self.overrides: dict[str, float] = {}
+
+    def rates_for(self, guids: Iterable[str]) -> dict[str, float]:
+        if self.rates is None:
+            self.rates = zipf_rates(guids, self.seed)
+        return {**self.rates, **self.overrides}
+
+    def visits(
+        self, items: dict[str, dict[str, Any]], since: float, until: float
+    ) -> Iterator[tuple[float, dict[str, Any]]]:
+        """(time, item) of every visit in [since, until), oldest first."""
+        rates = self.rates_for(g for g, item in items.items() if item.get("published", True))
+        found: list[tuple[float, str]] = []
+        for guid, per_day in rates.items():
+            if per_day <= 0 or guid not in items:
+                continue
+            interval = DAY / per_day
+            moment = self.anchor - interval / 2
+            while moment >= since:
+                if moment < until:
+                    found.append((moment, guid))
+                moment -= interval
+        found.sort()
+        for moment, guid in found:
+            yield moment, items[guid]
+
+    def hits(self, items: dict[str, dict[str, Any]], since: float, until: float) -> bytes:
+        """The hits endpoint's bare JSON array."""
+        import json
+
+        rows = [
+            {
+                "id": str(n),
+                "user_guid": None,
+                "content_guid": item["guid"],
+                "timestamp": _time(moment),
+                "data": {"path": "/", "user_agent": "Mozilla/5.0 (simulated)"},
+            }
+            for n, (moment, item) in enumerate(self.visits(items, since, until), start=1)
+        ]
+        return json.dumps(rows).encode()
+
+    def page(
+        self,
+        items: dict[str, dict[str, Any]],
+        query: dict[str, str],
+        *,
+        shiny: bool,
+        base: str,
+    ) -> dict[str, Any]:
+        """One page of the visits (`shiny` False) or Shiny usage endpoint."""
+        since = parse_time(query.get("from"), 0.0)
+        until = parse_time(query.get("to"), self.anchor + DAY) + 1e-6  # `to` is inclusive
+        limit = max(1, min(MAX_LIMIT, int(query.get("limit") or 20)))
+        start = int(query.get("next") or 0)
+        rows = [
+            (moment, item)
+            for moment, item in self.visits(items, since, until)
+            if (item.get("app_mode") in SHINY_MODES) == shiny
+        ]
+        chosen = rows[start : start + limit]
+        results = [
+            (
+                {
+                    "content_guid": item["guid"],
+                    "user_guid": None,
+                    "started": _time(moment),
+                    "ended": _time(moment + 60),
+                    "data_version": 1,
+                }
+                if shiny
+                else {
+                    "content_guid": item["guid"],
+                    "user_guid": None,
+                    "variant_key": None,
+                    "rendering_id": None,
+                    "bundle_id": item.get("bundle_id"),
+                    "time": _time(moment),
+                    "data_version": 3,
+                    "path": "/",
+                }
+            )
+            for moment, item in chosen
+        ]
+        after = start + len(chosen)
+        more = after < len(rows)
+        return {
+            "paging": {
+                "cursors": {
+                    "previous": str(start) if start else None,
+                    "next": str(after) if more else None,
+                },
+                "first": base,
+                "next": f"{base}?next={after}" if more else None,
+            },
+            "results": results,
+        }
