@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     bot_audit_channel: str | None = None
     # Content URL requests (process starts) one `health` check makes at once.
     bot_health_concurrency: int = Field(default=4, ge=1, le=32)
+    # Rebuilds build what people visit soonest: visits are counted over this many days.
+    bot_usage_days: int = Field(default=7, ge=1, le=90)
     # DM the owners of failed rebuild items (scopes users:read.email and im:write).
     bot_notify_owners: bool = True
     # Several Connect servers (see `server_configs`): "staging=https://s,production=https://c".

@@ -33,7 +33,7 @@ from bot.services.health import HealthChecks
 from bot.services.home import Home
 from bot.services.pending import PendingStore
 from bot.services.queries import Impact, Queries
-from bot.services.rebuilds import RebuildEngine, Rebuilds, RebuildStore
+from bot.services.rebuilds import RebuildEngine, Rebuilds, RebuildStore, UsageCounter
 from bot.services.schedules import Schedules, ScheduleStore
 from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
@@ -229,6 +229,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         reminder=timedelta(seconds=settings.bot_schedule_reminder_seconds),
         wall_clock=_wall_clock(),
         health_concurrency=settings.bot_health_concurrency,
+        usage_days=settings.bot_usage_days,
     )
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bot-work")
     deps = Deps(
@@ -303,6 +304,7 @@ def build_services(
     reminder: timedelta = timedelta(minutes=15),
     wall_clock: WallClock = utcnow,
     health_concurrency: int = DEFAULT_HEALTH_CONCURRENCY,
+    usage_days: int | None = None,
 ) -> Services:
     """Every use case, wired once; the notifier is how they talk back to people."""
     audit = AuditStore(db, notify=notifier.audit_recorded if notifier.audit_channel else None)
@@ -350,6 +352,7 @@ def build_services(
         audit=audit,
         notifier=notifier,
         instance=instance,
+        usage=UsageCounter(usage_days, wall_clock) if usage_days else None,
     )
     impact = Impact(servers=servers)
     schedules = Schedules(

@@ -52,8 +52,8 @@ Behaviour chosen where the reference is silent:
   task and a `build_report`/`build_jupyter` job; off with `render_api=False`) and the older
   `GET applications/{guid}/variants` + `POST variants/{id}/render`. A successful build ends
   the item's live process.
-* Usage (`sim.connect_usage`, issue 20): a seeded Zipf-like spread of visits per item, about a
-  fifth never visited (`usage_seed`; `set_usage` overrides one item). `GET
+* Usage (`sim.connect_usage`, issue 20): with `usage_seed`, a seeded Zipf-like spread of visits
+  per item, about a fifth never visited (default: nobody visits; `set_usage` sets one item). `GET
   v1/instrumentation/content/hits` (one bare array) exists from `version` 2025.04 on (older: a
   bare 404); `v1/instrumentation/content/visits` and `v1/instrumentation/shiny/usage` (keyset
   paging) answer a bare 404 with `usage_api=False`; `usage_denied` makes all three 403 code 22.
@@ -393,7 +393,7 @@ class FakeConnect:
         cold_factor: float = 1.0,
         start_seconds: float = 0.05,
         render_api: bool = True,
-        usage_seed: int = 20,
+        usage_seed: int | None = None,
         usage_api: bool = True,
     ) -> None:
         keys = api_keys if api_keys is not None else {"admin-key": "administrator"}

@@ -48,7 +48,7 @@ def parse_time(text: str | None, default: float) -> float:
 class UsageModel:
     """Visit times per item; `rates` may be set by tests (`FakeConnect.set_usage`)."""
 
-    def __init__(self, seed: int, anchor: float) -> None:
+    def __init__(self, seed: int | None, anchor: float) -> None:
         self.seed = seed
         self.anchor = anchor
         self.rates: dict[str, float] | None = None  # assigned at first use
@@ -56,7 +56,7 @@ class UsageModel:
 
     def rates_for(self, guids: Iterable[str]) -> dict[str, float]:
         if self.rates is None:
-            self.rates = zipf_rates(guids, self.seed)
+            self.rates = zipf_rates(guids, self.seed) if self.seed is not None else {}
         return {**self.rates, **self.overrides}
 
     def visits(

@@ -43,7 +43,9 @@ def test_zipf_rates_leave_a_fifth_unvisited_and_are_deterministic() -> None:
 
 
 def test_usage_from_the_hits_endpoint_on_2025_04() -> None:
-    with FakeConnect(api_keys={ADMIN_KEY: "administrator"}, version="2025.04.0") as fake:
+    with FakeConnect(
+        api_keys={ADMIN_KEY: "administrator"}, version="2025.04.0", usage_seed=20
+    ) as fake:
         with ConnectClient(fake.url, ADMIN_KEY) as client:
             since, until = window(fake, 7)
             usage = client.usage.visits(since, until, version="2025.04.0")
@@ -55,7 +57,9 @@ def test_usage_from_the_hits_endpoint_on_2025_04() -> None:
 
 
 def test_usage_from_visits_and_shiny_usage_on_an_older_connect_pages_through() -> None:
-    with FakeConnect(api_keys={ADMIN_KEY: "administrator"}, version="2024.08.0") as fake:
+    with FakeConnect(
+        api_keys={ADMIN_KEY: "administrator"}, version="2024.08.0", usage_seed=20
+    ) as fake:
         with ConnectClient(fake.url, ADMIN_KEY) as client:
             since, until = window(fake, 7)
             paged = Instrumentation(client.http, page_limit=50)

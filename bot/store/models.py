@@ -140,6 +140,9 @@ class Rebuild(Base):
     # When `claimed_by` claimed the start (migration 0011): reconciliation retakes a claim
     # older than a few minutes even from a live process (it hangs).
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The usage the plan was ordered by (migration 0014): its source, window and coverage, or
+    # why there was none (`bot.services.rebuilds.usage.PlanUsage`).
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class RebuildItem(Base):
@@ -180,6 +183,9 @@ class RebuildItem(Base):
     # The runtime caches the item needs (migration 0009), one key a line (`RuntimeCache.label`):
     # the warm-up builds each runtime once, and an item starts when its runtimes are warm.
     runtimes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Visits over the plan's usage window that wait on this build (migration 0014): an
+    # interactive item's visits, 0 for rendered and static content; None: no usage known.
+    visitors: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class HomeOpen(Base):

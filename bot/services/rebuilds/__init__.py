@@ -1,5 +1,6 @@
 """Rebuilds: use cases (`service`, `plans`), what a plan selects (`criteria`), planning (`planning`,
-`warmup`, `estimates`), building (`leases`, `driver`, `builds`), failed items' `owners`.
+`warmup`, `estimates`, `usage`, `visitors`),
+building (`leases`, `driver`, `builds`), failed items' `owners`.
 May import caches, the shared services modules (`bot.services.*` at the top), connect and store."""
 
 from bot.services.rebuilds.criteria import Criteria, of_filter
@@ -29,8 +30,10 @@ from bot.services.rebuilds.store import (
     RebuildNotFound,
     RebuildStore,
 )
+from bot.services.rebuilds.usage import UNVISITED, PlanUsage, UsageCounter
 
 __all__ = [
+    "UNVISITED",
     "Cancelling",
     "Criteria",
     "DirectoryError",
@@ -48,11 +51,13 @@ __all__ = [
     "PlanCard",
     "PlanRequest",
     "PlanSummary",
+    "PlanUsage",
     "Progress",
     "RebuildEngine",
     "RebuildNotFound",
     "RebuildPlanOutcome",
     "RebuildStore",
     "Rebuilds",
+    "UsageCounter",
     "of_filter",
 ]

@@ -16,9 +16,15 @@ class Criteria:
     content_filter: ContentFilter | None = None
     packages: tuple[str, ...] = ()  # any of these; resolved to GUIDs at each evaluation
     caches: tuple[RuntimeCache, ...] | None = None  # items using these (rebuild affected)
+    visited_within: int | None = None  # days: leave out items nobody visited in them
+
+    def with_visited_within(self, days: int | None) -> Criteria:
+        return Criteria(self.content_filter, self.packages, self.caches, days)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"packages": list(self.packages)}
+        if self.visited_within is not None:
+            data["visited_within"] = self.visited_within
         if self.content_filter is not None:
             data["filter"] = _filter_json(self.content_filter)
         if self.caches is not None:
@@ -36,6 +42,7 @@ class Criteria:
         try:
             raw_filter = data.get("filter")
             raw_caches = data.get("caches")
+            within = data.get("visited_within")
             return cls(
                 content_filter=_filter(raw_filter) if isinstance(raw_filter, dict) else None,
                 packages=tuple(str(p) for p in data.get("packages") or ()),
@@ -44,6 +51,7 @@ class Criteria:
                     if isinstance(raw_caches, list)
                     else None
                 ),
+                visited_within=int(within) if within is not None else None,
             )
         except (KeyError, TypeError, ValueError):
             return None

@@ -15,6 +15,11 @@ Order (the `wave` column, then `position` within a wave):
 Within a wave, the longest estimated builds go first (`bot.services.rebuilds.estimates`, from
 the bot's history); without history, Connect's order (newest deployment first).
 
+With usage (`bot.services.rebuilds.usage`), visitors first (`bot.services.rebuilds.visitors`):
+wave 1 holds the visited interactive items, by visits per second of build, and wave 2 the rest
+(unvisited, rendered, static), longest first; the warm-up of the most visited runtimes first.
+Items `--visited-within` leaves out are stored `skipped` with `UNVISITED` as `error`.
+
 Locked content (Connect shows no Rebuild button for it) is stored `skipped` with its locked
 message as `error`, so every plan lists it and none builds it.
 """
@@ -44,6 +49,8 @@ from sqlalchemy.orm import Session
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
 from bot.services.rebuilds.estimates import Estimates, estimate, longest_first
+from bot.services.rebuilds.usage import UNVISITED, PlanUsage
+from bot.services.rebuilds.visitors import Job, coverage, schedule, visitor_order
 from bot.services.rebuilds.warmup import Candidate, Runtimes, cover_runtimes, rank
 from bot.store import Database, Rebuild, RebuildItem, utcnow
 
@@ -107,10 +114,11 @@ def plan(
     parallelism: int | None = None,
     content_filter: ContentFilter | None = None,
     caches: Iterable[RuntimeCache] | None = None,
+    usage: PlanUsage | None = None,
 ) -> int:
     """Persist a plan (state `planned`) on `server` of the published items selected by the
-    filter, or affected by `caches`; its id. Raises ConnectError when Connect cannot list its
-    content (nothing is left behind then)."""
+    filter, or affected by `caches`, ordered by `usage` when known; its id. Raises
+    ConnectError when Connect cannot list its content (nothing is left behind then)."""
     selected_caches = tuple(caches) if caches is not None else None
     with db.session() as session:
         row = Rebuild(
@@ -121,12 +129,14 @@ def plan(
             parallelism=clamp_parallelism(parallelism),
             description=description,
             progress={},
+            usage=usage.to_json() if usage is not None else None,
         )
         session.add(row)
         session.flush()
         rebuild_id = row.id
     try:
-        insert_items(db, rebuild_id, select_items(client, content_filter, selected_caches))
+        items = select_items(client, content_filter, selected_caches)
+        insert_items(db, rebuild_id, items, usage=usage)
         with db.session() as session:
             finish_plan(session, rebuild_id)
     except BaseException:
@@ -175,18 +185,27 @@ def select_items(
 
 
 def insert_items(
-    db: Database, rebuild_id: int, items: Iterable[ContentItem], *, session: Session | None = None
+    db: Database,
+    rebuild_id: int,
+    items: Iterable[ContentItem],
+    *,
+    session: Session | None = None,
+    usage: PlanUsage | None = None,
 ) -> None:
-    """Store `items` as the plan's rows in batches (locked ones `skipped`, with their message);
-    `finish_plan` then orders them. With `session`, inside the caller's transaction."""
+    """Store `items` as the plan's rows in batches (locked ones `skipped`, with their message;
+    those `usage.visited` leaves out `skipped` as `UNVISITED`); `finish_plan` then orders
+    them. With `session`, inside the caller's transaction."""
     batch: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         locked = item.locked
+        error = (item.locked_message.strip() or LOCKED_NO_MESSAGE) if locked else None
+        if not locked and usage is not None and usage.visited is not None:
+            error = None if item.guid in usage.visited else UNVISITED
         batch.append(
             {
                 "rebuild_id": rebuild_id,
                 "position": position,
-                "wave": RENDERED if locked else wave_of(item),
+                "wave": RENDERED if error else wave_of(item),
                 "guid": item.guid,
                 "title": item.display_title[:500],
                 "app_mode": item.app_mode[:48],
@@ -195,8 +214,9 @@ def insert_items(
                 "bundle_id": item.bundle_id,
                 "dashboard_url": item.dashboard_url,
                 "owner_guid": item.owner_guid,
-                "state": "skipped" if locked else "queued",
-                "error": (item.locked_message.strip() or LOCKED_NO_MESSAGE) if locked else None,
+                "state": "skipped" if error else "queued",
+                "error": error,
+                "visitors": _visitors(item, usage),
                 "attempts": 0,
                 "notified": False,
             }
@@ -206,6 +226,13 @@ def insert_items(
             batch = []
     if batch:
         _write_batch(db, batch, session)
+
+
+def _visitors(item: ContentItem, usage: PlanUsage | None) -> int | None:
+    """The visits waiting on the item's build: an interactive item's (None: no usage)."""
+    if usage is None or usage.visits is None:
+        return None
+    return usage.visits.get(item.guid, 0) if item.interactive else 0
 
 
 def _write_batch(db: Database, batch: list[dict[str, Any]], session: Session | None = None) -> None:
@@ -226,12 +253,102 @@ def _drop(db: Database, rebuild_id: int) -> None:
 
 
 def finish_plan(session: Session, rebuild_id: int) -> None:
-    """After the items are inserted: skip duplicates, order, choose the warm-up, count."""
+    """After the items are inserted: skip duplicates, order, choose the warm-up, count. With
+    usage, visitors first (`order_for_visitors`)."""
     skip_duplicates(session, rebuild_id)
     estimates = estimate(session, rebuild_id)
-    longest_first(session, rebuild_id, estimates)
-    choose_warmup(session, rebuild_id, estimates)
+    if has_visitors(session, rebuild_id):
+        by_visits(session, rebuild_id)
+        choose_warmup(session, rebuild_id, estimates)
+        order_for_visitors(session, rebuild_id, estimates)
+    else:
+        longest_first(session, rebuild_id, estimates)
+        choose_warmup(session, rebuild_id, estimates)
     store_totals(session, rebuild_id)
+
+
+def has_visitors(session: Session, rebuild_id: int) -> bool:
+    """Do visitors wait on any of the plan's builds? (Without usage, or when nobody visited
+    any of its items, the usual order.)"""
+    return (
+        session.scalar(
+            select(RebuildItem.id)
+            .where(
+                RebuildItem.rebuild_id == rebuild_id,
+                RebuildItem.state == "queued",
+                RebuildItem.visitors > 0,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def by_visits(session: Session, rebuild_id: int) -> None:
+    """Wave 1: the queued items visitors wait on; wave 2: the rest (nobody waits on them)."""
+    queued = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
+    for wave, waiting in (
+        (INTERACTIVE, RebuildItem.visitors > 0),
+        (RENDERED, RebuildItem.visitors <= 0),
+    ):
+        session.execute(
+            update(RebuildItem)
+            .where(*queued, RebuildItem.wave != WARMUP, waiting)
+            .values(wave=wave)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def order_for_visitors(session: Session, rebuild_id: int, estimates: Estimates) -> None:
+    """Renumber the queued items in `visitors.visitor_order`, and keep with the plan what the
+    order buys (`coverage`: when the builds visitors wait on mostly are done)."""
+    rows = session.execute(
+        select(
+            RebuildItem.id,
+            RebuildItem.guid,
+            RebuildItem.position,
+            RebuildItem.wave,
+            RebuildItem.runtimes,
+            RebuildItem.runtime,
+            RebuildItem.visitors,
+        ).where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
+    ).all()
+    ids = {row.position: row.id for row in rows}
+    jobs = [
+        Job(
+            key=row.position,
+            runtimes=item_runtime_keys(row.runtimes, row.runtime),
+            visitors=int(row.visitors or 0),
+            seconds=estimates(row.guid),
+            warmup=row.wave == WARMUP,
+        )
+        for row in rows
+    ]
+    order = visitor_order(jobs)
+    moved = [
+        {"id": ids[job.key], "position": position}
+        for position, job in enumerate(order)
+        if job.key != position
+    ]
+    if moved:
+        session.execute(update(RebuildItem), moved)  # ORM bulk UPDATE by primary key
+    parallelism = session.scalar(select(Rebuild.parallelism).where(Rebuild.id == rebuild_id))
+    renumbered = [
+        Job(n, job.runtimes, job.visitors, job.seconds, job.warmup) for n, job in enumerate(order)
+    ]
+    covered = coverage(schedule(renumbered, parallelism or DEFAULT_PARALLELISM))
+    flags = {
+        "visited_items": sum(1 for job in jobs if job.visitors > 0),
+        "coverage_share": covered.share if covered else None,
+        "coverage_seconds": covered.seconds if covered else None,
+        "coverage_items": covered.items if covered else None,
+    }
+    dialect = session.get_bind().dialect.name
+    session.execute(
+        update(Rebuild)
+        .where(Rebuild.id == rebuild_id)
+        .values(usage=merged_json(dialect, Rebuild.usage, flags))
+    )
 
 
 def skip_duplicates(session: Session, rebuild_id: int) -> int:
@@ -321,16 +438,21 @@ def state_counts(session: Session, rebuild_id: int) -> dict[str, int]:
 def merged_progress(dialect: str, flags: dict[str, Any]) -> Any:
     """`rebuilds.progress` with `flags` merged in, computed by the database within an UPDATE
     (no read-modify-write: concurrent writers of other flags lose nothing)."""
+    return merged_json(dialect, Rebuild.progress, flags)
+
+
+def merged_json(dialect: str, column: Any, flags: dict[str, Any]) -> Any:
+    """The JSON `column` of `rebuilds` with `flags` merged in, within an UPDATE."""
     patch = literal(json.dumps(flags), String)
     if dialect == "postgresql":
-        current = cast(Rebuild.progress, JSONB)
+        current = cast(column, JSONB)
         base = case(
             (func.jsonb_typeof(current) == "object", current),
             else_=cast(literal_column("'{}'"), JSONB),
         )
         return cast(base.op("||")(cast(patch, JSONB)), JSON)
     if dialect == "sqlite":
-        current_text = Rebuild.progress
+        current_text = column
         base = case(
             (func.json_type(current_text) == "object", current_text),
             else_=literal_column("'{}'"),

@@ -18,6 +18,7 @@ from bot.services.pending import Pending, PendingStore
 from bot.services.rebuilds.criteria import Criteria
 from bot.services.rebuilds.outcomes import NothingToRebuild, PlanCard, PlanOutcome
 from bot.services.rebuilds.store import PlanSummary, RebuildStore
+from bot.services.rebuilds.usage import UsageCounter
 from bot.services.servers import Servers
 from bot.services.times import Proposal
 
@@ -37,6 +38,7 @@ class PlanRequest:
     parallelism: int | None = None
     reference: str | None = None  # the audit reference (the deletion it follows)
     proposal: Proposal | None = None  # the start time given with it (`--at`, `--in`)
+    visited_within: int | None = None  # days (`--visited-within`): leave out unvisited items
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +65,14 @@ class Planner:
         pending: PendingStore,
         audit: AuditStore,
         card: Callable[[Pending, PlanSummary], PlanCard],
+        usage: UsageCounter | None = None,
     ) -> None:
         self.servers = servers
         self.store = store
         self.pending = pending
         self.audit = audit
         self.card = card
+        self.usage = usage  # None: plans ignore usage (the usual order)
 
     def plan(self, actor: Actor, request: PlanRequest) -> RebuildPlanOutcome:
         """Ask Connect for the items, store the plan, and answer with its card (or why not)."""
@@ -76,6 +80,11 @@ class Planner:
         if isinstance(server, UnknownServer):
             return server
         try:
+            usage = (
+                self.usage.count(server.client, within_days=request.visited_within)
+                if self.usage is not None
+                else None
+            )
             summary = self.store.plan(
                 server.client,
                 server=server.name,
@@ -85,6 +94,7 @@ class Planner:
                 parallelism=request.parallelism,
                 content_filter=request.content_filter,
                 caches=request.caches,
+                usage=usage,
             )
         except ConnectError as exc:
             return ConnectFailed("Planning the rebuild", exc.reason)

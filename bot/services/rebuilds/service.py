@@ -45,6 +45,7 @@ from bot.services.rebuilds.plans import (
     server_of,
 )
 from bot.services.rebuilds.store import PlanSummary, Progress, RebuildNotFound, RebuildStore
+from bot.services.rebuilds.usage import UsageCounter
 from bot.services.servers import Servers
 from bot.services.times import Proposal
 from bot.store import utcnow
@@ -66,8 +67,10 @@ class Rebuilds:
         audit: AuditStore,
         notifier: PlanNotifier,
         instance: Instance,
+        usage: UsageCounter | None = None,
     ) -> None:
         self.instance = instance
+        self.usage = usage  # visits per item, for the order (None: the usual order)
         self.instance_id = instance.instance_id  # this process, as the one carrying acts out
         self.servers = servers
         self.store = store
@@ -79,7 +82,12 @@ class Rebuilds:
         self.audit = audit
         self.notifier = notifier
         self.planner = Planner(
-            servers=servers, store=store, pending=pending, audit=audit, card=self._card
+            servers=servers,
+            store=store,
+            pending=pending,
+            audit=audit,
+            card=self._card,
+            usage=usage,
         )
 
     # ---- planning ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from bot.connect import ConnectClient, ContentFilter, RuntimeCache
 from bot.services.rebuilds import planning
@@ -34,6 +34,7 @@ from bot.services.rebuilds.planning import (
     state_counts,
     wave_of,
 )
+from bot.services.rebuilds.usage import UNVISITED, PlanUsage
 from bot.store import Database, Rebuild, RebuildItem, utcnow
 
 __all__ = [
@@ -81,6 +82,9 @@ class PlanSummary:
     resent: int = 0  # build requests re-sent after one may have reached Connect
     locked: int = 0  # of `skipped`: items locked in Connect (no Rebuild button there)
     locked_items: list[tuple[str, str]] = field(default_factory=list)  # (title, locked message)
+    usage: dict[str, Any] | None = None  # what the order was made with (`PlanUsage.to_json`)
+    unvisited: int = 0  # of `skipped`: items `--visited-within` left to build on first visit
+    unvisited_titles: list[str] = field(default_factory=list)  # at most 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,15 @@ class Progress:
     resent: int = 0  # build requests re-sent after one may have reached Connect
     instance_id: str | None = None  # the process holding the lease (the `driver` column)
     lease_token: str | None = None  # that lease's fencing token (`claim_post`)
+    visitors: int | None = None  # the visits waiting on the plan's builds (None: no usage)
+    visitors_served: int = 0  # of those, the visits to items already rebuilt
+
+    @property
+    def visitors_share(self) -> float | None:
+        """The share of the visits waiting whose items are rebuilt (None: no usage)."""
+        if not self.visitors:
+            return None
+        return self.visitors_served / self.visitors
 
     @property
     def finished(self) -> bool:
@@ -177,10 +190,11 @@ class RebuildStore:
         parallelism: int | None = None,
         content_filter: ContentFilter | None = None,
         caches: Iterable[RuntimeCache] | None = None,
+        usage: PlanUsage | None = None,
     ) -> PlanSummary:
         """Persist a plan (state `planned`) on `server`, whose Connect is `client`, of the
-        published items selected by the filter, or affected by `caches`. Raises ConnectError
-        when Connect cannot list its content."""
+        published items selected by the filter, or affected by `caches`, ordered by `usage`.
+        Raises ConnectError when Connect cannot list its content."""
         rebuild_id = planning.plan(
             self.db,
             client,
@@ -191,6 +205,7 @@ class RebuildStore:
             parallelism=parallelism,
             content_filter=content_filter,
             caches=caches,
+            usage=usage,
         )
         return self.summary(rebuild_id)
 
@@ -305,7 +320,13 @@ class RebuildStore:
                 .where(*planned, RebuildItem.wave == WARMUP)
                 .order_by(RebuildItem.position)
             ).all()
-            skipped = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "skipped")
+            all_skipped = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "skipped")
+            unvisited = (*all_skipped, RebuildItem.error == UNVISITED)
+            unvisited_count = session.scalar(select(func.count()).where(*unvisited))
+            unvisited_titles = session.scalars(
+                select(RebuildItem.title).where(*unvisited).order_by(RebuildItem.title).limit(10)
+            ).all()
+            skipped = (*all_skipped, RebuildItem.error.is_distinct_from(UNVISITED))
             # Locked items are skipped with their locked message; duplicates without an error.
             skipped_titles = session.scalars(
                 select(RebuildItem.title)
@@ -339,6 +360,9 @@ class RebuildStore:
                 server=row.server,
                 locked=int(locked_count or 0),
                 locked_items=[(title, str(error)) for title, error in locked_items],
+                usage=dict(row.usage) if row.usage else None,
+                unvisited=int(unvisited_count or 0),
+                unvisited_titles=list(unvisited_titles),
             )
 
     def progress(self, rebuild_id: int) -> Progress | None:
@@ -359,7 +383,20 @@ class RebuildStore:
                     RebuildItem.rebuild_id == rebuild_id
                 )
             )
-            return replace(_progress(row, counts, warmup), resent=int(resent or 0))
+            visitors = session.execute(
+                select(
+                    func.sum(RebuildItem.visitors),
+                    func.sum(
+                        case((RebuildItem.state == "succeeded", RebuildItem.visitors), else_=0)
+                    ),
+                ).where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.state != "skipped")
+            ).one()
+            return replace(
+                _progress(row, counts, warmup),
+                resent=int(resent or 0),
+                visitors=int(visitors[0]) if visitors[0] is not None else None,
+                visitors_served=int(visitors[1] or 0),
+            )
 
     def latest(self, *, active_only: bool = False) -> Progress | None:
         with self.db.session() as session:

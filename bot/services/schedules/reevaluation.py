@@ -10,6 +10,7 @@ from bot.connect import ConnectClient, ConnectError, ContentFilter
 from bot.services.outcomes import Actor
 from bot.services.queries import ContentUsing, Impact
 from bot.services.rebuilds import Criteria
+from bot.services.rebuilds.usage import UsageCounter
 from bot.services.schedules.outcomes import Reevaluated
 from bot.services.schedules.store import Scheduled, ScheduleStore
 
@@ -29,9 +30,12 @@ def reevaluate(
     impact: Impact | None,
     item: Scheduled,
     late: timedelta,
+    *,
+    usage: UsageCounter | None = None,
 ) -> Reevaluated | None:
-    """Replace the plan's items by what the selection matches now; None: nothing does. When
-    Connect cannot say, the items planned are kept (and the notice says why)."""
+    """Replace the plan's items by what the selection matches now, ordered by fresh usage
+    (`usage`); None: nothing does. When Connect cannot say, the items planned are kept (and
+    the notice says why)."""
     before = store.planned_titles(item.rebuild_id)
     told_late = late if late > TOLD_LATE else None
     kept = Reevaluated(item, len(before), len(before), late=told_late)
@@ -42,7 +46,10 @@ def reevaluate(
         content_filter = _resolve(impact, item, criteria)
         if content_filter is None and criteria.packages:
             return None
-        store.replace_items(client, item.rebuild_id, content_filter, criteria.caches)
+        fresh = (
+            usage.count(client, within_days=criteria.visited_within) if usage is not None else None
+        )
+        store.replace_items(client, item.rebuild_id, content_filter, criteria.caches, fresh)
     except _Unresolved as exc:
         return replace(kept, error=exc.reason)
     except ConnectError as exc:

@@ -298,9 +298,8 @@ class Schedules:
         )
 
     def _start(self, item: Scheduled, late: timedelta) -> str:
-        told = reevaluate(
-            self.store, self.rebuilds.servers.client(item.server), self.impact, item, late
-        )
+        client = self.rebuilds.servers.client(item.server)
+        told = reevaluate(self.store, client, self.impact, item, late, usage=self.rebuilds.usage)
         if told is None:
             self.store.close(item.rebuild_id, "discarded", self.clock())
             self.rebuilds.audit.record(

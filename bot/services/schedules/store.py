@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, delete, select, update
 
 from bot.connect import ConnectClient, ContentFilter, RuntimeCache
 from bot.services.rebuilds.planning import finish_plan, insert_items, select_items
+from bot.services.rebuilds.usage import PlanUsage
 from bot.store import Database, Rebuild, RebuildItem
 
 SCHEDULED, STARTING, MISSED = "scheduled", "starting", "missed"
@@ -186,6 +187,7 @@ class ScheduleStore:
         rebuild_id: int,
         content_filter: ContentFilter | None,
         caches: Iterable[RuntimeCache] | None,
+        usage: PlanUsage | None = None,
     ) -> None:
         """The plan's items become what the selection matches now (raises ConnectError, then
         the items planned are kept). The listing is read in full before the old items go, so
@@ -196,7 +198,11 @@ class ScheduleStore:
         fresh = list(select_items(client, content_filter, chosen))
         with self.db.session() as session:
             session.execute(delete(RebuildItem).where(RebuildItem.rebuild_id == rebuild_id))
-            insert_items(self.db, rebuild_id, fresh, session=session)
+            if usage is not None:  # fresh usage: the order is made again with it
+                session.execute(
+                    update(Rebuild).where(Rebuild.id == rebuild_id).values(usage=usage.to_json())
+                )
+            insert_items(self.db, rebuild_id, fresh, session=session, usage=usage)
             finish_plan(session, rebuild_id)
 
 
