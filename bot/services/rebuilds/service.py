@@ -102,24 +102,29 @@ class Rebuilds:
         parallelism: int | None = None,
         selection: Criteria | None = None,
         proposal: Proposal | None = None,
+        visited_within: int | None = None,
     ) -> RebuildPlanOutcome:
         """Plan a rebuild of the published content `content_filter` selects; refused when an
         item it names by GUID is locked. `selection`: what to ask Connect again should it be
         scheduled (default: the filter; `--uses-package` gives the names, not their items);
-        `proposal`: the start time given with it (its card offers to schedule it then)."""
+        `proposal`: the start time given with it (its card offers to schedule it then);
+        `visited_within`: days; content nobody visited in them is left out (and listed)."""
         server = self.servers.resolve(server_name, actor.channel)
         if isinstance(server, UnknownServer):
             return server
         refused = self._refused(actor, "rebuild_plan", description, server.name)
         if refused:
             return refused
+        if visited_within is not None:
+            description += f"; visited within {visited_within} day(s)"
         request = PlanRequest(
             server=server.name,
             description=description,
-            selection=selection or of_filter(content_filter),
+            selection=(selection or of_filter(content_filter)).with_visited_within(visited_within),
             content_filter=content_filter,
             parallelism=parallelism,
             proposal=proposal,
+            visited_within=visited_within,
         )
         return self.planner.plan(actor, request)
 

@@ -56,6 +56,7 @@ def plan(
         parallelism=command.parallelism,
         selection=selection,
         proposal=proposal,
+        visited_within=command.visited_within,
     )
     _show_plan(deps, req, outcome)
 

@@ -56,6 +56,7 @@ class RebuildPlan(Addressed):
     description: str = "all published content"
     packages: tuple[str, ...] = ()  # `--uses-package`: any of these (names as typed)
     when: When | None = None  # `--at` / `--in`: the card offers to schedule it then
+    visited_within: int | None = None  # days (`--visited-within`): only content visited in them
 
 
 @dataclass(frozen=True, slots=True)

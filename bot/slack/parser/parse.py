@@ -34,6 +34,7 @@ from bot.slack.parser.options import (
     short,
 )
 from bot.slack.parser.usage import USAGE
+from bot.slack.parser.visited import take_visited_within
 from bot.slack.parser.when import take_when
 
 MAX_AUDIT = 50
@@ -255,6 +256,7 @@ def _rebuild(words: list[str]) -> Command | ParseError:
     packages: list[str] = []
     try:
         words, when = take_when(words, "rebuild")
+        words, visited_within = take_visited_within(words, "rebuild")
         content_filter, parallelism = filters(words, "rebuild", rebuild=True, packages=packages)
     except Bad as exc:
         return exc.error()
@@ -265,6 +267,7 @@ def _rebuild(words: list[str]) -> Command | ParseError:
         "; ".join(part for part in parts if part) or "all published content",
         tuple(packages),
         when,
+        visited_within,
     )
 
 

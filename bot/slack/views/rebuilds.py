@@ -30,6 +30,7 @@ from bot.slack.views.common import (
     who,
 )
 from bot.slack.views.plan_actions import decision_blocks
+from bot.slack.views.visitors import coverage_line, served_text, unvisited_text
 
 BAR_CELLS = 20
 Permalink = Callable[[str, str | None], str | None]
@@ -61,7 +62,14 @@ def plan_card_view(card: PlanCard, *, server: str | None = None) -> Message:
         )
     )
     blocks.append(md(_plan_details(plan)))
-    duplicates = plan.skipped - plan.locked
+    coverage = coverage_line(plan.usage)
+    if coverage:
+        blocks.append(md(coverage))
+    if plan.unvisited:
+        within = (plan.usage or {}).get("within_days")
+        text = unvisited_text(plan.unvisited, plan.unvisited_titles, within)
+        blocks.append(context(clip(text, 2900)))
+    duplicates = plan.skipped - plan.locked - plan.unvisited
     if duplicates > 0:
         names = ", ".join(esc(clip(t, 60)) for t in plan.skipped_titles)
         more = "…" if duplicates > len(plan.skipped_titles) else ""
@@ -107,6 +115,7 @@ def _plan_details(plan: PlanSummary) -> str:
     warm = plan.waves.get(0, 0)
     interactive = plan.waves.get(1, 0)
     rendered = plan.waves.get(2, 0)
+    visitors_first = bool(plan.usage and plan.usage.get("coverage_share") is not None)
     warm_list = ", ".join(_runtime(runtime) for runtime, _ in plan.warmup[:8])
     if len(plan.warmup) > 8:
         warm_list += f", +{len(plan.warmup) - 8} more"
@@ -117,8 +126,16 @@ def _plan_details(plan: PlanSummary) -> str:
             "*Order:*",
             f"  1. Warm-up: {warm} item(s), one per runtime, so each cache is rebuilt once"
             + (f" ({warm_list})" if warm_list else ""),
-            f"  2. Interactive apps and APIs: {interactive}",
-            f"  3. Rendered and static content: {rendered}",
+            (
+                f"  2. Visited apps and APIs, most visits per build minute first: {interactive}"
+                if visitors_first
+                else f"  2. Interactive apps and APIs: {interactive}"
+            ),
+            (
+                f"  3. Unvisited, rendered and static content, longest first: {rendered}"
+                if visitors_first
+                else f"  3. Rendered and static content: {rendered}"
+            ),
             f"*Parallelism:* {plan.parallelism} build(s) at a time",
         ]
     )
@@ -175,7 +192,12 @@ def progress_view(p: Progress, *, now: datetime, server: str | None = None) -> M
     blocks: list[Block] = [
         HeaderBlock(text=clip(title, 150)),
         md(f"*{esc(clip(p.description, 300))}*{on_server(server)} · {state}"),
-        md(progress_bar(p.done_items, p.total) + "\n" + counts_line(p)),
+        md(
+            progress_bar(p.done_items, p.total)
+            + served_text(p.visitors_share)
+            + "\n"
+            + counts_line(p)
+        ),
         context(
             f"{timing} · {p.parallelism} at a time{warm} · requested by {who(p.requested_by)},"
             f" started by {who(p.started_by)} · details in the thread"
