@@ -259,6 +259,7 @@ def finish_plan(session: Session, rebuild_id: int) -> None:
     estimates = estimate(session, rebuild_id)
     if has_visitors(session, rebuild_id):
         by_visits(session, rebuild_id)
+        order_for_visitors(session, rebuild_id, estimates)  # among equals, the most visited warm
         choose_warmup(session, rebuild_id, estimates)
         order_for_visitors(session, rebuild_id, estimates)
     else:
