@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/rebuild.py                  # every scenario, full size (~6 min)
     .venv/bin/python bench/rebuild.py --quick          # smaller scenarios (~3 min)
-    .venv/bin/python bench/rebuild.py --scenario cold  # one of: cold, tail, dispatch, plan
+    .venv/bin/python bench/rebuild.py --scenario cold  # one of: cold, tail, dispatch, plan,
+                                                       # visitors
 
 The bot runs as a real process (`python -m bot serve`) against the Connect simulator and a fake
 Slack, driven by signed slash commands and clicks; rsconnect runs as its own process against an
@@ -21,6 +22,14 @@ Scenarios (issue 11):
   answer on whichever socket reads it, a proxy's included: no client option can fix that.
   Bar: wall <= 1.02 x the ideal (every slot busy from the first build: 33 s) for each; the gaps
   between a build's end and the next one's start are printed.
+* visitors (issue 20): 160 items, 6 runtimes (3 R, 3 Python), every cache deleted, cold factor
+  4, long-tailed build times (10 % take 6x), Zipf usage (`FakeConnect(usage_seed=...)`, a fifth
+  never visited), K = 4; the bot rebuilds twice (the second knows the durations), rsconnect
+  once, each on an identical simulator. The figure is the visitor-weighted wait: the sum over
+  interactive items of visits per hour x the seconds from Start until the item's build ended
+  (rendered and static items weigh 0). The reference is the same objective for a schedule
+  computed with the true durations (`reference_wait`). Bars: second rebuild <= 1.10 x the
+  reference, first <= 1.5 x; <= 0.4 x rsconnect's; the makespan <= 1.10 x LB.
 * plan: 10,000 items, each using sf or numpy, rebuilt once (so every item has a history), then
   `rebuild --uses-package sf --uses-package numpy`: the plan card within 3 s of the command and
   the bot's peak RSS under 150 MB over the whole run (the second rebuild starts, builds a
@@ -66,6 +75,9 @@ sys.path.insert(0, str(ROOT))
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_name, None)
 
+from bot.connect import ContentItem  # noqa: E402
+from bot.services.rebuilds.visitors import Job, schedule, visitor_order  # noqa: E402
+from bot.services.rebuilds.warmup import Candidate, cover_runtimes  # noqa: E402
 from bot.store import Database  # noqa: E402
 from sim.connect_builds import item_runtimes  # noqa: E402
 from sim.connect_seed import Seed, generated_seed, long_tailed_durations  # noqa: E402
@@ -103,6 +115,7 @@ class Setup:
     cold_factor: float = 1.0
     cold: bool = False  # every cache deleted before the measured rebuild
     nagle: bool = False
+    usage_seed: int | None = None  # the simulators' usage (None: nobody visits)
 
     @property
     def guids(self) -> list[str]:
@@ -124,6 +137,7 @@ class Run:
     rss_mb: float
     gaps_ms: list[float] = field(default_factory=list)
     detail: str = ""
+    wait: float = 0.0  # visitor-weighted wait (visits/h x s), with usage
 
     @property
     def per_item(self) -> float:
@@ -191,6 +205,7 @@ def start_connect(setup: Setup) -> FakeConnect:
         build_limit=setup.k,
         cold_factor=setup.cold_factor,
         nagle=setup.nagle,
+        usage_seed=setup.usage_seed,
     ).start()
     connect.set_build_durations(setup.durations)
     return connect
@@ -329,6 +344,7 @@ def measured(
 ) -> Run:
     log = connect.build_log()
     bound, _, _ = lower_bound(setup)
+    rates = hourly_visits(setup, connect) if setup.usage_seed is not None else {}
     cold = [entry for entry in log if entry["cold"]]
     in_order = [entry["duration"] for entry in sorted(log, key=lambda e: e["started"])]
     return Run(
@@ -345,7 +361,62 @@ def measured(
         rss_mb=rss,
         gaps_ms=gaps(log, setup.k),
         detail=detail + f"; Connect {_by_kind(connect)}",
+        wait=sum(rates.get(e["guid"], 0.0) * (e["ended"] - started) for e in log),
     )
+
+
+# --- visitors (issue 20) ----------------------------------------------------------------------
+
+
+def hourly_visits(setup: Setup, connect: FakeConnect) -> dict[str, float]:
+    """Visits per hour that wait on each item's build: interactive items only."""
+    rates = connect.usage_rates()
+    return {
+        item["guid"]: rates.get(item["guid"], 0.0) / 24
+        for item in setup.seed.content
+        if ContentItem.from_json(item).interactive
+    }
+
+
+def reference_wait(setup: Setup, rates: dict[str, float]) -> tuple[float, float]:
+    """(visitor-weighted wait, makespan) of the issue's reference schedule, with the true
+    durations: the cheapest warm-up per cold runtime (cold), runtimes with the most visits
+    first, then visits / duration, unvisited items longest first, list-scheduled on K slots."""
+    items = [item for item in setup.seed.content if item.get("bundle_id") is not None]
+    keys = {
+        item["guid"]: tuple(sorted(f"{lang} {ver}" for lang, ver in runtime_keys(item)))
+        for item in items
+    }
+    best: dict[tuple[str, ...], Candidate] = {}
+    for position, item in enumerate(items):
+        combo = keys[item["guid"]]
+        candidate = Candidate(False, position, setup.durations[item["guid"]])
+        if combo and (combo not in best or candidate.seconds < best[combo].seconds):
+            best[combo] = candidate
+    warm = set(cover_runtimes(best)) if setup.cold else set()
+    jobs = [
+        Job(
+            key=position,
+            runtimes=keys[item["guid"]],
+            visitors=round(rates.get(item["guid"], 0.0) * 24 * 7),
+            seconds=setup.durations[item["guid"]]
+            * (setup.cold_factor if position in warm else 1.0),
+            warmup=position in warm,
+        )
+        for position, item in enumerate(items)
+    ]
+    slots = schedule(visitor_order(jobs), setup.k)
+    wait = sum(rates.get(items[s.job.key]["guid"], 0.0) * s.end for s in slots)
+    return wait, max(s.end for s in slots)
+
+
+def visitors_setup(items: int) -> Setup:
+    seed = generated_seed(items, seed=14, runtimes=COLD_RUNTIMES, mixed_share=0.15)
+    guids = [item["guid"] for item in seed.content]
+    durations = long_tailed_durations(
+        guids, seed=5, base=0.5, jitter=0.4, tail_share=0.1, tail_factor=6.0
+    )
+    return Setup(seed, durations, k=4, cold_factor=4.0, cold=True, usage_seed=20)
 
 
 def run_bot(
@@ -605,11 +676,43 @@ def report(title: str, setup: Setup, runs: list[Run]) -> None:
         print(f"- {r.tool}: {r.detail}")
 
 
+def visitors_scenario(items: int, place: Any, rsconnect: bool) -> list[tuple[str, bool]]:
+    setup = visitors_setup(items)
+    first, second = run_bot(setup, place("visitors-bot"), rebuilds=2)
+    runs = [first, second] + ([run_rsconnect(setup, place("visitors-rsc"))] if rsconnect else [])
+    report("visitors: Zipf usage, every cache deleted, cold factor 4, long tail", setup, runs)
+    with FakeConnect(
+        api_keys={CONNECT_KEY: "administrator"}, seed=setup.seed, usage_seed=setup.usage_seed
+    ) as probe:
+        rates = hourly_visits(setup, probe)
+    reference, reference_span = reference_wait(setup, rates)
+    visited = sum(1 for rate in rates.values() if rate > 0)
+    print(
+        f"visitor-weighted wait (visits/h x s): reference {reference:.0f}"
+        f" (its makespan {reference_span:.2f} s); {visited} interactive items visited"
+    )
+    for run in runs:
+        print(f"  {run.tool:>16}: {run.wait:.0f} = {run.wait / reference:.3f} x the reference")
+    bars = [
+        ("visitors: second rebuild wait <= 1.10 x reference", second.wait <= 1.10 * reference),
+        ("visitors: first rebuild wait <= 1.5 x reference", first.wait <= 1.5 * reference),
+        (
+            "visitors: second rebuild makespan <= 1.10 x LB",
+            second.wall <= 1.10 * second.lower_bound,
+        ),
+    ]
+    if rsconnect:
+        bars.append(("visitors: wait <= 0.4 x rsconnect's", second.wait <= 0.4 * runs[2].wait))
+    return bars
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller scenarios")
     parser.add_argument(
-        "--scenario", choices=("cold", "tail", "dispatch", "plan", "all"), default="all"
+        "--scenario",
+        choices=("cold", "tail", "dispatch", "plan", "visitors", "all"),
+        default="all",
     )
     parser.add_argument("--skip-rsconnect", action="store_true")
     parser.add_argument(
@@ -620,7 +723,8 @@ def main() -> int:
     )
     parser.add_argument("--postgres", default=os.environ.get("BOT_TEST_POSTGRES_URL", ""))
     args = parser.parse_args()
-    wanted = {"cold", "tail", "dispatch", "plan"} if args.scenario == "all" else {args.scenario}
+    every = {"cold", "tail", "dispatch", "plan", "visitors"}
+    wanted = every if args.scenario == "all" else {args.scenario}
     if args.replicas > 1 and not args.postgres:
         parser.error("--replicas needs a PostgreSQL URL: --postgres or BOT_TEST_POSTGRES_URL")
     rsconnect = not args.skip_rsconnect and RSCONNECT.exists()
@@ -689,6 +793,8 @@ def main() -> int:
                         )
                     )
             bars.append(("dispatch: Connect requests per item <= 2.5", runs[0].per_item <= 2.5))
+        if "visitors" in wanted:
+            bars += visitors_scenario(80 if args.quick else 160, place, rsconnect)
         if "plan" in wanted:
             items = 2_000 if args.quick else 10_000
             to_card, rss, planned = plan_check(items, place("plan"))

@@ -17,6 +17,7 @@ from bot.services.rebuilds.visitors import (
     visitor_order,
     weighted_wait,
 )
+from bot.services.rebuilds.warmup import Candidate, cover_each_runtime
 
 
 def keys(jobs: list[Job]) -> list[int]:
@@ -113,3 +114,31 @@ def test_every_job_is_scheduled_once(jobs: list[Job], slots: int) -> None:
     placed = schedule(visitor_order(jobs), slots)
     assert sorted(keys([slot.job for slot in placed])) == [job.key for job in jobs]
     assert makespan(placed) <= sum(job.seconds for job in jobs) + 1e-9
+
+
+R43, PY311 = "R 4.3.0", "Python 3.11.3"
+
+
+@pytest.mark.parametrize(
+    ("candidates", "covered", "chosen"),
+    [
+        # Each runtime by an item of its own, not by the pair of unknown length.
+        (
+            {
+                (R43, PY311): Candidate(False, 3),
+                (R43,): Candidate(True, 0),
+                (PY311,): Candidate(True, 1),
+            },
+            [],
+            [0, 1],
+        ),
+        # Python is used only with R: the pair warms it (R has its own).
+        ({(R43, PY311): Candidate(False, 3), (R43,): Candidate(True, 0)}, [], [0, 3]),
+        ({(R43,): Candidate(True, 0), (PY311,): Candidate(True, 1)}, [R43], [1]),
+        ({}, [], []),
+    ],
+)
+def test_cover_each_runtime(
+    candidates: dict[tuple[str, ...], Candidate], covered: list[str], chosen: list[int]
+) -> None:
+    assert cover_each_runtime(candidates, covered) == chosen

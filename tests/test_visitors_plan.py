@@ -5,7 +5,10 @@ of visits covered, and the card without usage."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from rebuild_support import items, plan, rebuild_id_of, rebuild_row, wait_final
+from test_schedule_flow import Clock, clocked, item, schedule_card
 
 from bot.services.rebuilds import UNVISITED
 from sim.connect_seed import Seed, make_cache, make_content_item
@@ -117,3 +120,28 @@ def test_without_usage_the_card_says_why_and_the_order_is_the_usual_one() -> Non
             (2, "Old Report"),
         ]
         assert all(row.visitors is None for row in rows)
+
+
+def test_a_scheduled_rebuild_asks_for_fresh_usage_at_its_start() -> None:
+    options = {"version": "2025.04.0"}
+    with start_stack(
+        seed=_seed(), build_seconds=0.1, connect_options=options, bot_two_person_rule=False
+    ) as stack:
+        titles = _set_usage(stack)
+        rebuild_id = schedule_card(stack, "rebuild --visited-within 30d --in 30m")
+        left = {r.title for r in items(stack.runtime.db, rebuild_id) if r.error == UNVISITED}
+        assert left == {"Nobody App", "Old Report"}
+        asked = stack.connect.count("GET", "instrumentation/content/hits")
+        stack.connect.set_usage(titles["Nobody App"], 50.0)  # visited since the plan
+        stack.connect.set_usage(titles["Quiet App"], 0.0)  # and nobody visits this any more
+        scheduled = item(stack, rebuild_id)
+        schedules = clocked(stack, Clock(scheduled.scheduled_for + timedelta(seconds=1)))
+        assert schedules.fire(rebuild_id) == "started"
+        assert stack.connect.count("GET", "instrumentation/content/hits") > asked
+        rows = items(stack.runtime.db, rebuild_id)
+        left = {r.title for r in rows if r.error == UNVISITED}
+        assert left == {"Quiet App", "Old Report"}
+        assert scheduled.thread_ts is not None
+        wait_final(stack.slack, scheduled.thread_ts, timeout=20)
+        built = set(stack.connect.builds_started())
+        assert titles["Nobody App"] in built and titles["Quiet App"] not in built

@@ -51,7 +51,13 @@ from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
 from bot.services.rebuilds.estimates import Estimates, estimate, longest_first
 from bot.services.rebuilds.usage import UNVISITED, PlanUsage
 from bot.services.rebuilds.visitors import Job, coverage, schedule, visitor_order
-from bot.services.rebuilds.warmup import Candidate, Runtimes, cover_runtimes, rank
+from bot.services.rebuilds.warmup import (
+    Candidate,
+    Runtimes,
+    cover_each_runtime,
+    cover_runtimes,
+    rank,
+)
 from bot.store import Database, Rebuild, RebuildItem, utcnow
 
 START_LOCK = 0x636F6E6E  # advisory lock id for Starts ("conn")
@@ -260,7 +266,8 @@ def finish_plan(session: Session, rebuild_id: int) -> None:
     if has_visitors(session, rebuild_id):
         by_visits(session, rebuild_id)
         order_for_visitors(session, rebuild_id, estimates)  # among equals, the most visited warm
-        choose_warmup(session, rebuild_id, estimates)
+        # Without durations, each runtime is warmed by its most visited item.
+        choose_warmup(session, rebuild_id, estimates, each_runtime=not estimates)
         order_for_visitors(session, rebuild_id, estimates)
     else:
         longest_first(session, rebuild_id, estimates)
@@ -377,9 +384,16 @@ def skip_duplicates(session: Session, rebuild_id: int) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult
 
 
-def choose_warmup(session: Session, rebuild_id: int, estimates: Estimates | None = None) -> None:
+def choose_warmup(
+    session: Session,
+    rebuild_id: int,
+    estimates: Estimates | None = None,
+    *,
+    each_runtime: bool = False,
+) -> None:
     """Promote to wave 0 the fewest queued items covering every runtime no queued warm-up item
-    covers yet (`warmup.cover_runtimes`), from the best item of each runtime combination."""
+    covers yet (`warmup.cover_runtimes`), from the best item of each runtime combination;
+    `each_runtime`: an item of its own per runtime where there is one (`cover_each_runtime`)."""
     mine = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
     covered: set[str] = set()
     for runtimes, label in session.execute(
@@ -407,7 +421,7 @@ def choose_warmup(session: Session, rebuild_id: int, estimates: Estimates | None
         current = best.get(combo)
         if current is None or rank(candidate) < rank(current):
             best[combo] = candidate
-    chosen = cover_runtimes(best, covered)
+    chosen = (cover_each_runtime if each_runtime else cover_runtimes)(best, covered)
     if chosen:
         session.execute(
             update(RebuildItem)

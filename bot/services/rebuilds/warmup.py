@@ -51,6 +51,22 @@ def cover_runtimes(
     return sorted({candidates[combo].position for combo in chosen})
 
 
+def cover_each_runtime(
+    candidates: Mapping[Runtimes, Candidate], covered: Iterable[str] = ()
+) -> list[int]:
+    """Positions (sorted) of the best single-runtime candidate of each runtime not in
+    `covered`, then the fewest candidates covering what is left (runtimes only items using two
+    use). For a plan without durations, ordered by visits: each runtime is warmed by the item
+    visitors wait on most, which has to be built anyway, rather than by a pair of unknown
+    length that would hold two runtimes back."""
+    singles: dict[Runtimes, Candidate] = {
+        combo: c for combo, c in candidates.items() if len(combo) == 1
+    }
+    chosen = cover_runtimes(singles, covered)
+    done = set(covered) | {combo[0] for combo, c in singles.items() if c.position in chosen}
+    return sorted(set(chosen) | set(cover_runtimes(candidates, done)))
+
+
 def _pairs(ranked: list[Runtimes], needed: set[str]) -> list[Runtimes]:
     """A maximum matching of the two-runtime combinations within `needed` (augmenting paths,
     best-ranked first)."""
