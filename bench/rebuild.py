@@ -77,7 +77,7 @@ for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PRO
 
 from bot.connect import ContentItem  # noqa: E402
 from bot.services.rebuilds.visitors import Job, schedule, visitor_order  # noqa: E402
-from bot.services.rebuilds.warmup import Candidate, cover_runtimes  # noqa: E402
+from bot.services.rebuilds.warmup import Candidate, cheapest_cover  # noqa: E402
 from bot.store import Database  # noqa: E402
 from sim.connect_builds import item_runtimes  # noqa: E402
 from sim.connect_seed import Seed, generated_seed, long_tailed_durations  # noqa: E402
@@ -393,7 +393,7 @@ def reference_wait(setup: Setup, rates: dict[str, float]) -> tuple[float, float]
         candidate = Candidate(False, position, setup.durations[item["guid"]])
         if combo and (combo not in best or candidate.seconds < best[combo].seconds):
             best[combo] = candidate
-    warm = set(cover_runtimes(best)) if setup.cold else set()
+    warm = set(cheapest_cover(best)) if setup.cold else set()
     jobs = [
         Job(
             key=position,

@@ -17,7 +17,12 @@ from bot.services.rebuilds.visitors import (
     visitor_order,
     weighted_wait,
 )
-from bot.services.rebuilds.warmup import Candidate, cover_each_runtime
+from bot.services.rebuilds.warmup import (
+    Candidate,
+    cheapest_cover,
+    cover_each_runtime,
+    cover_runtimes,
+)
 
 
 def keys(jobs: list[Job]) -> list[int]:
@@ -142,3 +147,33 @@ def test_cover_each_runtime(
     candidates: dict[tuple[str, ...], Candidate], covered: list[str], chosen: list[int]
 ) -> None:
     assert cover_each_runtime(candidates, covered) == chosen
+
+
+R1, R2, P1, P2 = "R 4.3.0", "R 4.2.1", "Python 3.11.3", "Python 3.10.11"
+# The maximum matching pairs R1-P2 and R2-P1 (110 s); R1-P1 and R2-P2 take 101 s.
+TWO_PAIRS = {
+    (R1, P1): Candidate(False, 0, 1.0),
+    (R2, P2): Candidate(False, 1, 100.0),
+    (R2, P1): Candidate(False, 2, 50.0),
+    (R1, P2): Candidate(False, 3, 60.0),
+}
+
+
+@pytest.mark.parametrize(
+    ("candidates", "covered", "matching", "cheapest"),
+    [
+        (TWO_PAIRS, [], [2, 3], [0, 1]),
+        # R2 covered already: the cheapest pair, and P2's cheapest item.
+        (TWO_PAIRS, [R2], [0, 3], [0, 3]),
+        # No estimates: the matching's cover.
+        ({key: c._replace(seconds=0.0) for key, c in TWO_PAIRS.items()}, [], [0, 1], [0, 1]),
+    ],
+)
+def test_cheapest_cover(
+    candidates: dict[tuple[str, ...], Candidate],
+    covered: list[str],
+    matching: list[int],
+    cheapest: list[int],
+) -> None:
+    assert cover_runtimes(candidates, covered) == matching
+    assert cheapest_cover(candidates, covered) == cheapest

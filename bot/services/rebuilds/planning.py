@@ -54,8 +54,8 @@ from bot.services.rebuilds.visitors import Job, coverage, schedule, visitor_orde
 from bot.services.rebuilds.warmup import (
     Candidate,
     Runtimes,
+    cheapest_cover,
     cover_each_runtime,
-    cover_runtimes,
     rank,
 )
 from bot.store import Database, Rebuild, RebuildItem, utcnow
@@ -265,7 +265,7 @@ def finish_plan(session: Session, rebuild_id: int) -> None:
     estimates = estimate(session, rebuild_id)
     if has_visitors(session, rebuild_id):
         by_visits(session, rebuild_id)
-        order_for_visitors(session, rebuild_id, estimates)  # among equals, the most visited warm
+        order_for_visitors(session, rebuild_id, estimates, describe=False)  # most visited warm
         # Without durations, each runtime is warmed by its most visited item.
         choose_warmup(session, rebuild_id, estimates, each_runtime=not estimates)
         order_for_visitors(session, rebuild_id, estimates)
@@ -307,9 +307,11 @@ def by_visits(session: Session, rebuild_id: int) -> None:
         )
 
 
-def order_for_visitors(session: Session, rebuild_id: int, estimates: Estimates) -> None:
-    """Renumber the queued items in `visitors.visitor_order`, and keep with the plan what the
-    order buys (`coverage`: when the builds visitors wait on mostly are done)."""
+def order_for_visitors(
+    session: Session, rebuild_id: int, estimates: Estimates, *, describe: bool = True
+) -> None:
+    """Renumber the queued items in `visitors.visitor_order`, and (`describe`) keep with the
+    plan what the order buys (`coverage`: when the builds visitors wait on mostly are done)."""
     rows = session.execute(
         select(
             RebuildItem.id,
@@ -340,6 +342,8 @@ def order_for_visitors(session: Session, rebuild_id: int, estimates: Estimates) 
     ]
     if moved:
         session.execute(update(RebuildItem), moved)  # ORM bulk UPDATE by primary key
+    if not describe:
+        return
     parallelism = session.scalar(select(Rebuild.parallelism).where(Rebuild.id == rebuild_id))
     renumbered = [
         Job(n, job.runtimes, job.visitors, job.seconds, job.warmup) for n, job in enumerate(order)
@@ -392,7 +396,8 @@ def choose_warmup(
     each_runtime: bool = False,
 ) -> None:
     """Promote to wave 0 the fewest queued items covering every runtime no queued warm-up item
-    covers yet (`warmup.cover_runtimes`), from the best item of each runtime combination;
+    covers yet, the cheapest such (`warmup.cheapest_cover`), from the best item of each runtime
+    combination;
     `each_runtime`: an item of its own per runtime where there is one (`cover_each_runtime`)."""
     mine = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
     covered: set[str] = set()
@@ -421,7 +426,7 @@ def choose_warmup(
         current = best.get(combo)
         if current is None or rank(candidate) < rank(current):
             best[combo] = candidate
-    chosen = (cover_each_runtime if each_runtime else cover_runtimes)(best, covered)
+    chosen = (cover_each_runtime if each_runtime else cheapest_cover)(best, covered)
     if chosen:
         session.execute(
             update(RebuildItem)

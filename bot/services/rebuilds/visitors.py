@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # by identity: `schedule` removes jobs by it
 class Job:
     """One planned item: `key` its plan position, `visitors` the visits waiting on it,
     `seconds` its estimated build (0: unknown), `warmup` whether it warms its runtimes."""

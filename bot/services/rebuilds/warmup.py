@@ -12,10 +12,13 @@ covered already (so no cache warms twice). Among equals, the best-ranked item wi
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 Runtimes = tuple[str, ...]  # the runtime keys one item uses: one or two
+CHEAPEST_TRIES = 20_000  # pair sets `cheapest_cover` compares at most (else the matching's)
 
 
 class Candidate(NamedTuple):
@@ -49,6 +52,41 @@ def cover_runtimes(
                 chosen.append(pick)
                 done.update(pick)
     return sorted({candidates[combo].position for combo in chosen})
+
+
+def cheapest_cover(
+    candidates: Mapping[Runtimes, Candidate], covered: Iterable[str] = ()
+) -> list[int]:
+    """`cover_runtimes`'s number of items, at the least estimated seconds: every set of as
+    many disjoint two-runtime candidates as the fewest cover pairs is compared, each runtime
+    left taking its cheapest candidate (a maximum matching alone may pair long builds). With
+    no estimates, or more than `CHEAPEST_TRIES` sets to compare, `cover_runtimes`'s."""
+    done = set(covered)
+    fewest = cover_runtimes(candidates, done)
+    if not any(c.seconds for c in candidates.values()):
+        return fewest
+    needed = {key for combo in candidates for key in combo} - done
+    pairs = [combo for combo in candidates if len(combo) == 2 and set(combo) <= needed]
+    size = len(needed) - len(fewest)  # the pairs of a fewest cover
+    if size <= 0 or math.comb(len(pairs), size) > CHEAPEST_TRIES:
+        return fewest
+
+    def cheapest(key: str) -> Runtimes:
+        having = [combo for combo in candidates if key in combo]
+        return min(having, key=lambda combo: (len(combo), rank(candidates[combo])))
+
+    def cost(chosen: Iterable[Runtimes]) -> float:
+        return sum(candidates[combo].seconds for combo in set(chosen))
+
+    best = [combo for combo in candidates if candidates[combo].position in fewest]
+    for chosen in itertools.combinations(pairs, size):
+        paired = [key for combo in chosen for key in combo]
+        if len(set(paired)) < len(paired):
+            continue
+        cover = list(chosen) + [cheapest(key) for key in sorted(needed - set(paired))]
+        if cost(cover) < cost(best) and len(set(cover)) <= len(fewest):
+            best = cover
+    return sorted({candidates[combo].position for combo in best})
 
 
 def cover_each_runtime(
