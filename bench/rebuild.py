@@ -688,11 +688,11 @@ def visitors_scenario(items: int, place: Any, rsconnect: bool) -> list[tuple[str
     reference, reference_span = reference_wait(setup, rates)
     visited = sum(1 for rate in rates.values() if rate > 0)
     print(
-        f"visitor-weighted wait (visits/h x s): reference {reference:.0f}"
+        f"visitor-weighted wait (visits/h x s): reference {reference:.2f}"
         f" (its makespan {reference_span:.2f} s); {visited} interactive items visited"
     )
     for run in runs:
-        print(f"  {run.tool:>16}: {run.wait:.0f} = {run.wait / reference:.3f} x the reference")
+        print(f"  {run.tool:>16}: {run.wait:.2f} = {run.wait / reference:.3f} x the reference")
     bars = [
         ("visitors: second rebuild wait <= 1.10 x reference", second.wait <= 1.10 * reference),
         ("visitors: first rebuild wait <= 1.5 x reference", first.wait <= 1.5 * reference),
