@@ -145,3 +145,25 @@ def test_a_scheduled_rebuild_asks_for_fresh_usage_at_its_start() -> None:
         wait_final(stack.slack, scheduled.thread_ts, timeout=20)
         built = set(stack.connect.builds_started())
         assert titles["Nobody App"] in built and titles["Quiet App"] not in built
+
+
+def test_visitors_first_on_postgres(postgres_url: str) -> None:
+    """The order, the usage merged into the plan's row (`jsonb ||`) and the progress share."""
+    with start_stack(
+        seed=_seed(),
+        build_seconds=0.1,
+        connect_options={"version": "2025.04.0"},
+        bot_database_url=postgres_url,
+    ) as stack:
+        _set_usage(stack)
+        card = plan(stack, "rebuild --parallelism 1 --visited-within 30d")
+        rebuild_id = rebuild_id_of(card)
+        rows = items(stack.runtime.db, rebuild_id)
+        queued = [(row.wave, row.title) for row in rows if row.state == "queued"]
+        assert queued == [(0, "Busy App"), (1, "Mid API"), (1, "Quiet App"), (2, "Report")]
+        usage = rebuild_row(stack.runtime.db, rebuild_id).usage
+        assert usage is not None and usage["within_days"] == 30 and usage["coverage_items"] == 2
+        assert "the first 2 build(s) cover 96 % of last week's visits" in card.all_text()
+        stack.requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
+        wait_final(stack.slack, card.ts, timeout=20)
+        assert "100 % of visits covered" in stack.slack.message(OPS_CHANNEL, card.ts).all_text()
