@@ -104,3 +104,19 @@ def test_progress_shows_the_share_of_visits_covered(
         assert "of visits covered" not in text
     else:
         assert shown in text
+
+
+@pytest.mark.parametrize(
+    ("usage", "said"),
+    [
+        (None, "then 3 interactive app(s) and API(s), then 2 rendered or static item(s)."),
+        (
+            {**KNOWN, "coverage_share": 0.8, "coverage_seconds": 60.0},
+            "then 3 visited app(s) and API(s), most visits per build minute first, then 2"
+            " item(s) nobody waits on.",
+        ),
+    ],
+)
+def test_start_reply_says_the_order(usage: dict[str, Any] | None, said: str) -> None:
+    message = views.start_reply(progress(), plan(usage=usage))
+    assert said in all_text(message)

@@ -236,11 +236,19 @@ def progress_view(p: Progress, *, now: datetime, server: str | None = None) -> M
 
 def start_reply(p: Progress, plan: PlanSummary) -> Message:
     warm = plan.waves.get(0, 0)
+    if plan.usage and plan.usage.get("coverage_share") is not None:
+        rest = (
+            f" {plan.waves.get(1, 0)} visited app(s) and API(s), most visits per build minute"
+            f" first, then {plan.waves.get(2, 0)} item(s) nobody waits on."
+        )
+    else:
+        rest = (
+            f" {plan.waves.get(1, 0)} interactive app(s) and API(s), then"
+            f" {plan.waves.get(2, 0)} rendered or static item(s)."
+        )
     text = (
         f":rocket: Rebuild #{p.rebuild_id} started by {who(p.started_by)}: {p.total} item(s),"
-        f" {p.parallelism} at a time. Warm-up first ({warm} item(s), one per runtime), then"
-        f" {plan.waves.get(1, 0)} interactive app(s) and API(s), then"
-        f" {plan.waves.get(2, 0)} rendered or static item(s)."
+        f" {p.parallelism} at a time. Warm-up first ({warm} item(s), one per runtime), then" + rest
     )
     if p.skipped:
         text += f" Skipped {p.skipped} already in another running rebuild."
