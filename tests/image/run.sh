@@ -29,6 +29,16 @@ unavailable() {
     exit 0
 }
 
+# Run a command, showing its output only if it fails.
+quiet() {
+    local out
+    if ! out=$("$@" 2>&1); then
+        printf '%s\n' "$out" >&2
+        say "FAIL: $*"
+        return 1
+    fi
+}
+
 W=""
 cleanup() {
     local code=$?
@@ -56,9 +66,15 @@ if docker info >/dev/null 2>&1; then
     say "using the running Docker engine"
 else
     [[ $(id -u) == 0 ]] || unavailable "no Docker engine answers and this is not root"
-    for tool in dockerd docker debootstrap; do
-        command -v "$tool" >/dev/null || unavailable "no $tool (apt-get install docker.io debootstrap)"
-    done
+    if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null \
+        || ! command -v debootstrap >/dev/null; then
+        # CI (BOT_TEST_DOCKER=1, root, a fresh machine) installs them; elsewhere, ask.
+        [[ "${BOT_TEST_DOCKER:-}" == 1 ]] && command -v apt-get >/dev/null \
+            || unavailable "no dockerd or debootstrap (apt-get install docker.io debootstrap)"
+        say "apt-get install docker.io debootstrap"
+        quiet apt-get update -q
+        DEBIAN_FRONTEND=noninteractive quiet apt-get install -y -q docker.io debootstrap
+    fi
     mkdir -p "$CACHE/engine"
     # A short path: the engine's sockets live under the exec root.
     W=$(mktemp -d /tmp/connect-bot-docker.XXXXXX)
@@ -74,9 +90,11 @@ else
     docker info >/dev/null 2>&1 || { tail -20 "$W/dockerd.log" >&2; say "FAIL: dockerd did not answer"; exit 1; }
     say "started dockerd (pid $(cat "$W/dockerd.pid")); data in $CACHE/engine"
 fi
-# Containers a killed earlier run left behind.
+# Containers and volumes a killed earlier run left behind.
 leftovers=$(docker ps -aq --filter label=connect-bot-image-test)
 [[ -z "$leftovers" ]] || docker rm -f $leftovers >/dev/null
+leftovers=$(docker volume ls -q --filter label=connect-bot-image-test)
+[[ -z "$leftovers" ]] || docker volume rm -f $leftovers >/dev/null
 
 # ---- base images, made from Debian's packages
 if ! docker image inspect local/debian:bookworm >/dev/null 2>&1; then
@@ -102,16 +120,16 @@ mkdir "$base/certs"
 cp /usr/local/share/ca-certificates/*.crt "$base/certs/" 2>/dev/null || true
 cp tests/image/python.Dockerfile "$base/Dockerfile"
 t=$SECONDS
-docker build -q --network host -t local/python:3.11 "$base" >/dev/null
+quiet docker build --network host -t local/python:3.11 "$base"
 rm -rf "$base"
 say "local/python:3.11 ready in $((SECONDS - t)) s"
 t=$SECONDS
-docker build -q --network host -t local/postgres:15 -f tests/image/postgres.Dockerfile \
-    tests/image >/dev/null
+quiet docker build --network host -t local/postgres:15 -f tests/image/postgres.Dockerfile \
+    tests/image
 say "local/postgres:15 ready in $((SECONDS - t)) s"
 
 t=$SECONDS
-docker build -q --network host --build-arg PYTHON_IMAGE=local/python:3.11 -t "$IMAGE" . >/dev/null
+quiet docker build --network host --build-arg PYTHON_IMAGE=local/python:3.11 -t "$IMAGE" .
 build=$((SECONDS - t))
 size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 say "built $IMAGE in $build s: $((size / 1000000)) MB"
@@ -121,8 +139,10 @@ say "built $IMAGE in $build s: $((size / 1000000)) MB"
 export BOT_IMAGE_TEST_REPORT
 BOT_IMAGE_TEST_REPORT=$(mktemp /tmp/connect-bot-image-report.XXXXXX)
 code=0
-"$PYTHON" -m pytest -q -p no:cacheprovider -o timeout=300 tests/image/image_test.py "$@" || code=$?
+"$PYTHON" -m pytest -q -p no:cacheprovider -o timeout=300 tests/image/scenarios.py "$@" || code=$?
 echo "image built in $build s ($((size / 1000000)) MB)" >>"$BOT_IMAGE_TEST_REPORT"
+# Earlier builds' images, now untagged: the cache would otherwise grow with every change.
+docker image prune -f >/dev/null || true
 sed 's/^/image-test: /' "$BOT_IMAGE_TEST_REPORT" >&2
 rm -f "$BOT_IMAGE_TEST_REPORT"
 exit "$code"

@@ -1,9 +1,9 @@
 """The image, built and run: `make image-test` (tests/image/run.sh) builds it, then runs this.
 
-Not collected by `make test` (the name does not match test_*.py; run.sh names the file). The
-bot runs from the image with the host's network; the simulators run here, from the project's
-venv, on 127.0.0.1 (the image does not contain them). Everything is observed from outside: HTTP
-answers, exit codes and times, what Connect received, what Slack was sent.
+Not collected by `make test` (the name matches neither test_*.py nor *_test.py; run.sh names
+the file). The bot runs from the image with the host's network; the simulators run here, from
+the project's venv, on 127.0.0.1 (the image does not contain them). Everything is observed
+from outside: HTTP answers, exit codes and times, what Connect received, what Slack was sent.
 """
 
 from __future__ import annotations
