@@ -332,3 +332,30 @@ def test_kubernetes_schema_check_catches_a_misspelt_field(
     broken["spec"]["strategy"]["rollingUpdate"]["maxSurges"] = 1
     with pytest.raises(validator.ValidationError):
         validator.validate(broken, validator.latest_version(), strict=True)
+
+
+# ------------------------------------------------------------------ README: Docker
+
+
+def test_readme_docker_section_names_what_make_image_test_runs() -> None:
+    """The commands the README shows are the ones tests/image runs (kept in step)."""
+
+    def flat(text: str) -> str:  # continuation lines joined, runs of spaces as one
+        return " ".join(text.replace("\\\n", " ").split())
+
+    section = flat(readme_section("Docker"))
+    script = flat((REPO / "tests" / "image" / "run.sh").read_text())
+    scenarios = (REPO / "tests" / "image" / "scenarios.py").read_text()
+    assert "make image-test" in section
+    for fragment in (
+        "--iptables=false --ip6tables=false --bridge=none --storage-driver=overlay2",
+        "debootstrap --variant=minbase bookworm",
+        "docker build --network host --build-arg PYTHON_IMAGE=local/python:3.11",
+        "-f tests/image/postgres.Dockerfile tests/image",
+        "BOT_TEST_DOCKER=1",
+    ):
+        assert fragment in section, fragment
+        assert fragment in script, fragment
+    for option in ("--network", "--read-only", "--tmpfs", "/tmp", "--health-interval=1s"):
+        assert option in section and f'"{option}' in scenarios, option
+    assert "BOT_TEST_DOCKER=1 make image-test" in (REPO / ".ci" / "run").read_text()

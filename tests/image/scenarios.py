@@ -283,7 +283,7 @@ def assert_built_once_with_one_summary(connect: FakeConnect, slack: FakeSlack, t
 # ---- the image itself ------------------------------------------------------------------------
 
 
-def test_image_runs_as_uid_10001_and_holds_no_simulator() -> None:
+def test_image_user_healthcheck_and_single_process() -> None:
     config = json.loads(docker("image", "inspect", "-f", "{{json .Config}}", IMAGE))
     assert config["User"] == "10001:10001"
     assert config["Healthcheck"]["Test"][0] == "CMD"
