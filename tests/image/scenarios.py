@@ -419,7 +419,7 @@ def postgres(made: list[Container]) -> str:
         import psycopg
 
         try:
-            psycopg.connect(url.replace("postgresql://", "postgres://"), connect_timeout=2).close()
+            psycopg.connect(url, connect_timeout=2).close()
         except psycopg.OperationalError:
             return False
         return True
@@ -428,12 +428,23 @@ def postgres(made: list[Container]) -> str:
     return url
 
 
+@pytest.fixture
+def long_rebuild_sims() -> Iterator[tuple[FakeConnect, FakeSlack]]:
+    """24 items, 1.5 s each, four at a time: 9 s or more, time for a kill and a replacement."""
+    connect, slack = sims(generated_seed(24), build_seconds=1.5)
+    try:
+        yield connect, slack
+    finally:
+        slack.stop()
+        connect.stop()
+
+
 def test_replicas_a_rebuild_survives_a_kill_and_a_rolling_replacement(
-    rebuild_sims: tuple[FakeConnect, FakeSlack], postgres: str, made: list[Container]
+    long_rebuild_sims: tuple[FakeConnect, FakeSlack], postgres: str, made: list[Container]
 ) -> None:
     from bot.store import Database, Rebuild
 
-    connect, slack = rebuild_sims
+    connect, slack = long_rebuild_sims
     env = bot_env(connect, slack.api_url, BOT_DATABASE_URL=postgres)
     replicas = [BotContainer(env, data=None, health=False)]
     made.extend(replicas)
@@ -456,7 +467,9 @@ def test_replicas_a_rebuild_survives_a_kill_and_a_rolling_replacement(
     other = next(bot for bot in replicas if bot is not driver)
 
     driver.kill()  # as an OOM kill or a lost node: nothing is handed over
+    wait_until(lambda: not driver.running, "the killed replica to be gone", 10)
     assert int(driver.state("ExitCode")) == 137
+    killed_at = time.time()
     # A rolling replacement of the survivor: the new one up first, then the old one stopped.
     replacement = BotContainer(env, data=None, health=False)
     made.append(replacement)
@@ -467,6 +480,10 @@ def test_replicas_a_rebuild_survives_a_kill_and_a_rolling_replacement(
     assert code == 0, other.logs()
     assert took < STOP_LIMIT
     assert_built_once_with_one_summary(connect, slack, ts)
+    # The survivors carried on the killed driver's work.
+    assert any(
+        r.time > killed_at for r in connect.requests if r.method == "POST" and "/build" in r.path
+    )
 
 
 def teardown_module() -> None:
