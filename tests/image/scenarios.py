@@ -23,8 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.demo.narration import Demo
-from bot.demo.play import (
+from sim.connect_seed import generated_seed
+from sim.connect_server import FakeConnect
+from sim.demo.narration import Demo
+from sim.demo.play import (
     demo_connect_seed,
     step_confirm_deletion,
     step_list,
@@ -32,12 +34,10 @@ from bot.demo.play import (
     step_request_deletion,
     step_run_rebuild,
 )
-from bot.sim.connect_seed import generated_seed
-from bot.sim.connect_server import FakeConnect
-from bot.sim.process import free_port
-from bot.sim.slack import FakeSlack
-from bot.sim.slack_client import SlackRequests
-from bot.sim.stack import (
+from sim.process import free_port
+from sim.slack import FakeSlack
+from sim.slack_client import SlackRequests
+from sim.stack import (
     ADMIN,
     APP_TOKEN,
     AUDIT_CHANNEL,
@@ -283,14 +283,16 @@ def assert_built_once_with_one_summary(connect: FakeConnect, slack: FakeSlack, t
 # ---- the image itself ------------------------------------------------------------------------
 
 
-def test_image_user_healthcheck_and_single_process() -> None:
+def test_image_user_healthcheck_single_process_and_no_simulator() -> None:
     config = json.loads(docker("image", "inspect", "-f", "{{json .Config}}", IMAGE))
     assert config["User"] == "10001:10001"
     assert config["Healthcheck"]["Test"][0] == "CMD"
-    size = int(docker("image", "inspect", "-f", "{{.Size}}", IMAGE))
-    report(f"image {IMAGE}: {size / 1e6:.0f} MB")
     # One process, no init: `serve` is PID 1 (checked running in the next test).
     assert config["Cmd"] == ["connect-bot", "serve"] and not config.get("Entrypoint")
+    # The product only: the simulators run from the project's venv, never from the image.
+    probe = "import importlib.util as u; print(u.find_spec('sim'), u.find_spec('bot.sim'))"
+    found = docker("run", "--rm", "--network", "none", IMAGE, "python", "-c", probe)
+    assert found == "None None", found
 
 
 def test_the_demo_main_job_through_the_containerised_bot(
