@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench lock clean
+.PHONY: demo test image-test lint format bench lock clean
 
 # The product, editable, and the dev tools. The editable install puts this checkout on the
 # path, so the simulators (sim/, shipped apart as connect-bot-sim) import from here too.
@@ -18,6 +18,11 @@ demo: $(BIN)/connect-bot
 
 test: $(BIN)/connect-bot
 	$(BIN)/python -m pytest -q
+
+# Builds the Docker image and runs it against the simulators (tests/image/run.sh: starts a
+# Docker engine for the run when root and none answers). Not part of `make test`.
+image-test: $(BIN)/connect-bot
+	PYTHON=$(BIN)/python tests/image/run.sh
 
 lint: $(BIN)/connect-bot
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -202,9 +203,16 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         coordinator.close()
         db.dispose()
         raise StartupError(f"The database ({db!r}) is not usable: {type(exc).__name__}") from None
+    except BaseException:  # a signal (serve): let go of the locks on the way out
+        _let_go(coordinator, db)
+        raise
     set_instance(coordinator.instance_id)
     web = make_web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
-    identity = _slack_identity(web, settings.slack_api_url)
+    try:
+        identity = _slack_identity(web, settings.slack_api_url)
+    except BaseException:
+        _let_go(coordinator, db)
+        raise
     poster = SlackPoster(web)
     notifier = SlackNotifier(
         poster, audit_channel=settings.bot_audit_channel, several_servers=servers.several
@@ -287,6 +295,12 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
     if start_scheduler:
         scheduler.start()
     return runtime
+
+
+def _let_go(coordinator: Coordinator, db: Database) -> None:
+    with contextlib.suppress(Exception):
+        coordinator.close()
+    db.dispose()
 
 
 def build_services(
@@ -426,19 +440,43 @@ def _slack_identity(web: WebClient, api_url: str) -> Any:
         raise StartupError(f"Could not reach Slack at {api_url} ({type(exc).__name__}).") from None
 
 
+class _StopDuringStartup(KeyboardInterrupt):
+    """SIGTERM or SIGINT before the bot is up: unwinds start-up like Ctrl-C (a query under
+    way is cancelled, the database connections close, and with them the migration lock)."""
+
+
 def serve(settings: Settings | None = None) -> int:
     from bot.logs import configure_logging
 
+    # The handlers come first: start-up may wait a long time (the migration lock, Slack's
+    # auth.test), and as PID 1 in a container a signal without a handler is ignored.
+    stop = threading.Event()
+    starting = True
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+        if starting:
+            raise _StopDuringStartup(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
     settings = settings or Settings()
     configure_logging(settings)
+    runtime: Runtime | None = None
     try:
         runtime = build_runtime(settings)
-    except StartupError as exc:
-        print(f"connect-bot: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        starting = False
+    except BaseException as exc:
+        starting = False  # a second signal, while unwinding: don't interrupt the unwinding
+        if stop.is_set():  # whatever the signal interrupted, it asked us to stop: a clean exit
+            if runtime is not None:
+                runtime.close()
+            log.info("connect-bot stopped during start-up (%s)", exc or "signal")
+            return 0
+        if isinstance(exc, StartupError):
+            print(f"connect-bot: {exc}", file=sys.stderr)
+            return 2
+        raise
     http = runtime.start_http()
     if runtime.health is not None:
         log.info("health checks on %s/healthz and /readyz", runtime.health.bound)
