@@ -32,7 +32,7 @@ from bot.services.deletion_journal import DeletionJournal
 from bot.services.deletion_runner import DeletionRunner
 from bot.services.deletions import Deletions
 from bot.services.health import DEFAULT_CONCURRENCY as DEFAULT_HEALTH_CONCURRENCY
-from bot.services.health import HealthChecks
+from bot.services.health import HealthChecks, HealthRunner, HealthRuns, HealthStore
 from bot.services.home import Home
 from bot.services.impact import Impact
 from bot.services.pending import PendingStore
@@ -46,6 +46,7 @@ from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
 from bot.slack.bounded import HEALTH_LIMITS
 from bot.slack.deps import Deps
+from bot.slack.health_progress import HealthReporter
 from bot.slack.home_publisher import HomePublisher
 from bot.slack.members import channel_members
 from bot.slack.notifier import SlackNotifier
@@ -105,6 +106,7 @@ class Runtime:
     executor: ThreadPoolExecutor
     reporter: RebuildReporter
     home_publisher: HomePublisher
+    health_reporter: HealthReporter | None
     coordinator: Coordinator
     bot_user_id: str | None
     grace_seconds: float = 5.0
@@ -166,6 +168,10 @@ class Runtime:
         # leases released (another replica takes them at once); running builds stay on Connect
         # and are re-attached by their task id.
         self.reporter.close()  # first: no post from here once the leases are released
+        if self.health_reporter is not None:
+            self.health_reporter.close()
+        if self.services.health_runs is not None:
+            self.services.health_runs.runner.close()  # another replica finishes its checks
         self.home_publisher.close()
         self.services.engine.close()
         if self.socket_handler is not None:
@@ -259,6 +265,15 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         owners=slack_owners(servers.client, poster) if settings.bot_notify_owners else None,
     )
     home_publisher = HomePublisher(deps)
+    health_reporter = None
+    if services.health_runs is not None:
+        health_reporter = HealthReporter(
+            services.health_runs,
+            poster,
+            instance_id=coordinator.instance_id,
+            several_servers=servers.several,
+        )
+        services.health_runs.runner.subscribe(health_reporter.changed)
     runtime = Runtime(
         settings=settings,
         db=db,
@@ -270,6 +285,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         executor=executor,
         reporter=reporter,
         home_publisher=home_publisher,
+        health_reporter=health_reporter,
         coordinator=coordinator,
         bot_user_id=identity.get("user_id"),
     )
@@ -285,6 +301,9 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         services.home.subscribe(home_publisher.changed)
     reporter.start()
     home_publisher.start()
+    if health_reporter is not None and services.health_runs is not None:
+        health_reporter.start()
+        executor.submit(services.health_runs.runner.watch)  # checks a dead process left
     # What a crashed process left half-done is taken up now, not at the first tick; off the
     # main thread, since it may ask Connect (the bot answers Slack meanwhile). Every replica
     # may try: claims and leases decide who does it.
@@ -359,6 +378,15 @@ def build_services(
         instance=instance,
     )
     impact = Impact(servers=servers)
+    health = HealthChecks(servers=servers, impact=impact, concurrency=health_concurrency)
+    health_store = HealthStore(db, wall_clock)
+    health_runner = HealthRunner(
+        health_store,
+        servers,
+        instance_id=instance.instance_id,
+        is_alive=instance.is_alive,
+        concurrency=health_concurrency,
+    )
     schedules = Schedules(
         rebuilds=rebuilds,
         store=schedule_store,
@@ -380,7 +408,8 @@ def build_services(
         home=home,
         impact=impact,
         schedules=schedules,
-        health=HealthChecks(servers=servers, impact=impact, concurrency=health_concurrency),
+        health=health,
+        health_runs=HealthRuns(health, health_store, health_runner),
     )
 
 

@@ -49,7 +49,7 @@ def test_health_card_names_what_fails_and_why(stack: Stack) -> None:
     stack.connect.clear_requests()
 
     stack.requests.command("health")
-    message = wait_message(stack, lambda m: "Content health" in m.all_text(), timeout=20)
+    message = wait_message(stack, lambda m: " checked: " in m.all_text(), timeout=20)
 
     text = message.all_text()
     assert "14 checked: 7 start, 2 fail to start, 0 could not be checked, 5 skipped" in text

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from bot.services.audit import AuditLog
 from bot.services.authz import Authorizer
 from bot.services.deletions import Deletions
-from bot.services.health import HealthChecks
+from bot.services.health import HealthChecks, HealthRuns
 from bot.services.home import Home
 from bot.services.impact import Impact
 from bot.services.queries import Queries
@@ -32,3 +32,4 @@ class Services:
     impact: Impact | None = None  # `impact`, `--uses-package` (None: not wired; said so)
     schedules: Schedules | None = None  # scheduled rebuilds (None: not wired; said so)
     health: HealthChecks | None = None  # `health` (None: not wired; said so)
+    health_runs: HealthRuns | None = None  # stored checks (None: run in the request, unstored)

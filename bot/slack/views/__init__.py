@@ -41,7 +41,12 @@ from bot.slack.views.common import (
     who,
 )
 from bot.slack.views.content import PAGE_SIZE, content_search_view
-from bot.slack.views.health import health_view
+from bot.slack.views.health import (
+    health_failed_view,
+    health_progress_view,
+    health_started_view,
+    health_view,
+)
 from bot.slack.views.help import help_view
 from bot.slack.views.home import MAX_HOME_BLOCKS, HomeActions, HomeView, home_view
 from bot.slack.views.impact import (
@@ -95,6 +100,9 @@ __all__ = [
     "duration",
     "error_view",
     "failures_reply",
+    "health_failed_view",
+    "health_progress_view",
+    "health_started_view",
     "health_view",
     "help_view",
     "history_view",

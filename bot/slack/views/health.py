@@ -17,6 +17,7 @@ from bot.services.health import (
     PackageFailures,
     RuntimeFailures,
 )
+from bot.services.health.runner import Progress
 from bot.slack.text import clip, code, esc, link, plain
 from bot.slack.views.common import Message, context, md, on_server
 
@@ -33,10 +34,60 @@ def counts_text(counts: Counts) -> str:
     )
 
 
-def health_view(report: HealthReport, *, server_label: str | None = None) -> Message:
+def _title(check_id: int | None) -> str:
+    return "Content health" if check_id is None else f"Content health #{check_id}"
+
+
+def health_started_view(description: str, *, server_label: str | None = None) -> Message:
+    """The card as soon as the check is stored: it shows progress, then the result."""
+    head = f"Content health{on_server(server_label)}"
+    text = f":hourglass_flowing_sand: Checking {esc(clip(description, 300))}: listing the items…"
+    return Message(
+        esc(f"Content health: checking {description}…"),
+        [
+            HeaderBlock(text=plain(head, 150)),
+            md(text),
+        ],
+    )
+
+
+def health_progress_view(progress: Progress, *, server_label: str | None = None) -> Message:
+    row, counts = progress.row, progress.counts
+    head = f"{_title(row.id)}{on_server(server_label)}"
+    of = f" of {row.total}" if row.total is not None else ""
+    line = (
+        f":hourglass_flowing_sand: Checking {esc(clip(row.description, 300))}:"
+        f" {counts.total}{of} items so far ({counts.starts} start, {counts.fails} fail to"
+        f" start, {counts.unchecked} could not be checked, {counts.skipped} skipped);"
+        f" {progress.probing} being requested now."
+    )
+    return Message(
+        esc(f"Content health #{row.id}: {counts.total}{of} items checked so far."),
+        [
+            HeaderBlock(text=plain(head, 150)),
+            md(line),
+        ],
+    )
+
+
+def health_failed_view(error: str, *, server_label: str | None = None) -> Message:
+    text = f"The health check could not run to its end: {esc(clip(error, MAX_REASON))}."
+    return Message(
+        esc(f"Content health: {text}"),
+        [
+            HeaderBlock(text=plain(f"Content health{on_server(server_label)}", 150)),
+            md(f":warning: {text}"),
+        ],
+    )
+
+
+def health_view(
+    report: HealthReport, *, server_label: str | None = None, check_id: int | None = None
+) -> Message:
     counts = report.counts
     summary = counts_text(counts)
-    blocks: list[Block] = [HeaderBlock(text=plain(f"Content health{on_server(server_label)}", 150))]
+    head = f"{_title(check_id)}{on_server(server_label)}"
+    blocks: list[Block] = [HeaderBlock(text=plain(head, 150))]
     emoji = ":white_check_mark:" if not counts.fails else ":rotating_light:"
     blocks.append(md(f"{emoji} {esc(summary)}."))
     failing = sorted(report.failing, key=lambda r: r.title.lower())
