@@ -3,23 +3,34 @@ its view with hostile Connect strings."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.connect import ContentItem, RuntimeCache
 from bot.services.health import (
+    CheckRow,
     CouldNotCheck,
+    Counts,
     FailsToStart,
     HealthReport,
     ItemHealth,
     PackageFailures,
+    Progress,
     RuntimeFailures,
     Skipped,
     Starts,
 )
 from bot.slack import parser
-from bot.slack.views import health_view
+from bot.slack.views import (
+    health_failed_view,
+    health_progress_view,
+    health_started_view,
+    health_thread_replies,
+    health_view,
+)
 from sim.stack import Stack, start_stack
 from tests.slack_helpers import wait_message
 from tests.test_escaping import HOSTILE, SERVER, assert_safe_message, text_objects
@@ -100,3 +111,40 @@ def test_hostile_title_still_shows_escaped() -> None:
     data = health_view(_report("Q3 <!channel> & @here report")).to_dict()
     joined = "\n".join([data["text"], *(o["text"] for o in text_objects(data))])
     assert "Q3 &lt;!channel&gt; &amp; @\u2060here report" in joined
+
+
+def _progress(value: str) -> Progress:
+    row = CheckRow(
+        id=7,
+        server=value,
+        requested_by="U1",
+        channel="C1",
+        card_ts="1.1",
+        state="running",
+        description=value,
+        criteria=None,
+        render=False,
+        total=40,
+        counts=Counts(1, 2, 3, 4),
+        summary={},
+        error=None,
+        reported=False,
+        driver="me",
+        created_at=datetime.now(UTC),
+        finished_at=None,
+    )
+    return Progress(row, Counts(1, 2, 3, 4), 2)
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_strings_are_inert_in_the_progress_thread_and_failure(value: str) -> None:
+    assert_safe_message(health_started_view(value, server_label=value))
+    assert_safe_message(health_progress_view(_progress(value), server_label=value))
+    assert_safe_message(health_failed_view(value, server_label=value))
+    report = _report(value)
+    many = dataclasses.replace(report, items=report.items[:1] * 40)
+    replies = health_thread_replies(many)
+    assert replies
+    for reply in replies:
+        assert_safe_message(reply)
+    assert_safe_message(health_view(many, server_label=value, check_id=3, threaded=True))

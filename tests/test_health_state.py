@@ -30,6 +30,7 @@ from sim.stack import (
     start_workspace,
 )
 from tests.conftest import needs_postgres
+from tests.slack_helpers import dry_runs, real_deletes, stale_click, wait_ephemeral, wait_message
 
 CONTENT_URL = re.compile(r"^/content/([^/]+)/$")
 FINAL = " checked: "
@@ -184,3 +185,91 @@ def test_a_replica_killed_mid_check_is_taken_over_and_no_item_is_probed_twice(
         for replica in replicas:
             replica.stop()
         db.dispose()
+
+
+# ---- the card's buttons and thread ---------------------------------------------------------
+
+
+def _final_card(stack: Stack) -> Message:
+    stack.requests.command("health")
+    assert stack.slack.wait_for(
+        lambda s: any(FINAL in m.all_text() for m in health_cards(s)), 30
+    ), "no result"
+    return next(m for m in health_cards(stack.slack) if FINAL in m.all_text())
+
+
+def _guids(stack: Stack, titles: set[str]) -> set[str]:
+    return {item["guid"] for item in stack.connect.content() if item["title"] in titles}
+
+
+def test_rebuild_button_plans_exactly_the_failing_items(stack: Stack) -> None:
+    stack.connect.system_change("gdal", breaks={"R": ["sf", "terra"]})
+    card = _final_card(stack)
+    assert card.button_labels() == [
+        "Delete the caches of these runtimes…",
+        "Rebuild the 2 failing items",
+    ]
+
+    stack.requests.click(OPS_CHANNEL, card.ts, "health_rebuild")
+    plan = wait_message(stack, lambda m: "Rebuild plan #" in m.text)
+    assert plan.text.startswith("Rebuild plan #1: 2 item(s)")
+    match = re.search(r"Rebuild plan #(\d+)", plan.text)
+    assert match
+    planned = {item.guid for item in stack.runtime.services.rebuild_store.items(int(match[1]))}
+    assert planned == _guids(stack, {"Sales Dashboard", "Executive KPIs"})
+    assert "Start" in " ".join(plan.button_labels())
+    assert stack.connect.builds_started() == []
+
+
+def test_delete_button_dry_runs_the_failing_runtimes_caches(stack: Stack) -> None:
+    stack.connect.system_change("gdal", breaks={"R": ["sf", "terra"]})
+    card = _final_card(stack)
+
+    stack.requests.click(OPS_CHANNEL, card.ts, "health_delete_caches")
+    confirm = wait_message(stack, lambda m: "Confirm" in m.button_labels())
+    assert "4.3.0" in confirm.all_text()
+    assert [(r["language"], r["version"]) for r in dry_runs(stack)] == [("R", "4.3.0")]
+    assert real_deletes(stack) == []
+
+
+def test_a_stale_or_forged_button_value_changes_nothing(stack: Stack) -> None:
+    stack.connect.system_change("gdal", breaks={"R": ["sf", "terra"]})
+    card = _final_card(stack)
+    for value in ("999", "not-a-number"):
+        stale_click(stack, card.ts, "health_rebuild", value)
+    wait_ephemeral(stack, "nothing failing to act on", user=ADMIN)
+    assert not [m for m in stack.slack.messages(OPS_CHANNEL) if "Rebuild plan" in m.text]
+    assert dry_runs(stack) == []
+
+
+@pytest.fixture
+def big_stack() -> Iterator[Stack]:
+    with start_stack(seed=generated_seed(120)) as running:
+        yield running
+
+
+def test_long_lists_go_to_the_cards_thread(big_stack: Stack) -> None:
+    stack = big_stack
+    for language, version in (("R", "4.3.0"), ("R", "4.2.1"), ("Python", "3.11.3")):
+        stack.connect.remove_runtime(language, version)
+    card = _final_card(stack)
+    with stack.runtime.db.session() as session:
+        failing = set(
+            session.scalars(select(HealthItem.title).where(HealthItem.verdict == "fails"))
+        )
+    assert len(failing) > 15
+    assert "all of them are in the thread" in card.all_text()
+    # Only runtimes Connect no longer offers fail: no cache to delete, only the rebuild.
+    assert card.button_labels() == [f"Rebuild the {len(failing)} failing items"]
+    assert stack.slack.wait_for(
+        lambda s: (
+            {t for t in failing if any(t in r.all_text() for r in s.thread(OPS_CHANNEL, card.ts))}
+            == failing
+        ),
+        10,
+    ), "not every failing item is in the thread"
+    # Items on a removed runtime fail without a request; the others were requested once each.
+    with stack.runtime.db.session() as session:
+        probed = set(session.scalars(select(HealthItem.guid).where(HealthItem.attempts > 0)))
+    assert set(content_requests(stack.connect)) == probed
+    assert set(content_requests(stack.connect).values()) == {1}

@@ -15,16 +15,24 @@ import threading
 import time
 from collections.abc import Callable
 
+from bot.services.health import HealthReport
 from bot.services.health.runner import HealthRuns
 from bot.slack.background import BackgroundLoop
 from bot.slack.poster import SlackPoster, SlackUnavailable
-from bot.slack.views import health_failed_view, health_progress_view, health_view
+from bot.slack.views import (
+    health_failed_view,
+    health_needs_thread,
+    health_progress_view,
+    health_thread_replies,
+    health_view,
+)
 
 log = logging.getLogger(__name__)
 
 TICK = 0.5
 UPDATE_INTERVAL = 3.0
 ERROR_BACKOFF = 10.0
+REPLY_SPACING = 1.0  # chat.postMessage: about one message per second per channel
 
 
 class HealthReporter(BackgroundLoop):
@@ -68,6 +76,13 @@ class HealthReporter(BackgroundLoop):
                 except Exception:
                     log.exception("reporting health check %s failed", check_id)
 
+    def _post_lists(self, channel: str, ts: str, report: HealthReport) -> None:
+        """The lists too long for the card, in its thread (a crash between these posts and
+        the flag that records them may repeat them once: they are information, not acts)."""
+        for reply in health_thread_replies(report):
+            self.poster.post(channel, reply, thread_ts=ts)
+            self._stop.wait(REPLY_SPACING)
+
     def _drop(self, check_id: int) -> None:
         with self._lock:
             self._watched.pop(check_id, None)
@@ -86,11 +101,16 @@ class HealthReporter(BackgroundLoop):
             if row.finished:
                 report = self.runs.report(check_id)
                 if row.card_ts is not None:
-                    message = (
-                        health_view(report, server_label=label, check_id=check_id)
-                        if report is not None and row.error is None
-                        else health_failed_view(row.error or "", server_label=label)
-                    )
+                    if report is not None and row.error is None:
+                        threaded = health_needs_thread(report)
+                        if threaded and not row.summary.get("thread_posted"):
+                            self._post_lists(row.channel, row.card_ts, report)
+                            self.runs.store.mark_summary(check_id, thread_posted=True)
+                        message = health_view(
+                            report, server_label=label, check_id=check_id, threaded=threaded
+                        )
+                    else:
+                        message = health_failed_view(row.error or "", server_label=label)
                     self.poster.update(row.channel, row.card_ts, message)
                 self.runs.reported(check_id)
                 self._drop(check_id)

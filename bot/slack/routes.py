@@ -15,7 +15,15 @@ from typing import Any
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.handlers import admin, caches, health, home, impact, rebuilds, schedules
-from bot.slack.views import Actions, HomeActions, ImpactActions, Message, help_view, notice_view
+from bot.slack.views import (
+    Actions,
+    HealthActions,
+    HomeActions,
+    ImpactActions,
+    Message,
+    help_view,
+    notice_view,
+)
 
 WORKING = ":hourglass_flowing_sand:"
 
@@ -97,6 +105,8 @@ ACTIONS: tuple[ActionRoute, ...] = (
     ActionRoute(Actions.REBUILD_SCHEDULE_OPEN, schedules.open_form, prompt=True),
     ActionRoute(ImpactActions.DELETE_CACHES, impact.delete_caches),
     ActionRoute(ImpactActions.REBUILD, impact.rebuild),
+    ActionRoute(HealthActions.DELETE_CACHES, health.delete_caches),
+    ActionRoute(HealthActions.REBUILD, health.rebuild),
     # App Home: each button expands (or collapses) a part of Home; nothing destructive.
     ActionRoute(HomeActions.CACHES, home.toggle),
     ActionRoute(HomeActions.HISTORY, home.toggle),

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.connect import ConnectError, ContentFilter, ContentItem
+from bot.connect import ConnectError, ContentFilter, ContentItem, RuntimeCache
 from bot.services.health.engine import DEFAULT_CONCURRENCY, run_checks
 from bot.services.health.grouping import by_runtime
 from bot.services.health.outcomes import (
     Counts,
+    FailsToStart,
     HealthReport,
     ItemHealth,
     PackageFailures,
@@ -65,6 +66,17 @@ class Progress:
     row: CheckRow
     counts: Counts  # verdicts so far
     probing: int  # items being probed now
+
+
+@dataclass(frozen=True, slots=True)
+class Failing:
+    """What a finished check found failing: the items, and the runtimes whose caches they
+    used (items on a runtime Connect no longer offers have no cache worth deleting)."""
+
+    check_id: int
+    server: str | None
+    guids: frozenset[str]
+    caches: tuple[RuntimeCache, ...]
 
 
 PrepareOutcome = Prepared | PackagesUnsupported | UnknownServer | ConnectFailed
@@ -366,6 +378,19 @@ class HealthRuns:
             row.render,
             notes,
         )
+
+    def failing(self, check_id: int) -> Failing | None:
+        """None: no such check, or it has not ended."""
+        report = self.report(check_id)
+        row = self.store.get(check_id)
+        if report is None or row is None:
+            return None
+        caches: dict[RuntimeCache, None] = {}
+        for result in report.failing:
+            if isinstance(result.verdict, FailsToStart) and result.verdict.stage != "runtime":
+                caches.update(dict.fromkeys(result.item.runtimes))
+        guids = frozenset(result.guid for result in report.failing)
+        return Failing(check_id, row.server, guids, tuple(caches))
 
     def history(self, limit: int = 10, server: str | None = None) -> list[CheckRow]:
         return self.store.history(limit, server)

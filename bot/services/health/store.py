@@ -376,6 +376,13 @@ class HealthStore:
                 update(HealthCheck).where(HealthCheck.id == check_id).values(card_ts=ts)
             )
 
+    def mark_summary(self, check_id: int, **flags: Any) -> None:
+        """Flags kept with the final report (`thread_posted`)."""
+        with self.db.session() as session:
+            check = session.get(HealthCheck, check_id)
+            if check is not None:
+                check.summary = {**(check.summary or {}), **flags}
+
     def reported_final(self, check_id: int, me: str) -> None:
         """The final card is shown: nobody needs the lease any more."""
         with self.db.session() as session:

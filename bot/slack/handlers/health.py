@@ -3,10 +3,14 @@ channel (anyone in an allowed channel may run it: probing is what a visitor does
 
 from __future__ import annotations
 
+from bot.connect import ContentFilter
+from bot.services.caches import CacheTarget
 from bot.services.health import HealthReport, Prepared
+from bot.services.health.runner import Failing
 from bot.services.impact import PackagesUnsupported
 from bot.slack import parser
-from bot.slack.deps import Deps, Invocation
+from bot.slack.deps import Click, Deps, Invocation
+from bot.slack.handlers import caches, impact
 from bot.slack.replies import answer, post_or_explain, server_label, shared_view
 from bot.slack.views import (
     health_started_view,
@@ -57,3 +61,43 @@ def check_unstored(deps: Deps, req: Invocation, command: parser.Health) -> None:
     post_or_explain(
         deps, req, health_view(outcome, server_label=server_label(deps, outcome.server))
     )
+
+
+def _failing(deps: Deps, click: Click) -> Failing | None:
+    runs = deps.services.health_runs
+    try:
+        check_id = int(click.value)
+    except ValueError:
+        return None
+    failing = runs.failing(check_id) if runs is not None else None
+    if failing is None or not failing.guids:
+        answer(deps, click, notice_view("That health check has nothing failing to act on."))
+        return None
+    return failing
+
+
+def delete_caches(deps: Deps, click: Click) -> None:
+    """'Delete the caches of these runtimes…': the usual dry run and confirmation card."""
+    failing = _failing(deps, click)
+    if failing is None:
+        return
+    if not failing.caches:
+        text = "The failing items' runtimes are no longer installed: they have no cache to delete."
+        answer(deps, click, notice_view(text))
+        return
+    targets = [CacheTarget(c.language, c.version, c.image_name) for c in failing.caches]
+    caches.request_deletion(deps, click, failing.server, targets)
+
+
+def rebuild(deps: Deps, click: Click) -> None:
+    """'Rebuild the N failing items': the usual plan card (with Start) for exactly those items."""
+    failing = _failing(deps, click)
+    if failing is None:
+        return
+    command = parser.RebuildPlan(
+        ContentFilter(published=True, guids=failing.guids),
+        None,
+        f"the {len(failing.guids)} item(s) failing health check #{failing.check_id}",
+        server=failing.server,
+    )
+    impact.plan(deps, click, command)

@@ -42,9 +42,12 @@ from bot.slack.views.common import (
 )
 from bot.slack.views.content import PAGE_SIZE, content_search_view
 from bot.slack.views.health import (
+    HealthActions,
     health_failed_view,
+    health_needs_thread,
     health_progress_view,
     health_started_view,
+    health_thread_replies,
     health_view,
 )
 from bot.slack.views.help import help_view
@@ -79,6 +82,7 @@ __all__ = [
     "MAX_HOME_BLOCKS",
     "PAGE_SIZE",
     "Actions",
+    "HealthActions",
     "HomeActions",
     "HomeView",
     "ImpactActions",
@@ -101,8 +105,10 @@ __all__ = [
     "error_view",
     "failures_reply",
     "health_failed_view",
+    "health_needs_thread",
     "health_progress_view",
     "health_started_view",
+    "health_thread_replies",
     "health_view",
     "help_view",
     "history_view",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from slack_sdk.models.blocks import Block, HeaderBlock
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, HeaderBlock
 
 from bot.services.health import (
     CouldNotCheck,
@@ -21,7 +21,17 @@ from bot.services.health.runner import Progress
 from bot.slack.text import clip, code, esc, link, plain
 from bot.slack.views.common import Message, context, md, on_server
 
+
+class HealthActions:
+    """action_id values of the health card's buttons (the value is the check's id)."""
+
+    DELETE_CACHES = "health_delete_caches"
+    REBUILD = "health_rebuild"
+
+
 MAX_FAILING = 15
+SECTION_CHARS = 2800  # under a section's 3,000 characters, with whole lines
+SECTIONS_PER_REPLY = 8
 MAX_UNCHECKED = 8
 MAX_REASON = 200
 
@@ -82,8 +92,14 @@ def health_failed_view(error: str, *, server_label: str | None = None) -> Messag
 
 
 def health_view(
-    report: HealthReport, *, server_label: str | None = None, check_id: int | None = None
+    report: HealthReport,
+    *,
+    server_label: str | None = None,
+    check_id: int | None = None,
+    threaded: bool = False,
 ) -> Message:
+    """`check_id`: a stored check (its card gets the two buttons when items fail);
+    `threaded`: the lists too long for the card are in its thread (`health_thread_replies`)."""
     counts = report.counts
     summary = counts_text(counts)
     head = f"{_title(check_id)}{on_server(server_label)}"
@@ -92,20 +108,79 @@ def health_view(
     blocks.append(md(f"{emoji} {esc(summary)}."))
     failing = sorted(report.failing, key=lambda r: r.title.lower())
     if failing:
-        blocks.append(md(_items_text("*Fail to start*", failing, MAX_FAILING)))
+        blocks.append(md(_items_text("*Fail to start*", failing, MAX_FAILING, threaded)))
     if report.by_runtime:
         blocks.append(md(_runtimes_text(report.by_runtime)))
     if report.by_package:
         blocks.append(md(_packages_text(report.by_package)))
     unchecked = [r for r in report.items if isinstance(r.verdict, CouldNotCheck)]
     if unchecked:
-        blocks.append(md(_items_text("*Could not be checked*", unchecked, MAX_UNCHECKED)))
+        blocks.append(md(_items_text("*Could not be checked*", unchecked, MAX_UNCHECKED, threaded)))
     skipped = "Skipped: static, locked and unpublished content"
     skipped += "." if report.rendered else ", and rendered documents (they are not rendered again)."
     blocks.append(context(skipped))
     for note in report.notes:
         blocks.append(context(f":warning: {esc(note)}"))
+    if check_id is not None and failing:
+        buttons = []
+        if any(_cache_suspect(r) for r in failing):
+            buttons.append(
+                ButtonElement(
+                    text="Delete the caches of these runtimes…",
+                    action_id=HealthActions.DELETE_CACHES,
+                    value=str(check_id),
+                    style="danger",
+                )
+            )
+        buttons.append(
+            ButtonElement(
+                text=plain(f"Rebuild the {len(failing)} failing items", 75),
+                action_id=HealthActions.REBUILD,
+                value=str(check_id),
+            )
+        )
+        blocks.append(ActionsBlock(elements=buttons))
     return Message(esc(f"Content health: {summary}."), blocks)
+
+
+def _cache_suspect(result: ItemHealth) -> bool:
+    """It failed on a runtime Connect still offers: its runtime cache may be what is stale."""
+    return isinstance(result.verdict, FailsToStart) and result.verdict.stage != "runtime"
+
+
+def health_needs_thread(report: HealthReport) -> bool:
+    failing = sorted(report.failing, key=lambda r: r.title.lower())
+    unchecked = [r for r in report.items if isinstance(r.verdict, CouldNotCheck)]
+    return len(failing) > len(_fitting(failing, MAX_FAILING)) or len(unchecked) > len(
+        _fitting(unchecked, MAX_UNCHECKED)
+    )
+
+
+def health_thread_replies(report: HealthReport) -> list[Message]:
+    """The full lists of a card too small for them: each line whole, sections under Slack's
+    limit, a few sections a reply."""
+    failing = sorted(report.failing, key=lambda r: r.title.lower())
+    unchecked = [r for r in report.items if isinstance(r.verdict, CouldNotCheck)]
+    replies = []
+    for head, results, limit in (
+        ("Fail to start", failing, MAX_FAILING),
+        ("Could not be checked", unchecked, MAX_UNCHECKED),
+    ):
+        if len(results) <= len(_fitting(results, limit)):
+            continue
+        sections: list[list[str]] = [[f"*{head}* ({len(results)})"]]
+        for result in results:
+            line = _item_line(result)
+            if sum(len(x) + 1 for x in sections[-1]) + len(line) > SECTION_CHARS:
+                sections.append([])
+            sections[-1].append(line)
+        for start in range(0, len(sections), SECTIONS_PER_REPLY):
+            part = sections[start : start + SECTIONS_PER_REPLY]
+            count = sum(len(lines) for lines in part)
+            replies.append(
+                Message(esc(f"{head}: {count} item(s)"), [md("\n".join(lines)) for lines in part])
+            )
+    return replies
 
 
 def _reason(result: ItemHealth) -> str:
@@ -115,15 +190,31 @@ def _reason(result: ItemHealth) -> str:
     return ""
 
 
-def _items_text(head: str, results: Sequence[ItemHealth], limit: int) -> str:
-    lines = [head]
+def _fitting(results: Sequence[ItemHealth], limit: int) -> list[str]:
+    """The lines of the first items, at most `limit`, whole, within one section."""
+    lines: list[str] = []
+    used = 200  # the head and the "…and N more" line
     for result in results[:limit]:
-        title = link(result.item.dashboard_url, clip(result.title, 120))
-        reason = _reason(result)
-        lines.append(f"• {title}: {code(clip(reason, MAX_REASON))}" if reason else f"• {title}")
-    if len(results) > limit:
-        lines.append(f"• …and {len(results) - limit} more")
-    return "\n".join(lines)
+        line = _item_line(result)
+        used += len(line) + 1
+        if used > SECTION_CHARS:
+            break
+        lines.append(line)
+    return lines
+
+
+def _items_text(head: str, results: Sequence[ItemHealth], limit: int, threaded: bool) -> str:
+    lines = _fitting(results, limit)
+    if len(results) > len(lines):
+        where = ": all of them are in the thread" if threaded else ""
+        lines.append(f"• …and {len(results) - len(lines)} more{where}")
+    return "\n".join([head, *lines])
+
+
+def _item_line(result: ItemHealth) -> str:
+    title = link(result.item.dashboard_url, clip(result.title, 120))
+    reason = _reason(result)
+    return f"• {title}: {code(clip(reason, MAX_REASON))}" if reason else f"• {title}"
 
 
 def _runtimes_text(groups: Sequence[RuntimeFailures]) -> str:
