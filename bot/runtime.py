@@ -272,6 +272,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
             poster,
             instance_id=coordinator.instance_id,
             several_servers=servers.several,
+            on_final=home_publisher.changed,  # Home shows the latest result per server
         )
         services.health_runs.runner.subscribe(health_reporter.changed)
     runtime = Runtime(
@@ -348,6 +349,7 @@ def build_services(
     )
     store = RebuildStore(db)
     schedule_store = ScheduleStore(db)
+    health_store = HealthStore(db, wall_clock)
     home = Home(
         db=db,
         servers=servers,
@@ -355,6 +357,7 @@ def build_services(
         audit=audit,
         rebuilds=store,
         schedules=schedule_store,
+        health=health_store.latest_per_server,
     )
     engine = RebuildEngine(
         db,
@@ -379,7 +382,6 @@ def build_services(
     )
     impact = Impact(servers=servers)
     health = HealthChecks(servers=servers, impact=impact, concurrency=health_concurrency)
-    health_store = HealthStore(db, wall_clock)
     health_runner = HealthRunner(
         health_store,
         servers,
@@ -409,7 +411,9 @@ def build_services(
         impact=impact,
         schedules=schedules,
         health=health,
-        health_runs=HealthRuns(health, health_store, health_runner),
+        health_runs=HealthRuns(
+            health, health_store, health_runner, confirmations=confirmations, audit=audit
+        ),
     )
 
 

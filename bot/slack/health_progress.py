@@ -45,7 +45,9 @@ class HealthReporter(BackgroundLoop):
         several_servers: bool = False,
         update_interval: float = UPDATE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        on_final: Callable[[], None] | None = None,
     ) -> None:
+        """`on_final()`: after a check's final card (App Home shows the latest results)."""
         super().__init__("health-reporter")
         self.runs = runs
         self.poster = poster
@@ -53,6 +55,7 @@ class HealthReporter(BackgroundLoop):
         self.several_servers = several_servers
         self.update_interval = update_interval
         self.clock = clock
+        self.on_final = on_final
         self._watched: dict[int, tuple[float, tuple[int, ...]]] = {}  # id -> (last, shown)
         self._quiet_until: dict[int, float] = {}
         self._lock = threading.Lock()
@@ -114,6 +117,8 @@ class HealthReporter(BackgroundLoop):
                     self.poster.update(row.channel, row.card_ts, message)
                 self.runs.reported(check_id)
                 self._drop(check_id)
+                if self.on_final is not None:
+                    self.on_final()
                 return
             with self._lock:
                 last, shown = self._watched.get(check_id, (float("-inf"), ()))

@@ -65,6 +65,16 @@ def _dry_running(command: parser.CachesDelete) -> Message:
     return notice_view(f"Dry-running the deletion of {labels} with Connect…", ":mag:")
 
 
+_CHECKING = notice_view(
+    "Checking which content starts: requesting each item, a few at a time…", WORKING
+)
+_RENDER_ASKED = notice_view("Listing the documents that would be rendered again…", WORKING)
+
+
+def _health_ack(command: parser.Health) -> Message:
+    return _RENDER_ASKED if command.render else _CHECKING
+
+
 COMMANDS: dict[type, CommandRoute] = {
     parser.Help: CommandRoute(ack=lambda command: help_view(command.topic)),
     parser.Servers: CommandRoute(ack=_silent, work=admin.list_servers),
@@ -75,10 +85,8 @@ COMMANDS: dict[type, CommandRoute] = {
     parser.Impact: CommandRoute(
         ack=_say("Asking Connect which content uses the package…"), work=impact.show
     ),
-    parser.Health: CommandRoute(
-        ack=_say("Checking which content starts: requesting each item, a few at a time…"),
-        work=health.check,
-    ),
+    parser.Health: CommandRoute(ack=_health_ack, work=health.check),
+    parser.HealthHistory: CommandRoute(ack=_silent, work=health.history),
     parser.Audit: CommandRoute(ack=_silent, work=admin.show_audit),
     parser.RebuildPlan: CommandRoute(
         ack=_say("Planning the rebuild: asking Connect for its content…"), work=impact.plan
@@ -107,6 +115,8 @@ ACTIONS: tuple[ActionRoute, ...] = (
     ActionRoute(ImpactActions.REBUILD, impact.rebuild),
     ActionRoute(HealthActions.DELETE_CACHES, health.delete_caches),
     ActionRoute(HealthActions.REBUILD, health.rebuild),
+    ActionRoute(HealthActions.RENDER_CONFIRM, health.confirm_render),
+    ActionRoute(HealthActions.RENDER_CANCEL, health.cancel_render),
     # App Home: each button expands (or collapses) a part of Home; nothing destructive.
     ActionRoute(HomeActions.CACHES, home.toggle),
     ActionRoute(HomeActions.HISTORY, home.toggle),

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.connect import ConnectError, ContentFilter, ContentItem, RuntimeCache
+from bot.services.audit import AuditLog
+from bot.services.confirmations import Confirmations
 from bot.services.health.engine import DEFAULT_CONCURRENCY, run_checks
 from bot.services.health.grouping import by_runtime
 from bot.services.health.outcomes import (
@@ -41,7 +43,8 @@ from bot.services.health.selection import Probe
 from bot.services.health.service import HealthChecks, selected
 from bot.services.health.store import CheckRow, HealthStore, LeaseLost
 from bot.services.impact import PackagesUnsupported
-from bot.services.outcomes import Actor, ConnectFailed, UnknownServer
+from bot.services.outcomes import Actor, ConnectFailed, Denied, NotFound, Refusal, UnknownServer
+from bot.services.pending import Pending
 from bot.services.schedule_criteria import Criteria, of_filter
 from bot.services.servers import Servers
 
@@ -309,13 +312,164 @@ class HealthRunner:
         log.info("health check %s: %s", check_id, report.counts)
 
 
+RENDER_KIND = "health_render"  # a pending action: a check with `--render`, to confirm
+RENDER_ACTION = "health_render"  # its audit records
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRequested:
+    """A check with `--render` waits for an admin's Confirm: `rendered` documents of the
+    selection would be rendered again (what their viewers see is replaced)."""
+
+    pending_id: str
+    server: str
+    rendered: int
+
+
+@dataclass(frozen=True, slots=True)
+class RenderStarted:
+    check_id: int
+    server: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderCancelled:
+    server: str
+
+
 class HealthRuns:
     """The use cases of stored checks: start one, read its progress and result, list them."""
 
-    def __init__(self, checks: HealthChecks, store: HealthStore, runner: HealthRunner) -> None:
+    def __init__(
+        self,
+        checks: HealthChecks,
+        store: HealthStore,
+        runner: HealthRunner,
+        *,
+        confirmations: Confirmations | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.checks = checks
         self.store = store
         self.runner = runner
+        self.confirmations = confirmations  # None: `--render` is refused (not set up)
+        self.audit = audit
+
+    # ---- `--render`: admins only, behind a confirmation ---------------------------------
+
+    def request_render(
+        self, actor: Actor, prepared: Prepared, description: str
+    ) -> RenderRequested | Denied | ConnectFailed:
+        """Rendering replaces what viewers see: an admin asks, then an admin confirms."""
+        confirmations = self.confirmations
+        if confirmations is None:
+            return Denied("Rendering again is not set up on this bot.")
+        decision = confirmations.authz.destroy(actor.user, actor.channel)
+        if not decision.allowed:
+            self._audit(actor, "denied", prepared.server, description, decision.reason)
+            return Denied(decision.reason)
+        server = self.checks.servers.get(prepared.server)
+        if isinstance(server, UnknownServer):
+            return ConnectFailed("Listing the content", "the server is no longer configured")
+        try:
+            items = selected(server, prepared.criteria.content_filter or ContentFilter())
+        except ConnectError as exc:
+            return ConnectFailed("Listing the content", exc.reason)
+        rendered = sum(item.rendered and item.published and not item.locked for item in items)
+        pending = confirmations.pending.create(
+            kind=RENDER_KIND,
+            requested_by=actor.user,
+            channel=actor.channel,
+            payload={
+                "server": prepared.server,
+                "criteria": prepared.criteria.to_json(),
+                "description": description,
+                "rendered": rendered,
+            },
+        )
+        self._audit(actor, "requested", prepared.server, description, f"{rendered} rendered")
+        return RenderRequested(pending.id, prepared.server, rendered)
+
+    def attach_render_card(self, pending_id: str, ts: str) -> None:
+        if self.confirmations is not None:
+            self.confirmations.pending.attach_message(pending_id, ts)
+
+    def confirm_render(
+        self, actor: Actor, pending_id: str, message_ts: str | None = None
+    ) -> RenderStarted | Refusal:
+        """The Confirm click: one click wins; the check starts, on the confirmation's card."""
+        confirmations = self.confirmations
+        if confirmations is None:
+            return NotFound(RENDER_KIND)
+        decided = confirmations.decide(
+            actor,
+            pending_id,
+            kind=RENDER_KIND,
+            new_state="confirmed",
+            rule=confirmations.confirmer("confirm rendering again"),
+            action=RENDER_ACTION,
+            describe=_describe_render,
+            on_expired=lambda _pending: None,
+            message_ts=message_ts,
+        )
+        if not isinstance(decided, Pending):
+            return decided
+        payload = decided.payload
+        criteria = Criteria.from_json(payload.get("criteria"))
+        server = str(payload.get("server") or "")
+        description = str(payload.get("description") or "")
+        if criteria is None:
+            return NotFound(RENDER_KIND)
+        requester = Actor(decided.requested_by, decided.channel)
+        self._audit(actor, "confirmed", server, description, f"requested by {requester.user}")
+        check_id = self.start(
+            Prepared(server, criteria, True),
+            requester,
+            card_ts=decided.message_ts,
+            description=description,
+        )
+        confirmations.pending.finish(decided.id, state="done", result={"check_id": check_id})
+        return RenderStarted(check_id, server, description)
+
+    def cancel_render(
+        self, actor: Actor, pending_id: str, message_ts: str | None = None
+    ) -> RenderCancelled | Refusal:
+        confirmations = self.confirmations
+        if confirmations is None:
+            return NotFound(RENDER_KIND)
+        decided = confirmations.decide(
+            actor,
+            pending_id,
+            kind=RENDER_KIND,
+            new_state="cancelled",
+            rule=confirmations.requester_or_admin("cancel this"),
+            action=RENDER_ACTION,
+            describe=_describe_render,
+            on_expired=lambda _pending: None,
+            message_ts=message_ts,
+        )
+        if not isinstance(decided, Pending):
+            return decided
+        server = str(decided.payload.get("server") or "")
+        self._audit(actor, "cancelled", server, str(decided.payload.get("description") or ""))
+        return RenderCancelled(server)
+
+    def _audit(
+        self, actor: Actor, outcome: str, server: str, description: str, detail: str = ""
+    ) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                actor=actor.user,
+                action=RENDER_ACTION,
+                outcome=outcome,
+                target=f"health --render: {description}",
+                channel=actor.channel,
+                detail=detail,
+                server=server,
+            )
+
+    # ---- checks --------------------------------------------------------------------------
 
     def prepare(
         self,
@@ -400,6 +554,13 @@ class HealthRuns:
 
     def reported(self, check_id: int) -> None:
         self.store.reported_final(check_id, self.runner.me)
+
+
+def _describe_render(pending: Pending) -> tuple[str, str | None]:
+    payload = pending.payload
+    server = payload.get("server")
+    target = f"health --render: {payload.get('description') or ''}"
+    return target, server if isinstance(server, str) else None
 
 
 def _summary(report: HealthReport) -> dict[str, Any]:

@@ -6,13 +6,24 @@ from __future__ import annotations
 from bot.connect import ContentFilter
 from bot.services.caches import CacheTarget
 from bot.services.health import HealthReport, Prepared
-from bot.services.health.runner import Failing
+from bot.services.health.runner import Failing, RenderCancelled, RenderRequested, RenderStarted
 from bot.services.impact import PackagesUnsupported
+from bot.services.outcomes import UnknownServer
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.handlers import caches, impact
-from bot.slack.replies import answer, post_or_explain, server_label, shared_view
+from bot.slack.handlers.rebuilds import permalink
+from bot.slack.replies import (
+    answer,
+    answer_lost_click,
+    post_or_explain,
+    server_label,
+    shared_view,
+)
 from bot.slack.views import (
+    health_history_view,
+    health_render_cancelled_view,
+    health_render_confirm_view,
     health_started_view,
     health_view,
     notice_view,
@@ -38,10 +49,64 @@ def check(deps: Deps, req: Invocation, command: parser.Health) -> None:
         answer(deps, req, shared_view(prepared))
         return
     label = server_label(deps, prepared.server)
+    if command.render:
+        _request_render(deps, req, command, prepared)
+        return
     ts = post_or_explain(deps, req, health_started_view(command.description, server_label=label))
     if ts is None:
         return
     runs.start(prepared, req.actor, card_ts=ts, description=command.description)
+
+
+def _request_render(
+    deps: Deps, req: Invocation, command: parser.Health, prepared: Prepared
+) -> None:
+    """`--render`: admins only; the confirmation card, whose Confirm starts the check."""
+    runs = deps.services.health_runs
+    assert runs is not None
+    requested = runs.request_render(req.actor, prepared, command.description)
+    if not isinstance(requested, RenderRequested):
+        answer(deps, req, shared_view(requested))
+        return
+    view = health_render_confirm_view(
+        command.description,
+        requested.rendered,
+        requested.pending_id,
+        req.user,
+        server_label=server_label(deps, requested.server),
+    )
+    ts = post_or_explain(deps, req, view)
+    if ts is not None:
+        runs.attach_render_card(requested.pending_id, ts)
+
+
+def confirm_render(deps: Deps, click: Click) -> None:
+    """Confirm: the check starts, and the confirmation card becomes its card."""
+    runs = deps.services.health_runs
+    if runs is None:
+        return
+    outcome = runs.confirm_render(click.actor, click.value, click.message_ts)
+    if not isinstance(outcome, RenderStarted):
+        answer_lost_click(deps, click, outcome, subject="request", undone="rendered")
+        return
+    if click.message_ts:
+        label = server_label(deps, outcome.server)
+        view = health_started_view(outcome.description, server_label=label)
+        deps.poster.update(click.channel, click.message_ts, view)
+
+
+def cancel_render(deps: Deps, click: Click) -> None:
+    runs = deps.services.health_runs
+    if runs is None:
+        return
+    outcome = runs.cancel_render(click.actor, click.value, click.message_ts)
+    if not isinstance(outcome, RenderCancelled):
+        answer_lost_click(deps, click, outcome, subject="request", undone="cancelled")
+        return
+    if click.message_ts:
+        label = server_label(deps, outcome.server)
+        view = health_render_cancelled_view(click.user, server_label=label)
+        deps.poster.update(click.channel, click.message_ts, view)
 
 
 def check_unstored(deps: Deps, req: Invocation, command: parser.Health) -> None:
@@ -101,3 +166,25 @@ def rebuild(deps: Deps, click: Click) -> None:
         server=failing.server,
     )
     impact.plan(deps, click, command)
+
+
+def history(deps: Deps, req: Invocation, command: parser.HealthHistory) -> None:
+    """`health history`: the last checks (of one server with `-n`), each linked to its card."""
+    runs = deps.services.health_runs
+    if runs is None:
+        answer(deps, req, notice_view(NOT_WIRED))
+        return
+    server = None
+    if command.server is not None:
+        found = deps.services.servers.resolve(command.server, req.channel)
+        if isinstance(found, UnknownServer):
+            answer(deps, req, shared_view(found))
+            return
+        server = found.name
+    rows = runs.history(command.limit, server)
+    view = health_history_view(
+        rows,
+        lambda channel, ts: permalink(deps, channel, ts),
+        several_servers=deps.services.servers.several,
+    )
+    answer(deps, req, view)

@@ -4,7 +4,7 @@ string (titles, log lines, package names) goes through `esc`/`code`/`link`/`clip
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, HeaderBlock
 
@@ -18,8 +18,9 @@ from bot.services.health import (
     RuntimeFailures,
 )
 from bot.services.health.runner import Progress
+from bot.services.health.store import CheckRow
 from bot.slack.text import clip, code, esc, link, plain
-from bot.slack.views.common import Message, context, md, on_server
+from bot.slack.views.common import Message, context, date, md, on_server, who
 
 
 class HealthActions:
@@ -27,6 +28,8 @@ class HealthActions:
 
     DELETE_CACHES = "health_delete_caches"
     REBUILD = "health_rebuild"
+    RENDER_CONFIRM = "health_render_confirm"  # the value is the pending action's id
+    RENDER_CANCEL = "health_render_cancel"
 
 
 MAX_FAILING = 15
@@ -57,6 +60,57 @@ def health_started_view(description: str, *, server_label: str | None = None) ->
         [
             HeaderBlock(text=plain(head, 150)),
             md(text),
+        ],
+    )
+
+
+def health_render_confirm_view(
+    description: str,
+    rendered: int,
+    pending_id: str,
+    requested_by: str,
+    *,
+    server_label: str | None = None,
+) -> Message:
+    """`health --render`: rendering replaces what viewers see, so an admin confirms first."""
+    head = f"Content health, rendering again{on_server(server_label)}"
+    text = (
+        f":warning: <@{requested_by}> asks to check {esc(clip(description, 300))} and to"
+        f" *render again* its {rendered} rendered document(s): each render replaces what"
+        " its viewers see (a failed render keeps the last good output). Interactive items are"
+        " requested as usual."
+    )
+    return Message(
+        esc(f"Confirm: render {rendered} document(s) again while checking {description}?"),
+        [
+            HeaderBlock(text=plain(head, 150)),
+            md(text),
+            ActionsBlock(
+                elements=[
+                    ButtonElement(
+                        text="Confirm",
+                        action_id=HealthActions.RENDER_CONFIRM,
+                        value=pending_id,
+                        style="danger",
+                    ),
+                    ButtonElement(
+                        text="Cancel", action_id=HealthActions.RENDER_CANCEL, value=pending_id
+                    ),
+                ]
+            ),
+        ],
+    )
+
+
+def health_render_cancelled_view(by: str, *, server_label: str | None = None) -> Message:
+    text = f"Cancelled by <@{by}>: nothing was rendered or requested."
+    return Message(
+        esc(f"Content health, rendering again: {text}"),
+        [
+            HeaderBlock(
+                text=plain(f"Content health, rendering again{on_server(server_label)}", 150)
+            ),
+            md(f":no_entry_sign: {text}"),
         ],
     )
 
@@ -237,3 +291,44 @@ def _packages_text(groups: Sequence[PackageFailures]) -> str:
             f" {group.failing_total} failing items{users}"
         )
     return "\n".join(lines)
+
+
+def check_line(
+    row: CheckRow,
+    permalink: Callable[[str, str | None], str | None],
+    *,
+    several_servers: bool = False,
+) -> str:
+    """One check in a listing: `#3 · when · who · result in words · what`."""
+    url = permalink(row.channel, row.card_ts)
+    ref = link(url, f"#{row.id}") if url else f"#{row.id}"
+    if row.state == "done":
+        result = esc(counts_text(row.counts))
+    elif row.state == "failed":
+        result = f"could not run to its end ({esc(clip(row.error or '', 80))})"
+    else:
+        result = f"running ({row.total if row.total is not None else '?'} items)"
+    render = " · rendered again" if row.render else ""
+    on = f" · {esc(row.server or '')}" if several_servers else ""
+    return (
+        f"• *{ref}*{on} {date(row.created_at)} · {who(row.requested_by)} · {result}{render}"
+        f" · {esc(clip(row.description, 80))}"
+    )
+
+
+def health_history_view(
+    rows: Sequence[CheckRow],
+    permalink: Callable[[str, str | None], str | None],
+    *,
+    several_servers: bool = False,
+) -> Message:
+    if not rows:
+        return Message("No health checks yet.", [md(":information_source: No health checks yet.")])
+    lines = [check_line(row, permalink, several_servers=several_servers) for row in rows]
+    return Message(
+        f"Last {len(rows)} health checks",
+        [
+            HeaderBlock(text=plain(f"Health checks: last {len(rows)}", 150)),
+            md(clip("\n".join(lines), 3000)),
+        ],
+    )
