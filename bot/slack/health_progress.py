@@ -30,6 +30,7 @@ from bot.slack.views import (
 log = logging.getLogger(__name__)
 
 TICK = 0.5
+MIN_ROUND = 0.5
 UPDATE_INTERVAL = 3.0
 ERROR_BACKOFF = 10.0
 REPLY_SPACING = 1.0  # chat.postMessage: about one message per second per channel
@@ -68,6 +69,9 @@ class HealthReporter(BackgroundLoop):
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(TICK)
+            # Probes nudge after every result; one round per MIN_ROUND keeps the queries few.
+            if self._stop.wait(MIN_ROUND):
+                return
             self._wake.clear()
             with self._lock:
                 ids = sorted(self._watched)

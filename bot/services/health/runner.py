@@ -6,13 +6,13 @@
   for LEASE_TTL by the database's clock), and any ended check whose card nobody updated.
 * The holder heartbeats every HEARTBEAT_SECONDS; each write is fenced by its lease token
   (`HealthStore`): a holder that lost the lease stops at its next write.
-* No item is probed twice. Each item is claimed (a row without a verdict) before its probe,
-  and the job keys Connect listed just before the request are stored with it before the
-  request leaves. A new holder skips items with a verdict, and resolves a claim without one
-  from Connect's jobs: the run (or render) job not among those keys is the dead holder's
-  probe, and gives the verdict without a new request. Only when there is no such job (the
-  request never reached Connect, or started no process) is the item requested again: that
-  starts no second process for the same probe. Comparing job keys, not clocks, is what the
+* No item is probed twice. Each item is claimed (a row without a verdict) before its request
+  leaves, with the job keys Connect listed just before it (one transaction; that listing
+  changes nothing on Connect). A new holder skips items with a verdict, and resolves a claim
+  without one from Connect's jobs: the run (or render) job not among those keys is the dead
+  holder's probe, and gives the verdict without a new request. Only when there is no such job
+  (the request never reached Connect, or started no process) is the item requested again:
+  that starts no second process for the same probe. Comparing job keys, not clocks, is what the
   probe itself does (`probes.py`): Connect's clock and the bot's may disagree by seconds.
 """
 
@@ -242,17 +242,17 @@ class HealthRunner:
                 raise LeaseLost(f"health check {check_id}: stopped")
 
         def claim(item: ContentItem) -> bool:
+            """Whether to probe it: not when an earlier holder recorded its verdict. The row
+            itself is written just before the request (`on_before`)."""
             fenced()
             if item.guid in claims.done:
-                return False
-            if item.guid not in claims.open and not self.store.claim(check_id, token, item):
                 return False
             claimed.add(item.guid)
             return True
 
         def on_before(item: ContentItem, keys: set[str]) -> None:
             fenced()
-            self.store.before(check_id, token, item.guid, keys)
+            self.store.claim(check_id, token, item, keys)
 
         prober = Prober(
             server.client.single_try(),

@@ -6,9 +6,9 @@ as a rebuild's (`bot.services.rebuild_engine`). Every write of the holder is fen
 the token on the check row, locked FOR SHARE, in the same transaction, and raises `LeaseLost`
 when the lease moved, so a process that lost its lease writes nothing more.
 
-Items: a row is claimed (no verdict) before its probe and gets its verdict after; `before`
-(the job keys Connect listed just before the request) is stored with the claim before the
-request leaves, so the next holder can tell a probe that reached Connect from one that did not.
+Items: a row is claimed (no verdict) before the probe's request leaves, with `before` (the job
+keys Connect listed just before it), and gets its verdict after; so the next holder can tell a
+probe that reached Connect from one that did not. (The listing before the claim is read-only.)
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.connect import ContentItem
@@ -274,12 +273,18 @@ class HealthStore:
                 pending[row.guid] = frozenset(before) if isinstance(before, list) else None
         return Claims(done, pending)
 
-    def claim(self, check_id: int, token: str, item: ContentItem) -> bool:
-        """Record that `item` is being probed (before its probe); False when it already has
-        a row (another holder's: `claims` said what to do with it)."""
-        try:
-            with self.db.session() as session:
-                self._fence(session, check_id, token)
+    def claim(self, check_id: int, token: str, item: ContentItem, before: Iterable[str]) -> None:
+        """Record that `item` is being requested, with the job keys Connect listed just before
+        (one transaction, before the request leaves; a retry's listing replaces them)."""
+        detail = {"item": _item_json(item), "before": sorted(before)}
+        with self.db.session() as session:
+            self._fence(session, check_id, token)
+            row = session.scalar(
+                select(HealthItem).where(
+                    HealthItem.check_id == check_id, HealthItem.guid == item.guid
+                )
+            )
+            if row is None:
                 session.add(
                     HealthItem(
                         check_id=check_id,
@@ -289,25 +294,15 @@ class HealthStore:
                         verdict=None,
                         reason="",
                         attempts=0,
-                        detail={"item": _item_json(item)},
+                        detail=detail,
                         claimed_by=token,
                         claimed_at=self.wall_clock(),
                     )
                 )
-        except IntegrityError:
-            return False
-        return True
-
-    def before(self, check_id: int, token: str, guid: str, keys: Iterable[str]) -> None:
-        """The job keys listed just before the request for `guid` leaves."""
-        with self.db.session() as session:
-            self._fence(session, check_id, token)
-            row = session.scalar(
-                select(HealthItem).where(HealthItem.check_id == check_id, HealthItem.guid == guid)
-            )
-            if row is not None:
-                row.detail = {**(row.detail or {}), "before": sorted(keys)}
+            elif row.verdict is None:
+                row.detail = detail
                 row.claimed_by = token
+                row.claimed_at = self.wall_clock()
 
     def record(self, check_id: int, token: str, results: Sequence[ItemHealth]) -> None:
         """The verdicts of `results` (an item without a row gets one)."""
