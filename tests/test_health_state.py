@@ -4,6 +4,7 @@ that probes no item twice (counted at the Connect simulator, per content URL).""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -273,3 +274,24 @@ def test_long_lists_go_to_the_cards_thread(big_stack: Stack) -> None:
         probed = set(session.scalars(select(HealthItem.guid).where(HealthItem.attempts > 0)))
     assert set(content_requests(stack.connect)) == probed
     assert set(content_requests(stack.connect).values()) == {1}
+
+
+def test_the_card_shows_progress_at_most_every_few_seconds_then_the_result() -> None:
+    with start_stack(connect_options={"start_seconds": 0.6}, bot_health_concurrency=1) as stack:
+        stack.requests.command("health")
+        assert stack.slack.wait_for(
+            lambda s: any("items so far" in m.all_text() for m in health_cards(s)), 20
+        ), "no progress shown"
+        assert stack.slack.wait_for(
+            lambda s: any(FINAL in m.all_text() for m in health_cards(s)), 30
+        ), "no result"
+        (card,) = health_cards(stack.slack)
+        updates = [
+            call
+            for call in stack.slack.calls_to("chat.update")
+            if call.params.get("ts") == card.ts and call.status == 200
+        ]
+        progress = [c.time for c in updates if "so far" in str(c.params.get("text"))]
+        assert progress, "no progress update"
+        assert all(b - a >= 2.9 for a, b in itertools.pairwise(progress))
+        assert FINAL in str(updates[-1].params.get("text"))
