@@ -26,7 +26,9 @@ from bot.services.health import (
 from bot.slack import parser
 from bot.slack.views import (
     health_failed_view,
+    health_history_view,
     health_progress_view,
+    health_render_confirm_view,
     health_started_view,
     health_thread_replies,
     health_view,
@@ -117,7 +119,7 @@ def _progress(value: str) -> Progress:
     row = CheckRow(
         id=7,
         server=value,
-        requested_by="U1",
+        requested_by="UREQ1",
         channel="C1",
         card_ts="1.1",
         state="running",
@@ -148,3 +150,29 @@ def test_hostile_strings_are_inert_in_the_progress_thread_and_failure(value: str
     for reply in replies:
         assert_safe_message(reply)
     assert_safe_message(health_view(many, server_label=value, check_id=3, threaded=True))
+
+
+def test_render_and_history_parse_and_bad_input_is_answered() -> None:
+    command = parser.parse("health --render --content-type rmd-static")
+    assert isinstance(command, parser.Health) and command.render
+    assert not parser.parse("health").render  # type: ignore[union-attr]
+    assert isinstance(parser.parse("health history -n prod"), parser.HealthHistory)
+    refused = parser.parse("health history --render")
+    assert isinstance(refused, parser.ParseError)
+    assert "takes no options" in refused.message
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_strings_are_inert_in_the_history(value: str) -> None:
+    done = _progress(value).row
+    rows = [
+        dataclasses.replace(done, state="done"),
+        dataclasses.replace(done, id=8, state="failed", error=value),
+        dataclasses.replace(done, id=9),
+    ]
+    assert_safe_message(
+        health_history_view(rows, lambda _c, _t: f"{SERVER}/x", several_servers=True)
+    )
+    assert_safe_message(
+        health_render_confirm_view(value, 3, "pending-1", "UADMIN1", server_label=value)
+    )
