@@ -125,9 +125,12 @@ def _replica(connect: FakeConnect, slack: FakeSlack, url: str, workdir: Path) ->
 
 
 @needs_postgres
+@pytest.mark.parametrize("stop", ["kill", "terminate"])
 def test_a_replica_killed_mid_check_is_taken_over_and_no_item_is_probed_twice(
-    world: tuple[FakeConnect, FakeSlack, str, Path],
+    world: tuple[FakeConnect, FakeSlack, str, Path], stop: str
 ) -> None:
+    """SIGKILL (the lease is judged stale by the holder's lost advisory lock) and SIGTERM (a
+    rolling update: the holder gives the lease back)."""
     connect, slack, url, workdir = world
     connect.system_change("openblas", breaks={"Python": ["numpy"]})
     replicas = [_replica(connect, slack, url, workdir) for _ in range(2)]
@@ -153,7 +156,10 @@ def test_a_replica_killed_mid_check_is_taken_over_and_no_item_is_probed_twice(
         victim = by_instance[holder]
         survivor = next(r for r in replicas if r is not victim)
         probed_before_kill = sum(content_requests(connect).values())
-        victim.kill()
+        if stop == "kill":
+            victim.kill()
+        else:
+            assert victim.terminate() == 0
 
         assert slack.wait_for(
             lambda s: any(FINAL in m.all_text() for m in health_cards(s)), 90, interval=0.2
