@@ -38,6 +38,7 @@ format: $(BIN)/connect-bot
 bench: $(BIN)/connect-bot
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/rebuild.py
+	$(BIN)/python bench/health.py
 
 # The image installs requirements.lock (hashes checked): regenerate it after changing dependencies.
 lock: $(BIN)/connect-bot

@@ -30,7 +30,7 @@ from bot.services.caches import CacheService, DeletionRunner, Deletions, Journal
 from bot.services.confirmations import Confirmations
 from bot.services.container import Services
 from bot.services.health import DEFAULT_CONCURRENCY as DEFAULT_HEALTH_CONCURRENCY
-from bot.services.health import HealthChecks
+from bot.services.health import HealthChecks, HealthRunner, HealthRuns, HealthStore
 from bot.services.home import Home
 from bot.services.pending import PendingStore
 from bot.services.queries import Impact, Queries
@@ -40,6 +40,7 @@ from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
 from bot.slack.bounded import HEALTH_LIMITS
 from bot.slack.deps import Deps
+from bot.slack.health_progress import HealthReporter
 from bot.slack.home_publisher import HomePublisher
 from bot.slack.members import channel_members
 from bot.slack.notifier import SlackNotifier
@@ -99,6 +100,7 @@ class Runtime:
     executor: ThreadPoolExecutor
     reporter: RebuildReporter
     home_publisher: HomePublisher
+    health_reporter: HealthReporter | None
     coordinator: Coordinator
     bot_user_id: str | None
     grace_seconds: float = 5.0
@@ -160,6 +162,10 @@ class Runtime:
         # leases released (another replica takes them at once); running builds stay on Connect
         # and are re-attached by their task id.
         self.reporter.close()  # first: no post from here once the leases are released
+        if self.health_reporter is not None:
+            self.health_reporter.close()
+        if self.services.health_runs is not None:
+            self.services.health_runs.runner.close()  # another replica finishes its checks
         self.home_publisher.close()
         self.services.engine.close()
         if self.socket_handler is not None:
@@ -260,6 +266,16 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         owners=slack_owners(servers.client, poster) if settings.bot_notify_owners else None,
     )
     home_publisher = HomePublisher(deps)
+    health_reporter = None
+    if services.health_runs is not None:
+        health_reporter = HealthReporter(
+            services.health_runs,
+            poster,
+            instance_id=coordinator.instance_id,
+            several_servers=servers.several,
+            on_final=home_publisher.changed,  # Home shows the latest result per server
+        )
+        services.health_runs.runner.subscribe(health_reporter.changed)
     runtime = Runtime(
         settings=settings,
         db=db,
@@ -271,6 +287,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         executor=executor,
         reporter=reporter,
         home_publisher=home_publisher,
+        health_reporter=health_reporter,
         coordinator=coordinator,
         bot_user_id=identity.get("user_id"),
     )
@@ -286,6 +303,9 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         services.home.subscribe(home_publisher.changed)
     reporter.start()
     home_publisher.start()
+    if health_reporter is not None and services.health_runs is not None:
+        health_reporter.start()
+        executor.submit(services.health_runs.runner.watch)  # checks a dead process left
     # What a crashed process left half-done is taken up now, not at the first tick; off the
     # main thread, since it may ask Connect (the bot answers Slack meanwhile). Every replica
     # may try: claims and leases decide who does it.
@@ -336,6 +356,7 @@ def build_services(
     )
     store = RebuildStore(db)
     schedule_store = ScheduleStore(db)
+    health_store = HealthStore(db, wall_clock)
     home = Home(
         db=db,
         servers=servers,
@@ -343,6 +364,7 @@ def build_services(
         audit=audit,
         rebuilds=store,
         schedules=schedule_store,
+        health=health_store.latest_per_server,
     )
     engine = RebuildEngine(
         db,
@@ -366,6 +388,14 @@ def build_services(
         instance=instance,
     )
     impact = Impact(servers=servers)
+    health = HealthChecks(servers=servers, impact=impact, concurrency=health_concurrency)
+    health_runner = HealthRunner(
+        health_store,
+        servers,
+        instance_id=instance.instance_id,
+        is_alive=instance.is_alive,
+        concurrency=health_concurrency,
+    )
     schedules = Schedules(
         rebuilds=rebuilds,
         store=schedule_store,
@@ -387,7 +417,10 @@ def build_services(
         home=home,
         impact=impact,
         schedules=schedules,
-        health=HealthChecks(servers=servers, impact=impact, concurrency=health_concurrency),
+        health=health,
+        health_runs=HealthRuns(
+            health, health_store, health_runner, confirmations=confirmations, audit=audit
+        ),
     )
 
 

@@ -1,8 +1,8 @@
-"""Rebuilds: use cases (`service`, `plans`), what a plan selects (`criteria`), planning (`planning`,
-`warmup`, `estimates`), building (`leases`, `driver`, `builds`), failed items' `owners`.
+"""Rebuilds: use cases (`service`, `plans`), planning (`planning`, `warmup`, `estimates`),
+building (`leases`, `driver`, `builds`), failed items' `owners`; `Criteria` re-exported.
 May import caches, the shared services modules (`bot.services.*` at the top), connect and store."""
 
-from bot.services.rebuilds.criteria import Criteria, of_filter
+from bot.services.criteria import Criteria, of_filter
 from bot.services.rebuilds.leases import RebuildEngine
 from bot.services.rebuilds.outcomes import (
     Cancelling,

@@ -14,6 +14,7 @@ from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
 from bot.services.caches import Deletions
 from bot.services.confirmations import Confirmations, Rule
+from bot.services.criteria import Criteria, of_filter
 from bot.services.instance import Instance
 from bot.services.outcomes import (
     Actor,
@@ -23,7 +24,6 @@ from bot.services.outcomes import (
     UnknownServer,
 )
 from bot.services.pending import Pending, PendingStore
-from bot.services.rebuilds.criteria import Criteria, of_filter
 from bot.services.rebuilds.leases import RebuildEngine
 from bot.services.rebuilds.outcomes import (
     Cancelling,

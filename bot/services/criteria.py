@@ -1,6 +1,6 @@
-"""What a plan selects, kept with it (`rebuilds.criteria`, JSON) so a scheduled rebuild can ask
+"""What a plan or a health check selects, kept with it (JSON) so a scheduled rebuild can ask
 Connect again at its start: the content filter as typed, the `--uses-package` names (resolved
-to items again then), or the caches of "Rebuild affected content"."""
+to items again then), or the caches of "Rebuild affected content". Shared by the features."""
 
 from __future__ import annotations
 
