@@ -34,7 +34,7 @@ from bot.services.health import HealthChecks, HealthRunner, HealthRuns, HealthSt
 from bot.services.home import Home
 from bot.services.pending import PendingStore
 from bot.services.queries import Impact, Queries
-from bot.services.rebuilds import RebuildEngine, Rebuilds, RebuildStore
+from bot.services.rebuilds import Access, RebuildEngine, Rebuilds, RebuildStore, Records
 from bot.services.schedules import Schedules, ScheduleStore
 from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
@@ -376,14 +376,11 @@ def build_services(
         wall_clock=wall_clock,
     )
     rebuilds = Rebuilds(
+        records=Records(rebuilds=store, pending=pending, audit=audit),
+        access=Access(authz=authz, confirmations=confirmations),
         servers=servers,
-        store=store,
         engine=engine,
-        pending=pending,
-        confirmations=confirmations,
         deletions=deletions,
-        authz=authz,
-        audit=audit,
         notifier=notifier,
         instance=instance,
     )

@@ -21,7 +21,7 @@ from bot.services.rebuilds.owners import (
     OwnersOutcome,
 )
 from bot.services.rebuilds.plans import LockedContent, PlanRequest, RebuildPlanOutcome
-from bot.services.rebuilds.service import Rebuilds
+from bot.services.rebuilds.service import Access, Rebuilds, Records
 from bot.services.rebuilds.store import (
     ItemView,
     PlanSummary,
@@ -31,6 +31,7 @@ from bot.services.rebuilds.store import (
 )
 
 __all__ = [
+    "Access",
     "Cancelling",
     "Criteria",
     "DirectoryError",
@@ -54,5 +55,6 @@ __all__ = [
     "RebuildPlanOutcome",
     "RebuildStore",
     "Rebuilds",
+    "Records",
     "of_filter",
 ]
