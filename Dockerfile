@@ -2,6 +2,7 @@
 #   docker build -t connect-bot .
 #   docker run --env-file bot.env -v connect-bot-data:/data -p 3000:3000 connect-bot
 # tests/test_docker_install.py reproduces these steps without a Docker engine; keep them in step.
+# `make image-test` (tests/image/) builds the image and runs it, replicas and `docker stop` included.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 

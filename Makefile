@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench lock clean
+.PHONY: demo test image-test lint format bench lock clean
 
 # The product, editable, and the dev tools. The editable install puts this checkout on the
 # path, so the simulators (sim/, shipped apart as connect-bot-sim) import from here too.
@@ -19,6 +19,11 @@ demo: $(BIN)/connect-bot
 test: $(BIN)/connect-bot
 	$(BIN)/python -m pytest -q
 
+# Builds the Docker image and runs it against the simulators (tests/image/run.sh: starts a
+# Docker engine for the run when root and none answers). Not part of `make test`.
+image-test: $(BIN)/connect-bot
+	PYTHON=$(BIN)/python tests/image/run.sh
+
 lint: $(BIN)/connect-bot
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -33,6 +38,7 @@ format: $(BIN)/connect-bot
 bench: $(BIN)/connect-bot
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/rebuild.py
+	$(BIN)/python bench/health.py
 
 # The image installs requirements.lock (hashes checked): regenerate it after changing dependencies.
 lock: $(BIN)/connect-bot

@@ -57,6 +57,8 @@ def schedule(
 
     every(KEEP_ALIVE_SECONDS, coordinator.keep_alive, "keep-alive", leader=False)
     every(WATCH_SECONDS, services.engine.watch, "watch-rebuilds", leader=False)
+    if services.health_runs is not None:  # the lease decides who probes each check
+        every(WATCH_SECONDS, services.health_runs.runner.watch, "watch-health", leader=False)
     every(sweep_seconds, lambda: expire_pending(services), "expire-pending", leader=True)
     every(sweep_seconds, lambda: expire_plans(services), "expire-rebuild-plans", leader=True)
     every(2 * sweep_seconds, lambda: reconcile(services), "reconcile", leader=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,16 +30,24 @@ from bot.services.caches import CacheService, DeletionRunner, Deletions, Journal
 from bot.services.confirmations import Confirmations
 from bot.services.container import Services
 from bot.services.health import DEFAULT_CONCURRENCY as DEFAULT_HEALTH_CONCURRENCY
-from bot.services.health import HealthChecks
+from bot.services.health import HealthChecks, HealthRunner, HealthRuns, HealthStore
 from bot.services.home import Home
 from bot.services.pending import PendingStore
 from bot.services.queries import Impact, Queries
-from bot.services.rebuilds import RebuildEngine, Rebuilds, RebuildStore, UsageCounter
+from bot.services.rebuilds import (
+    Access,
+    RebuildEngine,
+    Rebuilds,
+    RebuildStore,
+    Records,
+    UsageCounter,
+)
 from bot.services.schedules import Schedules, ScheduleStore
 from bot.services.servers import ConnectServer, Servers
 from bot.slack.app import create_app
 from bot.slack.bounded import HEALTH_LIMITS
 from bot.slack.deps import Deps
+from bot.slack.health_progress import HealthReporter
 from bot.slack.home_publisher import HomePublisher
 from bot.slack.members import channel_members
 from bot.slack.notifier import SlackNotifier
@@ -98,6 +107,7 @@ class Runtime:
     executor: ThreadPoolExecutor
     reporter: RebuildReporter
     home_publisher: HomePublisher
+    health_reporter: HealthReporter | None
     coordinator: Coordinator
     bot_user_id: str | None
     grace_seconds: float = 5.0
@@ -159,6 +169,10 @@ class Runtime:
         # leases released (another replica takes them at once); running builds stay on Connect
         # and are re-attached by their task id.
         self.reporter.close()  # first: no post from here once the leases are released
+        if self.health_reporter is not None:
+            self.health_reporter.close()
+        if self.services.health_runs is not None:
+            self.services.health_runs.runner.close()  # another replica finishes its checks
         self.home_publisher.close()
         self.services.engine.close()
         if self.socket_handler is not None:
@@ -202,9 +216,16 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         coordinator.close()
         db.dispose()
         raise StartupError(f"The database ({db!r}) is not usable: {type(exc).__name__}") from None
+    except BaseException:  # a signal (serve): let go of the locks on the way out
+        _let_go(coordinator, db)
+        raise
     set_instance(coordinator.instance_id)
     web = make_web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
-    identity = _slack_identity(web, settings.slack_api_url)
+    try:
+        identity = _slack_identity(web, settings.slack_api_url)
+    except BaseException:
+        _let_go(coordinator, db)
+        raise
     poster = SlackPoster(web)
     notifier = SlackNotifier(
         poster, audit_channel=settings.bot_audit_channel, several_servers=servers.several
@@ -253,6 +274,16 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         owners=slack_owners(servers.client, poster) if settings.bot_notify_owners else None,
     )
     home_publisher = HomePublisher(deps)
+    health_reporter = None
+    if services.health_runs is not None:
+        health_reporter = HealthReporter(
+            services.health_runs,
+            poster,
+            instance_id=coordinator.instance_id,
+            several_servers=servers.several,
+            on_final=home_publisher.changed,  # Home shows the latest result per server
+        )
+        services.health_runs.runner.subscribe(health_reporter.changed)
     runtime = Runtime(
         settings=settings,
         db=db,
@@ -264,6 +295,7 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         executor=executor,
         reporter=reporter,
         home_publisher=home_publisher,
+        health_reporter=health_reporter,
         coordinator=coordinator,
         bot_user_id=identity.get("user_id"),
     )
@@ -279,6 +311,9 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
         services.home.subscribe(home_publisher.changed)
     reporter.start()
     home_publisher.start()
+    if health_reporter is not None and services.health_runs is not None:
+        health_reporter.start()
+        executor.submit(services.health_runs.runner.watch)  # checks a dead process left
     # What a crashed process left half-done is taken up now, not at the first tick; off the
     # main thread, since it may ask Connect (the bot answers Slack meanwhile). Every replica
     # may try: claims and leases decide who does it.
@@ -288,6 +323,12 @@ def build_runtime(settings: Settings, *, start_scheduler: bool = True) -> Runtim
     if start_scheduler:
         scheduler.start()
     return runtime
+
+
+def _let_go(coordinator: Coordinator, db: Database) -> None:
+    with contextlib.suppress(Exception):
+        coordinator.close()
+    db.dispose()
 
 
 def build_services(
@@ -324,6 +365,7 @@ def build_services(
     )
     store = RebuildStore(db)
     schedule_store = ScheduleStore(db)
+    health_store = HealthStore(db, wall_clock)
     home = Home(
         db=db,
         servers=servers,
@@ -331,6 +373,7 @@ def build_services(
         audit=audit,
         rebuilds=store,
         schedules=schedule_store,
+        health=health_store.latest_per_server,
     )
     engine = RebuildEngine(
         db,
@@ -342,19 +385,24 @@ def build_services(
         wall_clock=wall_clock,
     )
     rebuilds = Rebuilds(
+        records=Records(rebuilds=store, pending=pending, audit=audit),
+        access=Access(authz=authz, confirmations=confirmations),
         servers=servers,
-        store=store,
         engine=engine,
-        pending=pending,
-        confirmations=confirmations,
         deletions=deletions,
-        authz=authz,
-        audit=audit,
         notifier=notifier,
         instance=instance,
         usage=UsageCounter(usage_days, wall_clock) if usage_days else None,
     )
     impact = Impact(servers=servers)
+    health = HealthChecks(servers=servers, impact=impact, concurrency=health_concurrency)
+    health_runner = HealthRunner(
+        health_store,
+        servers,
+        instance_id=instance.instance_id,
+        is_alive=instance.is_alive,
+        concurrency=health_concurrency,
+    )
     schedules = Schedules(
         rebuilds=rebuilds,
         store=schedule_store,
@@ -376,7 +424,10 @@ def build_services(
         home=home,
         impact=impact,
         schedules=schedules,
-        health=HealthChecks(servers=servers, impact=impact, concurrency=health_concurrency),
+        health=health,
+        health_runs=HealthRuns(
+            health, health_store, health_runner, confirmations=confirmations, audit=audit
+        ),
     )
 
 
@@ -429,19 +480,43 @@ def _slack_identity(web: WebClient, api_url: str) -> Any:
         raise StartupError(f"Could not reach Slack at {api_url} ({type(exc).__name__}).") from None
 
 
+class _StopDuringStartup(KeyboardInterrupt):
+    """SIGTERM or SIGINT before the bot is up: unwinds start-up like Ctrl-C (a query under
+    way is cancelled, the database connections close, and with them the migration lock)."""
+
+
 def serve(settings: Settings | None = None) -> int:
     from bot.logs import configure_logging
 
+    # The handlers come first: start-up may wait a long time (the migration lock, Slack's
+    # auth.test), and as PID 1 in a container a signal without a handler is ignored.
+    stop = threading.Event()
+    starting = True
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+        if starting:
+            raise _StopDuringStartup(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
     settings = settings or Settings()
     configure_logging(settings)
+    runtime: Runtime | None = None
     try:
         runtime = build_runtime(settings)
-    except StartupError as exc:
-        print(f"connect-bot: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        starting = False
+    except BaseException as exc:
+        starting = False  # a second signal, while unwinding: don't interrupt the unwinding
+        if stop.is_set():  # whatever the signal interrupted, it asked us to stop: a clean exit
+            if runtime is not None:
+                runtime.close()
+            log.info("connect-bot stopped during start-up (%s)", exc or "signal")
+            return 0
+        if isinstance(exc, StartupError):
+            print(f"connect-bot: {exc}", file=sys.stderr)
+            return 2
+        raise
     http = runtime.start_http()
     if runtime.health is not None:
         log.info("health checks on %s/healthz and /readyz", runtime.health.bound)

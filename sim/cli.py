@@ -13,6 +13,14 @@ def main() -> None:
     simulator, a fake Slack, and the demo that plays the main job on them."""
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM stops a simulator as Ctrl-C does (as PID 1 in a container, or under a
+    supervisor, an unhandled SIGTERM would be ignored or kill it without cleaning up)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 @main.command("fake-connect")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=3939, show_default=True, type=int, help="Port to listen on.")
@@ -61,6 +69,7 @@ def fake_connect(
     )
     server.start()
     click.echo(f"Fake Posit Connect on {server.url} (API keys: {len(keys)}); Ctrl-C to stop")
+    stop_on_sigterm()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -87,6 +96,7 @@ def fake_slack(host: str, port: int, bot_token: str, signing_secret: str) -> Non
     ).start()
     server.add_default_workspace()
     click.echo(f"Fake Slack Web API on {server.api_url} (#connect-ops = C0OPS); Ctrl-C to stop")
+    stop_on_sigterm()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -3,23 +3,36 @@ its view with hostile Connect strings."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.connect import ContentItem, RuntimeCache
 from bot.services.health import (
+    CheckRow,
     CouldNotCheck,
+    Counts,
     FailsToStart,
     HealthReport,
     ItemHealth,
     PackageFailures,
+    Progress,
     RuntimeFailures,
     Skipped,
     Starts,
 )
 from bot.slack import parser
-from bot.slack.views import health_view
+from bot.slack.views import (
+    health_failed_view,
+    health_history_view,
+    health_progress_view,
+    health_render_confirm_view,
+    health_started_view,
+    health_thread_replies,
+    health_view,
+)
 from sim.stack import Stack, start_stack
 from tests.slack_helpers import wait_message
 from tests.test_escaping import HOSTILE, SERVER, assert_safe_message, text_objects
@@ -49,7 +62,7 @@ def test_health_card_names_what_fails_and_why(stack: Stack) -> None:
     stack.connect.clear_requests()
 
     stack.requests.command("health")
-    message = wait_message(stack, lambda m: "Content health" in m.all_text(), timeout=20)
+    message = wait_message(stack, lambda m: " checked: " in m.all_text(), timeout=20)
 
     text = message.all_text()
     assert "14 checked: 7 start, 2 fail to start, 0 could not be checked, 5 skipped" in text
@@ -100,3 +113,66 @@ def test_hostile_title_still_shows_escaped() -> None:
     data = health_view(_report("Q3 <!channel> & @here report")).to_dict()
     joined = "\n".join([data["text"], *(o["text"] for o in text_objects(data))])
     assert "Q3 &lt;!channel&gt; &amp; @\u2060here report" in joined
+
+
+def _progress(value: str) -> Progress:
+    row = CheckRow(
+        id=7,
+        server=value,
+        requested_by="UREQ1",
+        channel="C1",
+        card_ts="1.1",
+        state="running",
+        description=value,
+        criteria=None,
+        render=False,
+        total=40,
+        counts=Counts(1, 2, 3, 4),
+        summary={},
+        error=None,
+        reported=False,
+        driver="me",
+        created_at=datetime.now(UTC),
+        finished_at=None,
+    )
+    return Progress(row, Counts(1, 2, 3, 4), 2)
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_strings_are_inert_in_the_progress_thread_and_failure(value: str) -> None:
+    assert_safe_message(health_started_view(value, server_label=value))
+    assert_safe_message(health_progress_view(_progress(value), server_label=value))
+    assert_safe_message(health_failed_view(value, server_label=value))
+    report = _report(value)
+    many = dataclasses.replace(report, items=report.items[:1] * 40)
+    replies = health_thread_replies(many)
+    assert replies
+    for reply in replies:
+        assert_safe_message(reply)
+    assert_safe_message(health_view(many, server_label=value, check_id=3, threaded=True))
+
+
+def test_render_and_history_parse_and_bad_input_is_answered() -> None:
+    command = parser.parse("health --render --content-type rmd-static")
+    assert isinstance(command, parser.Health) and command.render
+    assert not parser.parse("health").render  # type: ignore[union-attr]
+    assert isinstance(parser.parse("health history -n prod"), parser.HealthHistory)
+    refused = parser.parse("health history --render")
+    assert isinstance(refused, parser.ParseError)
+    assert "takes no options" in refused.message
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_strings_are_inert_in_the_history(value: str) -> None:
+    done = _progress(value).row
+    rows = [
+        dataclasses.replace(done, state="done"),
+        dataclasses.replace(done, id=8, state="failed", error=value),
+        dataclasses.replace(done, id=9),
+    ]
+    assert_safe_message(
+        health_history_view(rows, lambda _c, _t: f"{SERVER}/x", several_servers=True)
+    )
+    assert_safe_message(
+        health_render_confirm_view(value, 3, "pending-1", "UADMIN1", server_label=value)
+    )

@@ -1,4 +1,5 @@
-"""docker/compose.yaml and deploy/kubernetes/, checked without Docker or a cluster.
+"""docker/compose.yaml (also against the Compose specification's schema) and deploy/kubernetes/,
+checked without Docker or a cluster.
 
 Both parse as YAML and say what the README promises: two replicas on PostgreSQL, health on
 /healthz and readiness on /readyz, the image's non-root user, a rolling update that never drops
@@ -8,12 +9,14 @@ field) against the API's schema by `kubernetes-validate`.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shlex
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate as validator
 import pytest
 import yaml
@@ -27,6 +30,9 @@ STOP_SECONDS = BackgroundLoop.CLOSE_SECONDS + DRAIN_SECONDS + 10
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker" / "compose.yaml"
+# The Compose specification's JSON schema, vendored from github.com/compose-spec/compose-spec
+# (schema/compose-spec.json, Apache-2.0): Compose v2 is not installed where the tests run.
+COMPOSE_SCHEMA = REPO / "tests" / "data" / "compose-spec.json"
 README = REPO / "README.md"
 DOCKERFILE = REPO / "Dockerfile"
 
@@ -87,7 +93,10 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 
 def test_compose_has_postgres_16_with_a_healthcheck_and_a_volume(compose: dict[str, Any]) -> None:
     postgres = compose["services"]["postgres"]
-    assert re.fullmatch(r"postgres:16(\.\d+)?(-\w+)?", postgres["image"])
+    # The image may be chosen (POSTGRES_IMAGE); the default is the official PostgreSQL 16.
+    image = re.fullmatch(r"\$\{POSTGRES_IMAGE:-([^}]+)\}", postgres["image"])
+    assert image, postgres["image"]
+    assert re.fullmatch(r"postgres:16(\.\d+)?(-\w+)?", image[1])
     env = environment(postgres)
     assert env["POSTGRES_USER"] == "connect_bot" and env["POSTGRES_DB"] == "connect_bot"
     assert env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")  # required, no default
@@ -105,6 +114,9 @@ def test_compose_runs_two_bot_replicas_built_from_the_repository(
     bot = compose["services"]["bot"]
     context = (COMPOSE.parent / bot["build"]["context"]).resolve()
     assert context == REPO and (context / "Dockerfile").exists()
+    # The base image may be chosen (PYTHON_IMAGE); the default is the Dockerfile's own.
+    default = instruction("ARG").removeprefix("PYTHON_IMAGE=")
+    assert bot["build"]["args"] == {"PYTHON_IMAGE": f"${{PYTHON_IMAGE:-{default}}}"}
     assert bot["deploy"]["replicas"] == 2
     # Replicas cannot share a container name or a fixed host port.
     assert "container_name" not in bot
@@ -128,6 +140,27 @@ def test_compose_bot_settings_come_from_env_and_point_at_postgres(
     # docker/.env holds secrets: it must never reach the image's build context.
     rules = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
     assert "**/.env" in rules
+
+
+def compose_schema_errors(document: dict[str, Any]) -> list[str]:
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(document)
+    ]
+
+
+def test_compose_file_matches_the_compose_specification(compose: dict[str, Any]) -> None:
+    assert compose_schema_errors(compose) == []
+
+
+def test_compose_schema_check_catches_a_misspelt_field(compose: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose)
+    broken["services"]["bot"]["healthcheck"]["intervall"] = "5s"
+    broken["services"]["bot"]["build"]["args"] = ["PYTHON_IMAGE"]  # a list of names is valid
+    errors = compose_schema_errors(broken)
+    assert len(errors) == 1 and "intervall" in errors[0], errors
 
 
 def test_compose_bot_healthcheck_is_the_images(compose: dict[str, Any]) -> None:
@@ -299,3 +332,30 @@ def test_kubernetes_schema_check_catches_a_misspelt_field(
     broken["spec"]["strategy"]["rollingUpdate"]["maxSurges"] = 1
     with pytest.raises(validator.ValidationError):
         validator.validate(broken, validator.latest_version(), strict=True)
+
+
+# ------------------------------------------------------------------ README: Docker
+
+
+def test_readme_docker_section_names_what_make_image_test_runs() -> None:
+    """The commands the README shows are the ones tests/image runs (kept in step)."""
+
+    def flat(text: str) -> str:  # continuation lines joined, runs of spaces as one
+        return " ".join(text.replace("\\\n", " ").split())
+
+    section = flat(readme_section("Docker"))
+    script = flat((REPO / "tests" / "image" / "run.sh").read_text())
+    scenarios = (REPO / "tests" / "image" / "scenarios.py").read_text()
+    assert "make image-test" in section
+    for fragment in (
+        "--iptables=false --ip6tables=false --bridge=none --storage-driver=overlay2",
+        "debootstrap --variant=minbase bookworm",
+        "docker build --network host --build-arg PYTHON_IMAGE=local/python:3.11",
+        "-f tests/image/postgres.Dockerfile tests/image",
+        "BOT_TEST_DOCKER=1",
+    ):
+        assert fragment in section, fragment
+        assert fragment in script, fragment
+    for option in ("--network", "--read-only", "--tmpfs", "/tmp", "--health-interval=1s"):
+        assert option in section and f'"{option}' in scenarios, option
+    assert "BOT_TEST_DOCKER=1 make image-test" in (REPO / ".ci" / "run").read_text()

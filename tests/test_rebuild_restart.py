@@ -66,10 +66,12 @@ def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(
             requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
         rebuild_id = rebuild_id_of(card)
 
-        def succeeded() -> int:
-            return sum(row.state == "succeeded" for row in items(db, rebuild_id))
+        def mid_rebuild() -> bool:  # some done and some building on Connect: kill it now
+            rows = items(db, rebuild_id)
+            done = sum(row.state == "succeeded" for row in rows)
+            return done >= 12 and any(row.state == "building" for row in rows)
 
-        assert slack.wait_for(lambda _: succeeded() >= 12, timeout=20, interval=0.05)
+        assert slack.wait_for(lambda _: mid_rebuild(), timeout=30, interval=0.02)
         bots[0].kill()
         killed_at = time.time()
         before = {row.guid: row for row in items(db, rebuild_id)}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
 from bot.services.caches import Deletions
-from bot.services.health import HealthChecks
+from bot.services.health import HealthChecks, HealthRuns
 from bot.services.home import Home
 from bot.services.queries import Impact, Queries
 from bot.services.rebuilds import RebuildEngine, Rebuilds, RebuildStore
@@ -29,3 +29,4 @@ class Services:
     impact: Impact | None = None  # `impact`, `--uses-package` (None: not wired; said so)
     schedules: Schedules | None = None  # scheduled rebuilds (None: not wired; said so)
     health: HealthChecks | None = None  # `health` (None: not wired; said so)
+    health_runs: HealthRuns | None = None  # stored checks (None: run in the request, unstored)

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.connect import ConnectError, RuntimeCache
 from bot.services.audit import AuditRecord, AuditStore
 from bot.services.authz import Authorizer, Decision
+from bot.services.health.store import CheckRow
 from bot.services.outcomes import Actor
 from bot.services.rebuilds import Progress, RebuildStore
 from bot.services.rebuilds.planning import FINISHED
@@ -91,6 +92,7 @@ class ServerHome:
     finished: tuple[Progress, ...]  # ended within RECENTLY_FINISHED, newest first
     history: tuple[Progress, ...] = ()  # the last rebuilds, only when that section is open
     scheduled: tuple[Scheduled, ...] = ()  # waiting for their start, soonest first
+    health: CheckRow | None = None  # the latest finished health check of this server
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,7 @@ class Home:
         audit: AuditStore,
         rebuilds: RebuildStore,
         schedules: ScheduleStore | None = None,
+        health: Callable[[], Sequence[CheckRow]] | None = None,
         cache_ttl: float = CACHE_TTL,
         open_wait: float = OPEN_WAIT,
         recent: timedelta = RECENT_VIEWERS,
@@ -224,6 +227,7 @@ class Home:
         self.audit = audit
         self.rebuilds = rebuilds
         self.schedules = schedules
+        self.health = health  # the latest finished health check of each server
         self.cache_ttl = cache_ttl
         self.open_wait = open_wait
         self.recent = recent
@@ -268,6 +272,7 @@ class Home:
         scheduled: dict[str, list[Scheduled]] = {}
         for item in self.schedules.scheduled() if self.schedules is not None else ():
             scheduled.setdefault(item.server or self.servers.default, []).append(item)
+        latest = {row.server: row for row in self.health()} if self.health is not None else {}
         homes = tuple(
             ServerHome(
                 name=server.name,
@@ -281,6 +286,7 @@ class Home:
                 finished=tuple(finished.get(server.name, ())),
                 history=history if section and section.server == server.name else (),
                 scheduled=tuple(scheduled.get(server.name, ())),
+                health=latest.get(server.name),
             )
             for server in servers
             for listing in [listings[server.name]]

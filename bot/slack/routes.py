@@ -15,7 +15,15 @@ from typing import Any
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.handlers import admin, caches, health, home, impact, rebuilds, schedules
-from bot.slack.views import Actions, HomeActions, ImpactActions, Message, help_view, notice_view
+from bot.slack.views import (
+    Actions,
+    HealthActions,
+    HomeActions,
+    ImpactActions,
+    Message,
+    help_view,
+    notice_view,
+)
 
 WORKING = ":hourglass_flowing_sand:"
 
@@ -57,6 +65,16 @@ def _dry_running(command: parser.CachesDelete) -> Message:
     return notice_view(f"Dry-running the deletion of {labels} with Connect…", ":mag:")
 
 
+_CHECKING = notice_view(
+    "Checking which content starts: requesting each item, a few at a time…", WORKING
+)
+_RENDER_ASKED = notice_view("Listing the documents that would be rendered again…", WORKING)
+
+
+def _health_ack(command: parser.Health) -> Message:
+    return _RENDER_ASKED if command.render else _CHECKING
+
+
 COMMANDS: dict[type, CommandRoute] = {
     parser.Help: CommandRoute(ack=lambda command: help_view(command.topic)),
     parser.Servers: CommandRoute(ack=_silent, work=admin.list_servers),
@@ -67,10 +85,8 @@ COMMANDS: dict[type, CommandRoute] = {
     parser.Impact: CommandRoute(
         ack=_say("Asking Connect which content uses the package…"), work=impact.show
     ),
-    parser.Health: CommandRoute(
-        ack=_say("Checking which content starts: requesting each item, a few at a time…"),
-        work=health.check,
-    ),
+    parser.Health: CommandRoute(ack=_health_ack, work=health.check),
+    parser.HealthHistory: CommandRoute(ack=_silent, work=health.history),
     parser.Audit: CommandRoute(ack=_silent, work=admin.show_audit),
     parser.RebuildPlan: CommandRoute(
         ack=_say("Planning the rebuild: asking Connect for its content…"), work=impact.plan
@@ -97,6 +113,10 @@ ACTIONS: tuple[ActionRoute, ...] = (
     ActionRoute(Actions.REBUILD_SCHEDULE_OPEN, schedules.open_form, prompt=True),
     ActionRoute(ImpactActions.DELETE_CACHES, impact.delete_caches),
     ActionRoute(ImpactActions.REBUILD, impact.rebuild),
+    ActionRoute(HealthActions.DELETE_CACHES, health.delete_caches),
+    ActionRoute(HealthActions.REBUILD, health.rebuild),
+    ActionRoute(HealthActions.RENDER_CONFIRM, health.confirm_render),
+    ActionRoute(HealthActions.RENDER_CANCEL, health.cancel_render),
     # App Home: each button expands (or collapses) a part of Home; nothing destructive.
     ActionRoute(HomeActions.CACHES, home.toggle),
     ActionRoute(HomeActions.HISTORY, home.toggle),

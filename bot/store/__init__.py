@@ -4,6 +4,8 @@ from bot.store.db import Database
 from bot.store.models import (
     AuditEntry,
     DeletionTarget,
+    HealthCheck,
+    HealthItem,
     PendingAction,
     Rebuild,
     RebuildItem,
@@ -14,6 +16,8 @@ __all__ = [
     "AuditEntry",
     "Database",
     "DeletionTarget",
+    "HealthCheck",
+    "HealthItem",
     "PendingAction",
     "Rebuild",
     "RebuildItem",

@@ -203,3 +203,60 @@ class HomeOpen(Base):
     last_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
     # The section the user expanded with a Home button ("caches:<server>", ...), or None.
     section: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class HealthCheck(Base):
+    """A `/connect health` run (migration 0013), stored like a rebuild: one process probes at a
+    time (the lease: `driver`, `heartbeat_at` by the database's clock, `lease_token` fencing
+    every write), and another takes it over when that process dies. `card_ts`: the channel
+    card that shows its progress and result; `criteria`: the selection (JSON, as a schedule's);
+    the counts are set when it ends; `summary`: the grouping and notes of the final report."""
+
+    __tablename__ = "health_checks"
+    __table_args__ = (Index("ix_health_checks_state", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    server: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    card_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed
+    description: Mapped[str] = mapped_column(Text, default="")
+    criteria: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    render: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)  # items selected
+    starts: Mapped[int] = mapped_column(Integer, default=0)
+    fails: Mapped[int] = mapped_column(Integer, default=0)
+    unchecked: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    driver: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class HealthItem(Base):
+    """One item of a health check (migration 0013). Claimed (`claimed_at`, no `verdict`) before
+    its probe, with the keys of the jobs Connect listed just before the request (`before`, in
+    `detail`); the verdict is recorded after. A claim left by a process that died is resolved
+    from Connect's jobs, not by requesting the item again (`bot.services.health.runner`)."""
+
+    __tablename__ = "health_items"
+    __table_args__ = (Index("uq_health_items_check_guid", "check_id", "guid", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    check_id: Mapped[int] = mapped_column(ForeignKey("health_checks.id", ondelete="CASCADE"))
+    guid: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text, default="")
+    runtime: Mapped[str] = mapped_column(String(255), default="")
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: probing
+    reason: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)  # lease token
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

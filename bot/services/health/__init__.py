@@ -18,20 +18,29 @@ from bot.services.health.outcomes import (
     Verdict,
 )
 from bot.services.health.probes import Prober, ProbeSettings, telling_line
+from bot.services.health.runner import HealthRunner, HealthRuns, Prepared, Progress
 from bot.services.health.service import HealthChecks, HealthOutcome
+from bot.services.health.store import CheckRow, HealthStore, LeaseLost
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "CheckRow",
     "CouldNotCheck",
     "Counts",
     "FailsToStart",
     "HealthChecks",
     "HealthOutcome",
     "HealthReport",
+    "HealthRunner",
+    "HealthRuns",
+    "HealthStore",
     "ItemHealth",
+    "LeaseLost",
     "PackageFailures",
+    "Prepared",
     "ProbeSettings",
     "Prober",
+    "Progress",
     "RuntimeFailures",
     "Skipped",
     "Starts",

@@ -85,10 +85,14 @@ class Prober:
         *,
         settings: ProbeSettings | None = None,
         sleep: Callable[[float], None],
+        on_before: Callable[[ContentItem, set[str]], None] | None = None,
     ) -> None:
+        """`on_before(item, keys)`: told the job keys listed just before each request leaves
+        (a store keeps them, so another process can find that request's job)."""
         self.client = client
         self.settings = settings or ProbeSettings()
         self._sleep = sleep
+        self._on_before = on_before
 
     def check(self, item: ContentItem, probe: Probe) -> ItemHealth:
         """Probe `item` (retried once on a transient fault); failing items get their packages."""
@@ -107,13 +111,53 @@ class Prober:
         tries = "once more" if attempts == 2 else f"{attempts - 1} more times"
         return ItemHealth(item, CouldNotCheck(f"{reason} (tried {tries})"), attempts=attempts)
 
+    def resume(self, item: ContentItem, probe: Probe, before: set[str]) -> ItemHealth | None:
+        """The verdict of a probe another process sent before it died, from the job Connect
+        started for it (a job not among `before`); None when there is none (the request never
+        reached Connect, or started nothing): probe it then."""
+        tags = RUN_TAGS if probe is Probe.VISIT else RENDER_TAGS
+        try:
+            job = _newest(self._jobs(item), tags, before)
+            # A render: wait for its end. A process: give a start under way the settle
+            # window to fail; one still active after it counts as started (takeover itself
+            # comes seconds after the request).
+            polls = (
+                int(self.timeout(item) / max(self.settings.settle_interval, 0.01))
+                if probe is Probe.RENDER
+                else self.settings.settle_polls
+            )
+            while job is not None and job.active and polls > 0:
+                self._sleep(self.settings.settle_interval)
+                polls -= 1
+                job = _newest(self._jobs(item), tags, before)
+        except (_Transient, ConnectError):
+            return None  # probed again, within its own retry budget
+        if job is None:
+            return None
+        if job.active and probe is Probe.RENDER:
+            verdict: Verdict = CouldNotCheck(
+                f"the render did not end within {self.timeout(item):g} s"
+            )
+        elif job.active or job.exit_code == 0:
+            verdict = Starts("rendered" if probe is Probe.RENDER else "started")
+        else:
+            verdict = self._failed(item, job, "start" if probe is Probe.VISIT else "render")
+        packages = self._packages(item) if isinstance(verdict, FailsToStart) else None
+        return ItemHealth(item, verdict, attempts=1, packages=packages)
+
+    def _listed_before(self, item: ContentItem) -> set[str]:
+        before = {job.key for job in self._jobs(item)}
+        if self._on_before is not None:
+            self._on_before(item, before)
+        return before
+
     def timeout(self, item: ContentItem) -> float:
         return item.init_timeout or self.settings.default_timeout
 
     # ---- visit -------------------------------------------------------------------------------
 
     def _visit(self, item: ContentItem) -> Verdict:
-        before = {job.key for job in self._jobs(item)}
+        before = self._listed_before(item)
         status: int | None = None
         fault = ""
         redirected: str | None = None
@@ -152,7 +196,7 @@ class Prober:
     # ---- render ------------------------------------------------------------------------------
 
     def _render(self, item: ContentItem) -> Verdict:
-        before = {job.key for job in self._jobs(item)}
+        before = self._listed_before(item)
         try:
             task_id = self.client.renders.start(item.guid)
         except ConnectError as exc:

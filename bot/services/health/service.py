@@ -18,6 +18,9 @@ from bot.services.outcomes import Actor, ConnectFailed, UnknownServer
 from bot.services.queries import ContentUsing, Impact, PackagesUnsupported
 from bot.services.servers import ConnectServer, Servers
 
+# The guids of a selection that matches nothing (no item has this GUID).
+_NOTHING = frozenset({"-"})
+
 HealthOutcome = HealthReport | PackagesUnsupported | UnknownServer | ConnectFailed
 
 
@@ -55,16 +58,13 @@ class HealthChecks:
         if isinstance(server, UnknownServer):
             return server
         notes: list[str] = []
-        if packages:
-            using = self.impact.content_using(actor, server.name, packages)
-            if not isinstance(using, ContentUsing):
-                return using
-            wanted = content_filter.guids
-            guids = using.guids & wanted if wanted else using.guids
-            if not guids:  # empty guids would mean "no restriction": check nothing instead
-                return HealthReport(server.name, (), (), (), render)
-            content_filter = dataclasses.replace(content_filter, guids=guids)
-        runtimes = self._runtimes(server, notes)
+        resolved = self.resolve_packages(actor, server, content_filter, packages)
+        if not isinstance(resolved, ContentFilter):
+            return resolved
+        if resolved.guids is _NOTHING:
+            return HealthReport(server.name, (), (), (), render)
+        content_filter = resolved
+        runtimes = self.runtimes_of(server, notes)
         results: list[ItemHealth] = []
 
         def collect(result: ItemHealth) -> None:
@@ -75,7 +75,7 @@ class HealthChecks:
         prober = Prober(server.client.single_try(), settings=self.settings, sleep=self._sleep)
         try:
             run_checks(
-                _selected(server, content_filter),
+                selected(server, content_filter),
                 prober.check,
                 runtimes=runtimes,
                 render=render,
@@ -89,13 +89,32 @@ class HealthChecks:
             server.name,
             tuple(results),
             by_runtime(results),
-            self._by_package(server, results, notes),
+            self.packages_of(server, results, notes),
             render,
             tuple(notes),
         )
 
+    def resolve_packages(
+        self,
+        actor: Actor,
+        server: ConnectServer,
+        content_filter: ContentFilter,
+        packages: Sequence[str],
+    ) -> ContentFilter | PackagesUnsupported | UnknownServer | ConnectFailed:
+        """The filter, narrowed to the items whose active bundle uses one of `packages`; when
+        none does, its guids are `_NOTHING` (a GUID no item has: nothing is checked)."""
+        if not packages:
+            return content_filter
+        using = self.impact.content_using(actor, server.name, packages)
+        if not isinstance(using, ContentUsing):
+            return using
+        wanted = content_filter.guids
+        guids = using.guids & wanted if wanted else using.guids
+        # empty guids would mean "no restriction": select nothing instead
+        return dataclasses.replace(content_filter, guids=frozenset(guids) or _NOTHING)
+
     @staticmethod
-    def _runtimes(server: ConnectServer, notes: list[str]) -> Installed | None:
+    def runtimes_of(server: ConnectServer, notes: list[str]) -> Installed | None:
         try:
             return installed(server.client.runtimes.all_installed())
         except ConnectError as exc:
@@ -106,8 +125,8 @@ class HealthChecks:
             return None
 
     @staticmethod
-    def _by_package(
-        server: ConnectServer, results: list[ItemHealth], notes: list[str]
+    def packages_of(
+        server: ConnectServer, results: Sequence[ItemHealth], notes: list[str]
     ) -> tuple[PackageFailures, ...]:
         failing = [result for result in results if result.fails]
         if failing and all(result.packages is None for result in failing):
@@ -120,7 +139,7 @@ class HealthChecks:
             return by_package(results, None)
 
 
-def _selected(server: ConnectServer, content_filter: ContentFilter) -> list[ContentItem]:
+def selected(server: ConnectServer, content_filter: ContentFilter) -> list[ContentItem]:
     """The items the filter selects (unpublished ones too: they are reported as skipped).
     Read whole before the first probe: a listing held open while probes run for minutes
     would stall Connect's answer (the items are slim: 10,000 take a few MB)."""

@@ -1,9 +1,9 @@
-"""Rebuilds: use cases (`service`, `plans`), what a plan selects (`criteria`), planning (`planning`,
-`warmup`, `estimates`, `usage`, `visitors`),
-building (`leases`, `driver`, `builds`), failed items' `owners`.
+"""Rebuilds: use cases (`service`, `plans`), planning (`planning`, `warmup`, `estimates`,
+`usage`, `visitors`), building (`leases`, `driver`, `builds`), failed items' `owners`;
+`Criteria` re-exported.
 May import caches, the shared services modules (`bot.services.*` at the top), connect and store."""
 
-from bot.services.rebuilds.criteria import Criteria, of_filter
+from bot.services.criteria import Criteria, of_filter
 from bot.services.rebuilds.leases import RebuildEngine
 from bot.services.rebuilds.outcomes import (
     Cancelling,
@@ -22,7 +22,7 @@ from bot.services.rebuilds.owners import (
     OwnersOutcome,
 )
 from bot.services.rebuilds.plans import LockedContent, PlanRequest, RebuildPlanOutcome
-from bot.services.rebuilds.service import Rebuilds
+from bot.services.rebuilds.service import Access, Rebuilds, Records
 from bot.services.rebuilds.store import (
     ItemView,
     PlanSummary,
@@ -34,6 +34,7 @@ from bot.services.rebuilds.usage import UNVISITED, PlanUsage, UsageCounter
 
 __all__ = [
     "UNVISITED",
+    "Access",
     "Cancelling",
     "Criteria",
     "DirectoryError",
@@ -58,6 +59,7 @@ __all__ = [
     "RebuildPlanOutcome",
     "RebuildStore",
     "Rebuilds",
+    "Records",
     "UsageCounter",
     "of_filter",
 ]

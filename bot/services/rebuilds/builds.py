@@ -1,6 +1,23 @@
 """One item's build on Connect, for the driver's workers: the journal, the build request, the
 check for a build that a lost answer started, and following the task (or that job) to its end.
 
+States
+* An item's build is a small state machine (`Phase`). `Builds.run` starts it at BUILDING (a task
+  id is known: re-attach) or QUEUED, and applies one transition per phase until an end:
+
+      QUEUED --one request try--> BUILDING | FOLLOWING | WAITING | CANCELLED | FAILED
+      BUILDING --task poll--> BUILDING | SUCCEEDED | FAILED | REQUEUED
+      FOLLOWING --jobs listing--> FOLLOWING | SUCCEEDED | FAILED | REQUEUED
+
+  One request try is QUEUED -> (CHECKING, the jobs of an earlier request) -> SENDING (journal,
+  POST); the retry budget runs the try again as a whole after a transient fault (the jobs
+  listing and the POST share one budget).
+* Each transition observes (Connect's answer, the clocks) and applies its effects (the item's
+  row); what comes next is decided by a pure function of what it observed (`on_queued`,
+  `after_check`, `after_task`, `after_task_error`, `after_listing`). Transitions return the
+  next `Step` as a value; exceptions are real errors only (Connect's, a lost lease) and the
+  interruption of a shutdown (`Stopped`).
+
 Retry budget (BOT_CONNECT_RETRY_SECONDS, default 600)
 * Every call the driver makes for an item (the build POST, a task poll, a jobs listing) is
   retried on transient faults (no answer, 429, 502, 503, 504) with exponential backoff and
@@ -24,7 +41,7 @@ Journal
 * With no such job, a request this worker sent itself (its answer was lost) is sent again at
   once. A request of another process (taken over) may still be on its way: it is sent again
   only once `requested_at` + REQUEST_SECONDS has passed in database time (the item waits in the
-  dispatcher meanwhile, `NotYet`) and the jobs still show nothing. `resent` counts re-sends
+  dispatcher meanwhile, WAITING) and the jobs still show nothing. `resent` counts re-sends
   (logged): Connect may then build twice only if the first request started a build that has no
   job yet (waiting for a build slot for longer than the request timeout).
 * A request Connect never saw or did not handle (connection refused, 429, 503) is simply sent
@@ -53,13 +70,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from functools import partial
 from typing import Any, TypeVar
 
 import tenacity
 from sqlalchemy import ColumnElement, select, update
 
-from bot.connect import ConnectClient, ConnectError, Job, NotSent
+from bot.connect import ConnectClient, ConnectError, Job, NotSent, Task
 from bot.connect.client import DEFAULT_TIMEOUT
 from bot.connect.retry import RetryPolicy
 from bot.store import Database, Rebuild, RebuildItem, utcnow
@@ -84,8 +102,43 @@ RETRY_AFTER_CAP = 120.0
 T = TypeVar("T")
 
 
+# ---- the state ---------------------------------------------------------------------------
+
+
+class Phase(Enum):
+    """Where an item's build is. The first five are worked on; the others end a `run`."""
+
+    QUEUED = "queued"  # no build of ours on Connect that we know of: a request try starts here
+    CHECKING = "checking"  # an earlier request may have reached Connect: look at its jobs
+    SENDING = "sending"  # journal a request, then send it
+    BUILDING = "building"  # a task on Connect: long-poll it
+    FOLLOWING = "following"  # a restore job on Connect (no task id): poll the jobs listing
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # nothing built: the row stays `queued`, the driver marks it
+    REQUEUED = "requeued"  # Connect lost the task or job: build again soon
+    WAITING = "waiting"  # another process's request may be under way: come back later
+
+
+FINISHED = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED})
+ENDS = FINISHED | {Phase.REQUEUED, Phase.WAITING}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The next phase of an item's build, and what that phase needs."""
+
+    phase: Phase
+    reason: str = ""  # FAILED: the row's error; REQUEUED: what Connect lost
+    wait: float = 0.0  # WAITING: seconds until the item is taken up again
+    job: Job | None = None  # FOLLOWING: the restore job
+    first: int = 0  # BUILDING: the task's first output line not yet read
+
+
 @dataclass(slots=True)
 class WorkItem:
+    """An item as its row says (the journal), and what this process knows of it besides."""
+
     id: int
     guid: str
     wave: int
@@ -104,21 +157,120 @@ class WorkItem:
         return self.task_id is not None or self.running
 
 
+# ---- the decisions (pure) ----------------------------------------------------------------
+
+
+def start_phase(item: WorkItem) -> Phase:
+    """A build with a task id is re-attached; anything else starts with a request try."""
+    return Phase.BUILDING if item.task_id is not None else Phase.QUEUED
+
+
+def on_queued(item: WorkItem, cancelled: bool) -> Step:
+    """A request try's first step. After a cancel, an item not yet on Connect stays queued
+    (one that was `building` is looked for among the jobs still)."""
+    if cancelled and not item.running:
+        return Step(Phase.CANCELLED)
+    if item.requested_at is not None:
+        return Step(Phase.CHECKING)
+    return Step(Phase.SENDING)
+
+
+def after_check(job: Job | None, cancelled: bool, due_in: float) -> Step:
+    """After looking at the jobs for an earlier request (`due_in`: seconds until another
+    process's request can no longer reach Connect): follow the build it started; after a
+    cancel, send nothing; wait for the other request; else send again."""
+    if job is not None:
+        return Step(Phase.FOLLOWING, job=job)
+    if cancelled:
+        return Step(Phase.CANCELLED)
+    if due_in > 0:
+        return Step(Phase.WAITING, wait=due_in)
+    return Step(Phase.SENDING)
+
+
+def adoptable_job(jobs: list[Job], requested_at: datetime) -> Job | None:
+    """The restore job started since the request (running, else the latest that ended)."""
+    since = requested_at - CLOCK_SKEW
+    found = [job for job in jobs if job.restores and job.start_time and job.start_time >= since]
+    return max(found, key=lambda job: (job.active, job.start_time)) if found else None
+
+
+def request_due_in(requested_at: datetime, now: datetime) -> float:
+    """Seconds until a request journalled at `requested_at` can no longer reach Connect and a
+    build it started is listed (database time)."""
+    due = requested_at + timedelta(seconds=REQUEST_SECONDS) + SETTLE
+    return max(0.0, (due - now).total_seconds())
+
+
+def after_task(task: Task) -> Step:
+    """After a poll of the build's task."""
+    if not task.finished:
+        return Step(Phase.BUILDING, first=task.last)
+    if task.succeeded:
+        return Step(Phase.SUCCEEDED)
+    return Step(Phase.FAILED, reason=task.failure_reason)
+
+
+def after_task_error(exc: ConnectError, task_id: str, lost: int) -> Step:
+    """After Connect would not report on the task: a task it no longer knows is built again,
+    up to LOST_TASK_REBUILDS times."""
+    if exc.not_found and lost < LOST_TASK_REBUILDS:
+        return Step(Phase.REQUEUED, reason=f"task {task_id}")
+    return Step(Phase.FAILED, reason=f"Connect would not report on task {task_id}: {exc.reason}")
+
+
+def after_listing(jobs: list[Job], job: Job, lost: int) -> Step:
+    """After a listing of the item's jobs, while following `job`."""
+    current = next((j for j in jobs if j.key == job.key), None)
+    if current is None:
+        if lost < LOST_TASK_REBUILDS:
+            return Step(Phase.REQUEUED, reason=f"job {job.key}")
+        return Step(Phase.FAILED, reason=f"Connect no longer lists the build's job {job.key}")
+    if current.active:
+        return Step(Phase.FOLLOWING, job=job)
+    if current.succeeded:
+        return Step(Phase.SUCCEEDED)
+    return Step(Phase.FAILED, reason=current.failure_reason)
+
+
+def may_have_arrived(exc: ConnectError) -> bool:
+    """Could Connect have acted on a request that failed so? Not if it was never sent, nor on
+    429 / 503 (not handled: come back later); a reset, a timeout, 502 or 504 may follow a
+    request Connect did act on."""
+    return not isinstance(exc, NotSent) and exc.status not in (429, 503)
+
+
+def post_reason(exc: ConnectError) -> str:
+    """Why a build request Connect refused fails the item (locked content: code 222, say)."""
+    if exc.status == 404:
+        return f"Connect has no such content, or nothing deployed to build ({exc.reason})"
+    if exc.status == 403:
+        return f"Connect refused: the bot's API key may not build this content ({exc.reason})"
+    return exc.reason
+
+
+def gave_up_reason(what: str, spent: float, budget: float, exc: ConnectError) -> str:
+    return (
+        f"Connect kept failing for {_span(spent)} on {what}, so the bot gave up "
+        f"(BOT_CONNECT_RETRY_SECONDS={budget:g}); it last said: {exc.reason}"
+    )
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f} seconds" if round(seconds) != 1 else "1 second"
+
+
+# ---- fencing -----------------------------------------------------------------------------
+
+
 class Stopped(Exception):
     """The process is shutting down: leave the item as it is for the next start."""
 
 
 class LeaseLost(Stopped):
     """Another process holds the rebuild's lease now: write nothing more, send nothing more."""
-
-
-class NotYet(Exception):
-    """Another process's build request for the item may still be under way: try at `due`
-    (database time), `seconds` from now."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"due in {seconds:.1f} s")
-        self.seconds = seconds
 
 
 class SendGate:
@@ -165,8 +317,7 @@ def leased(rebuild_id: int, token: str) -> ColumnElement[bool]:
     )
 
 
-class _GaveUp(Exception):
-    """Connect kept failing for the whole budget; the message says so."""
+# ---- the machine -------------------------------------------------------------------------
 
 
 class Builds:
@@ -183,17 +334,20 @@ class Builds:
         stopping: threading.Event,
         cancelled: threading.Event,
         requeue: Callable[[WorkItem], None],
+        later: Callable[[WorkItem, float], None] | None = None,
         lease: str | None = None,
         sleep: Callable[[float], None] | None = None,
         lease_fresh: Callable[[], bool] | None = None,
         gate: SendGate | None = None,
         db_clock: DbClock | None = None,
     ) -> None:
-        """`lease`: the driver's lease token, which every write is fenced on (None: unfenced,
-        for tests of one item); `clock` (monotonic) measures the budget; `sleep` (tests)
-        replaces waiting on `stopping`, with the clock it goes with; `lease_fresh`: whether the
-        lease surely holds until a request sent now is answered (self-fencing); `gate`: the
-        driver's requests under way; `db_clock`: the time `requested_at` is judged in."""
+        """`requeue`: build the item again soon (REQUEUED); `later`: take it up again in so
+        many seconds (WAITING; None: wait here, then `requeue`); `lease`: the driver's lease
+        token, which every write is fenced on (None: unfenced, for tests of one item); `clock`
+        (monotonic) measures the budget; `sleep` (tests) replaces waiting on `stopping`, with
+        the clock it goes with; `lease_fresh`: whether the lease surely holds until a request
+        sent now is answered (self-fencing); `gate`: the driver's requests under way;
+        `db_clock`: the time `requested_at` is judged in."""
         self.db = db
         self.lease_fresh = lease_fresh or (lambda: True)
         self.gate = gate or SendGate()
@@ -214,66 +368,103 @@ class Builds:
         self.stopping = stopping
         self.cancelled = cancelled
         self.requeue = requeue
+        self.later = later or self._wait_here
         self._sleeper = sleep
+        self._transitions: dict[Phase, Callable[[WorkItem, Step], Step]] = {
+            Phase.QUEUED: self._request,
+            Phase.BUILDING: self._poll_task,
+            Phase.FOLLOWING: self._poll_job,
+        }
 
     def build(self, item: WorkItem) -> bool:
         """Build one item to its end; False when it went back to the queue."""
-        if item.task_id is None:
-            started = self._start(item)
-            if started is None:
-                return True
-            if isinstance(started, Job):
-                return self._follow_job(item, started)
-            item.task_id = started
-        return self._follow(item, item.task_id)
+        step = self.run(item)
+        if step.phase is Phase.REQUEUED:
+            self.requeue(item)
+        elif step.phase is Phase.WAITING:
+            self.later(item, step.wait)
+        return step.phase in FINISHED
+
+    def run(self, item: WorkItem) -> Step:
+        """Apply the item's transitions until it ends, record the end, and return it. Raises
+        `Stopped` on shutdown (the item is left as it is), `LeaseLost` when fenced off."""
+        step = Step(start_phase(item))
+        while step.phase not in ENDS:
+            self._check_stop()
+            step = self._transitions[step.phase](item, step)
+        self._record(item, step)
+        return step
 
     def fail(self, item: WorkItem, reason: str) -> None:
         self._write(item.id, state="failed", error=reason[:4000], finished_at=utcnow())
 
-    # ---- starting the build --------------------------------------------------------------
+    # ---- QUEUED: the build request -------------------------------------------------------
 
-    def _start(self, item: WorkItem) -> str | Job | None:
-        """The new build's task id, the job of a build already running, or None (failed, or
-        cancelled before it was sent)."""
+    def _request(self, item: WorkItem, _: Step) -> Step:
+        """Request tries, within the retry budget, until one leaves QUEUED."""
         try:
-            return self._keep_trying(item, "the build request", partial(self._request, item))
-        except _GaveUp as exc:
-            self.fail(item, str(exc))
-        except ConnectError as exc:
-            self.fail(item, _post_reason(exc))
-        return None
+            return self._keep_trying(item, "the build request", partial(self._request_try, item))
+        except ConnectError as exc:  # Connect refused the request: no retry helps
+            return Step(Phase.FAILED, reason=post_reason(exc))
 
-    def _request(self, item: WorkItem) -> str | Job | None:
-        """One try: check for a build a lost request started, else journal and POST."""
+    def _request_try(self, item: WorkItem) -> Step:
+        """One try: check for a build an earlier request started, else journal and POST. A
+        transient fault ends the try (raised); the next one starts again from QUEUED."""
         self._check_stop()
-        if self.cancelled.is_set() and not item.running:
-            return None  # stays queued; marked cancelled when the driver finishes
-        resend = item.requested_at is not None
-        if resend:  # an earlier request may have reached Connect
-            due_in = self._other_request_due(item)  # first: the jobs are looked at after it
-            job = self._started_job(item)
-            if job is not None:
-                return self._adopt(item, job)
-            if self.cancelled.is_set():  # it was `building`, but nothing runs on Connect
-                item.running = False
-                self._write(item.id, state="queued")
-                return None
-            if due_in > 0:
-                raise NotYet(due_in)
-        with self.gate.sending():  # SIGTERM waits for this block before releasing the lease
-            return self._send(item, resend)
+        step = on_queued(item, self.cancelled.is_set())
+        if step.phase is Phase.CHECKING:
+            step = self._check(item)
+        if step.phase is Phase.SENDING:
+            with self.gate.sending():  # SIGTERM waits for this block before releasing the lease
+                step = self._send(item)
+        return step
 
-    def _other_request_due(self, item: WorkItem) -> float:
-        """Seconds until another process's request for the item can no longer reach Connect
-        (database time); 0 for this worker's own request, which is over."""
-        if item.sent_here:
-            return 0.0
+    def _check(self, item: WorkItem) -> Step:
+        """CHECKING: an earlier request may have reached Connect; its jobs say whether it did."""
         assert item.requested_at is not None
-        due = item.requested_at + _seconds(REQUEST_SECONDS) + SETTLE
-        return max(0.0, (due - self.db_clock.now()).total_seconds())
+        # Another process's request: its deadline first, the jobs are looked at after it. This
+        # worker's own request is over.
+        due_in = 0.0 if item.sent_here else request_due_in(item.requested_at, self.db_clock.now())
+        jobs = self._jobs_or_none(item)
+        job = adoptable_job(jobs, item.requested_at) if jobs is not None else None
+        step = after_check(job, self.cancelled.is_set(), due_in)
+        if step.job is not None:
+            self._adopt(item, step.job)
+        elif step.phase is Phase.CANCELLED:  # it was `building`, but nothing runs on Connect
+            item.running = False
+            self._write(item.id, state="queued")
+        return step
 
-    def _send(self, item: WorkItem, resend: bool) -> str:
-        if resend:
+    def _jobs_or_none(self, item: WorkItem) -> list[Job] | None:
+        """The item's jobs; None if Connect will not list them (a transient fault is raised)."""
+        try:
+            return self.client.content.jobs(item.guid)
+        except ConnectError as exc:
+            if exc.transient:
+                raise
+            log.warning(
+                "rebuild %s: Connect would not list the jobs of %s (%s)",
+                self.rebuild_id,
+                item.guid,
+                exc.reason,
+            )
+            return None
+
+    def _adopt(self, item: WorkItem, job: Job) -> None:
+        log.info(
+            "rebuild %s: %s is building on Connect already (job %s, started %s): following it "
+            "instead of sending the build request again",
+            self.rebuild_id,
+            item.guid,
+            job.key,
+            job.start_time,
+        )
+        item.running = True
+        self._write(item.id, state="building", started_at=job.start_time or utcnow(), error=None)
+
+    def _send(self, item: WorkItem) -> Step:
+        """SENDING: journal the request, then send it while the lease surely holds."""
+        if item.requested_at is not None:
             item.resent += 1
             log.warning(
                 "rebuild %s: re-sending the build request for %s: the one sent at %s may have "
@@ -299,12 +490,12 @@ class Builds:
             # already built the new one; building an old bundle would be wrong).
             task_id = self.client.content.build(item.guid)
         except ConnectError as exc:
-            if not _may_have_arrived(exc):
+            if not may_have_arrived(exc):
                 item.requested_at = None  # Connect never saw it: nothing to look for
             raise
-        item.running = True
+        item.task_id, item.running = task_id, True
         self._write(item.id, state="building", task_id=task_id, started_at=utcnow(), error=None)
-        return task_id
+        return Step(Phase.BUILDING)
 
     def _fence(self, journaled: float | None = None) -> None:
         """Send nothing once the lease may have lapsed, or long after the journal write (a
@@ -318,109 +509,63 @@ class Builds:
             self.stopping.set()
             raise LeaseLost
 
-    def _started_job(self, item: WorkItem) -> Job | None:
-        """The restore job started since the item's request (running, else the latest that
-        ended), if Connect lists one."""
+    # ---- BUILDING and FOLLOWING: to the build's end --------------------------------------
+
+    def _poll_task(self, item: WorkItem, step: Step) -> Step:
+        """BUILDING: one long-poll of the task."""
+        task_id = item.task_id
+        assert task_id is not None
+        poll = partial(self.client.tasks.get, task_id, first=step.first, wait=POLL_WAIT)
         try:
-            jobs = self.client.content.jobs(item.guid)
+            task = self._keep_trying(item, f"polling task {task_id}", poll)
         except ConnectError as exc:
-            if exc.transient:
-                raise
-            log.warning(
-                "rebuild %s: Connect would not list the jobs of %s (%s)",
-                self.rebuild_id,
-                item.guid,
-                exc.reason,
+            return after_task_error(exc, task_id, item.lost)
+        if isinstance(task, Step):  # gave up
+            return task
+        self._check_stop()  # shutting down: the next start re-attaches this task
+        return after_task(task)
+
+    def _poll_job(self, item: WorkItem, step: Step) -> Step:
+        """FOLLOWING: wait, then list the item's jobs (a restart finds the job again by the
+        journal)."""
+        job = step.job
+        assert job is not None
+        self._sleep(JOB_POLL_SECONDS)
+        listing = partial(self.client.content.jobs, item.guid)
+        try:
+            jobs = self._keep_trying(item, f"following job {job.key}", listing)
+        except ConnectError as exc:
+            return Step(
+                Phase.FAILED, reason=f"Connect would not report on job {job.key}: {exc.reason}"
             )
-            return None
-        assert item.requested_at is not None
-        since = item.requested_at - CLOCK_SKEW
-        found = [
-            (job.active, job.start_time, job)
-            for job in jobs
-            if job.restores and job.start_time and job.start_time >= since
-        ]
-        return max(found, key=lambda found: (found[0], found[1]))[2] if found else None
+        if isinstance(jobs, Step):  # gave up
+            return jobs
+        return after_listing(jobs, job, item.lost)
 
-    def _adopt(self, item: WorkItem, job: Job) -> Job:
-        log.info(
-            "rebuild %s: %s is building on Connect already (job %s, started %s): following it "
-            "instead of sending the build request again",
-            self.rebuild_id,
-            item.guid,
-            job.key,
-            job.start_time,
-        )
-        item.running = True
-        self._write(item.id, state="building", started_at=job.start_time or utcnow(), error=None)
-        return job
+    # ---- the ends ------------------------------------------------------------------------
 
-    # ---- following the build -------------------------------------------------------------
-
-    def _follow(self, item: WorkItem, task_id: str) -> bool:
-        first = 0
-        while True:
-            self._check_stop()
-            poll = partial(self.client.tasks.get, task_id, first=first, wait=POLL_WAIT)
-            try:
-                task = self._keep_trying(item, f"polling task {task_id}", poll)
-            except _GaveUp as exc:
-                self.fail(item, str(exc))
-                return True
-            except ConnectError as exc:
-                if exc.not_found and item.lost < LOST_TASK_REBUILDS:
-                    self._lost(item, f"task {task_id}")
-                    return False
-                self.fail(item, f"Connect would not report on task {task_id}: {exc.reason}")
-                return True
-            self._check_stop()  # shutting down: the next start re-attaches this task
-            first = task.last
-            if task.finished:
-                self._end(item, task.succeeded, task.failure_reason)
-                return True
-
-    def _follow_job(self, item: WorkItem, job: Job) -> bool:
-        """Poll the item's jobs until `job` ends (a restart finds it again by the journal)."""
-        while True:
-            self._sleep(JOB_POLL_SECONDS)
-            listing = partial(self.client.content.jobs, item.guid)
-            try:
-                jobs = self._keep_trying(item, f"following job {job.key}", listing)
-            except _GaveUp as exc:
-                self.fail(item, str(exc))
-                return True
-            except ConnectError as exc:
-                self.fail(item, f"Connect would not report on job {job.key}: {exc.reason}")
-                return True
-            current = next((j for j in jobs if j.key == job.key), None)
-            if current is None:
-                if item.lost < LOST_TASK_REBUILDS:
-                    self._lost(item, f"job {job.key}")
-                    return False
-                self.fail(item, f"Connect no longer lists the build's job {job.key}")
-                return True
-            if not current.active:
-                self._end(item, current.succeeded, current.failure_reason)
-                return True
-
-    def _lost(self, item: WorkItem, what: str) -> None:
-        item.lost += 1
-        log.warning("rebuild %s: Connect lost %s of %s", self.rebuild_id, what, item.guid)
-        item.task_id, item.requested_at, item.running = None, None, False
-        self._write(item.id, state="queued", task_id=None, requested_at=None)
-        self.requeue(item)
-
-    def _end(self, item: WorkItem, succeeded: bool, reason: str) -> None:
-        if succeeded:
+    def _record(self, item: WorkItem, end: Step) -> None:
+        """Write how the item ended (CANCELLED and WAITING leave the row as it is)."""
+        if end.phase is Phase.SUCCEEDED:
             self._write(item.id, state="succeeded", finished_at=utcnow())
-        else:
-            self.fail(item, reason)
+        elif end.phase is Phase.FAILED:
+            self.fail(item, end.reason)
+        elif end.phase is Phase.REQUEUED:
+            item.lost += 1
+            log.warning("rebuild %s: Connect lost %s of %s", self.rebuild_id, end.reason, item.guid)
+            item.task_id, item.requested_at, item.running = None, None, False
+            self._write(item.id, state="queued", task_id=None, requested_at=None)
+
+    def _wait_here(self, item: WorkItem, seconds: float) -> None:
+        """WAITING without a dispatcher (one item): wait, then hand the item back."""
+        self._sleep(seconds)
+        self.requeue(item)
 
     # ---- plumbing ------------------------------------------------------------------------
 
-    def _keep_trying(self, item: WorkItem, what: str, call: Callable[[], T]) -> T:
-        """`call()`, retried on transient faults within the budget; raises _GaveUp when the
-        budget runs out, and any other ConnectError as it is."""
+    def _keep_trying(self, item: WorkItem, what: str, call: Callable[[], T]) -> T | Step:
+        """`call()`, retried on transient faults within the budget; when the budget runs out,
+        the step that fails the item saying so. Any other ConnectError is raised as it is."""
         started = self.clock()
 
         def tell(state: tenacity.RetryCallState) -> None:
@@ -443,12 +588,8 @@ class Builds:
         except ConnectError as exc:
             if not exc.transient:
                 raise
-            spent = self.clock() - started
-            budget = self.policy.max_seconds or 0.0
-            raise _GaveUp(
-                f"Connect kept failing for {_span(spent)} on {what}, so the bot gave up "
-                f"(BOT_CONNECT_RETRY_SECONDS={budget:g}); it last said: {exc.reason}"
-            ) from exc
+            spent, budget = self.clock() - started, self.policy.max_seconds or 0.0
+            return Step(Phase.FAILED, reason=gave_up_reason(what, spent, budget, exc))
 
     def _write(self, item_id: int, **values: Any) -> None:
         """One item's change, if this driver still holds the lease (else LeaseLost)."""
@@ -475,28 +616,3 @@ class Builds:
 
 def _transient(exc: BaseException) -> bool:
     return isinstance(exc, ConnectError) and exc.transient
-
-
-def _may_have_arrived(exc: ConnectError) -> bool:
-    """Could Connect have acted on a request that failed so? Not if it was never sent, nor on
-    429 / 503 (not handled: come back later); a reset, a timeout, 502 or 504 may follow a
-    request Connect did act on."""
-    return not isinstance(exc, NotSent) and exc.status not in (429, 503)
-
-
-def _seconds(seconds: float) -> timedelta:
-    return timedelta(seconds=seconds)
-
-
-def _span(seconds: float) -> str:
-    if seconds >= 90:
-        return f"{seconds / 60:.0f} minutes"
-    return f"{seconds:.0f} seconds" if round(seconds) != 1 else "1 second"
-
-
-def _post_reason(exc: ConnectError) -> str:
-    if exc.status == 404:
-        return f"Connect has no such content, or nothing deployed to build ({exc.reason})"
-    if exc.status == 403:
-        return f"Connect refused: the bot's API key may not build this content ({exc.reason})"
-    return exc.reason

@@ -45,7 +45,6 @@ from bot.services.rebuilds.builds import (
     REQUEST_SECONDS,
     Builds,
     LeaseLost,
-    NotYet,
     SendGate,
     Stopped,
     WorkItem,
@@ -331,6 +330,7 @@ class Driver:
             stopping=self.stopping,
             cancelled=self.cancelled,
             requeue=self._requeue,
+            later=self._later,
             lease=self.lease,
             lease_fresh=self.lease_fresh,
             gate=self.gate,
@@ -402,6 +402,11 @@ class Driver:
         assert self.dispatcher is not None
         self.dispatcher.retry(item)
 
+    def _later(self, item: WorkItem, seconds: float) -> None:
+        """Take the item up again in `seconds` (another process's request may be under way)."""
+        assert self.dispatcher is not None
+        self.dispatcher.later(item, seconds)
+
     # ---- workers -------------------------------------------------------------------------
 
     def _work(self) -> None:
@@ -409,9 +414,6 @@ class Driver:
         while (item := self.dispatcher.next()) is not None:
             try:
                 terminal = self.builds.build(item)
-            except NotYet as wait:
-                self.dispatcher.later(item, wait.seconds)
-                continue
             except LeaseLost:
                 self._lease_lost()
                 return

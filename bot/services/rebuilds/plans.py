@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from bot.connect import ConnectError, ContentFilter, RuntimeCache
 from bot.services.audit import AuditStore
+from bot.services.criteria import Criteria
 from bot.services.outcomes import Actor, ConnectFailed, UnknownServer
 from bot.services.pending import Pending, PendingStore
-from bot.services.rebuilds.criteria import Criteria
 from bot.services.rebuilds.outcomes import NothingToRebuild, PlanCard, PlanOutcome
 from bot.services.rebuilds.store import PlanSummary, RebuildStore
 from bot.services.rebuilds.usage import UsageCounter

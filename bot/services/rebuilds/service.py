@@ -7,6 +7,7 @@ the same message becomes the progress message (the rebuild reporter's).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.connect import ContentFilter
@@ -14,6 +15,7 @@ from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
 from bot.services.caches import Deletions
 from bot.services.confirmations import Confirmations, Rule
+from bot.services.criteria import Criteria, of_filter
 from bot.services.instance import Instance
 from bot.services.outcomes import (
     Actor,
@@ -23,7 +25,6 @@ from bot.services.outcomes import (
     UnknownServer,
 )
 from bot.services.pending import Pending, PendingStore
-from bot.services.rebuilds.criteria import Criteria, of_filter
 from bot.services.rebuilds.leases import RebuildEngine
 from bot.services.rebuilds.outcomes import (
     Cancelling,
@@ -53,18 +54,38 @@ from bot.store import utcnow
 ORPHAN_AFTER = timedelta(minutes=5)  # a start takes a second: a holder this slow is hung
 
 
+@dataclass(frozen=True, slots=True)
+class Records:
+    """What the rebuild use cases keep: the rebuilds and their items, the plan cards awaiting a
+    click (pending requests), and the audit log."""
+
+    rebuilds: RebuildStore
+    pending: PendingStore
+    audit: AuditStore
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may act on a rebuild: admins of the channel (`authz`), and how a card's click is
+    decided (`confirmations`: single use, the two-person rule, expiry)."""
+
+    authz: Authorizer
+    confirmations: Confirmations
+
+
 class Rebuilds:
+    """The rebuild use cases. `records`: what they keep; `access`: who may act; `servers`: the
+    Connect servers; `engine`: runs started rebuilds; `deletions`: the finished cache deletions
+    a plan may follow; `notifier`: tells a plan's card; `instance`: this process."""
+
     def __init__(
         self,
         *,
+        records: Records,
+        access: Access,
         servers: Servers,
-        store: RebuildStore,
         engine: RebuildEngine,
-        pending: PendingStore,
-        confirmations: Confirmations,
         deletions: Deletions,
-        authz: Authorizer,
-        audit: AuditStore,
         notifier: PlanNotifier,
         instance: Instance,
         usage: UsageCounter | None = None,
@@ -73,19 +94,19 @@ class Rebuilds:
         self.usage = usage  # visits per item, for the order (None: the usual order)
         self.instance_id = instance.instance_id  # this process, as the one carrying acts out
         self.servers = servers
-        self.store = store
+        self.store = records.rebuilds
+        self.pending = records.pending
+        self.audit = records.audit
         self.engine = engine
-        self.pending = pending
-        self.confirmations = confirmations
+        self.confirmations = access.confirmations
         self.deletions = deletions
-        self.authz = authz
-        self.audit = audit
+        self.authz = access.authz
         self.notifier = notifier
         self.planner = Planner(
             servers=servers,
-            store=store,
-            pending=pending,
-            audit=audit,
+            store=self.store,
+            pending=self.pending,
+            audit=self.audit,
             card=self._card,
             usage=usage,
         )

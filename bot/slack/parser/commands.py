@@ -78,6 +78,14 @@ class Health(Addressed):
     filter: ContentFilter
     description: str = "all published content"
     packages: tuple[str, ...] = ()  # `--uses-package`: any of these (names as typed)
+    render: bool = False  # `--render`: render rendered content again (admins, confirmed)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthHistory(Addressed):
+    """`health history`: the last checks, newest first."""
+
+    limit: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,7 @@ Command = (
     | ContentSearch
     | Impact
     | Health
+    | HealthHistory
     | Audit
     | RebuildPlan
     | RebuildStatus

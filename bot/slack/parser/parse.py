@@ -14,6 +14,7 @@ from bot.slack.parser.commands import (
     Command,
     ContentSearch,
     Health,
+    HealthHistory,
     Help,
     Impact,
     ParseError,
@@ -288,16 +289,23 @@ def _impact(words: list[str]) -> Impact:
     return Impact(tuple(packages))
 
 
-def _health(words: list[str]) -> Health:
-    """`health` takes `rebuild`'s filters (and no `--parallelism`)."""
+def _health(words: list[str]) -> Health | HealthHistory:
+    """`health` takes `rebuild`'s filters (and no `--parallelism`), and `--render`;
+    `health history` lists the last checks."""
     command = "health"
+    if words and words[0].lower() in ("history", "list", "ls"):
+        if len(words) > 1:
+            raise Bad("`health history` takes no options.", "health history")
+        return HealthHistory()
+    render = any(word.lower() == "--render" for word in words)
+    words = [word for word in words if word.lower() != "--render"]
     packages: list[str] = []
     content_filter, parallelism = filters(words, command, rebuild=True, packages=packages)
     if parallelism:
         raise Bad("`health` takes no `--parallelism`: it probes a few items at a time.", command)
     parts = (describe_packages(packages), describe_filter(content_filter))
     description = "; ".join(part for part in parts if part) or "all published content"
-    return Health(content_filter, description, tuple(packages))
+    return Health(content_filter, description, tuple(packages), render)
 
 
 def _rebuild_id(word: str) -> int | None:

@@ -26,8 +26,9 @@ USAGE = {
     "impact": "/connect impact --package NAME [--package NAME]... [-n SERVER]",
     "health": (
         "/connect health [--guid GUID]... [--content-type T]... [--py-version OPV] "
-        "[--r-version OPV] [--image-name I] [--uses-package NAME]... [-n SERVER]"
+        "[--r-version OPV] [--image-name I] [--uses-package NAME]... [--render] [-n SERVER]"
     ),
+    "health history": "/connect health history [-n SERVER]",
     "rebuild status": "/connect rebuild status [ID]",
     "rebuild cancel": "/connect rebuild cancel ID",
     "rebuild scheduled": "/connect rebuild scheduled",
@@ -86,8 +87,10 @@ HELP: tuple[HelpEntry, ...] = (
         "health",
         "/connect health --uses-package sf",
         "Which published content fails to start, and why: each interactive item is requested"
-        " once (a few at a time) and its new process read. Filters as `rebuild`.",
+        " once (a few at a time) and its new process read. Filters as `rebuild`;"
+        " `--render` (admins, confirmed) renders documents again too.",
     ),
+    HelpEntry("health history", "/connect health history", "Recent health checks."),
     HelpEntry("rebuild status", "/connect rebuild status 12", "Progress of a rebuild."),
     HelpEntry(
         "rebuild cancel",

@@ -41,7 +41,19 @@ from bot.slack.views.common import (
     who,
 )
 from bot.slack.views.content import PAGE_SIZE, content_search_view
-from bot.slack.views.health import health_view
+from bot.slack.views.health import (
+    HealthActions,
+    check_line,
+    health_failed_view,
+    health_history_view,
+    health_needs_thread,
+    health_progress_view,
+    health_render_cancelled_view,
+    health_render_confirm_view,
+    health_started_view,
+    health_thread_replies,
+    health_view,
+)
 from bot.slack.views.help import help_view
 from bot.slack.views.home import MAX_HOME_BLOCKS, HomeActions, HomeView, home_view
 from bot.slack.views.impact import (
@@ -74,6 +86,7 @@ __all__ = [
     "MAX_HOME_BLOCKS",
     "PAGE_SIZE",
     "Actions",
+    "HealthActions",
     "HomeActions",
     "HomeView",
     "ImpactActions",
@@ -85,6 +98,7 @@ __all__ = [
     "caches_list_view",
     "cancel_requested_reply",
     "cancel_view",
+    "check_line",
     "content_search_view",
     "context",
     "counts_line",
@@ -95,6 +109,14 @@ __all__ = [
     "duration",
     "error_view",
     "failures_reply",
+    "health_failed_view",
+    "health_history_view",
+    "health_needs_thread",
+    "health_progress_view",
+    "health_render_cancelled_view",
+    "health_render_confirm_view",
+    "health_started_view",
+    "health_thread_replies",
     "health_view",
     "help_view",
     "history_view",

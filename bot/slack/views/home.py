@@ -31,6 +31,7 @@ from bot.services.schedules import Scheduled
 from bot.slack.text import clip, code, esc, link, plain
 from bot.slack.views.audit import audit_view
 from bot.slack.views.common import context, date, duration, md, who
+from bot.slack.views.health import check_line
 from bot.slack.views.rebuilds import STATE_LABEL, Permalink, counts_line, progress_bar
 
 MAX_HOME_BLOCKS = 100  # views.publish: a Home view has at most 100 blocks
@@ -134,6 +135,8 @@ def _server_blocks(
         md(f"{link(server.url, server.url)}\n{_caches_summary(server, now)}"),
         md(_rebuilds_text(server, permalink, now)),
     ]
+    if server.health is not None:
+        blocks.append(md(f"*Latest content health check*\n{check_line(server.health, permalink)}"))
     expanded = _expanded(overview, server, section, permalink, now)
     if expanded is not None:
         blocks.append(expanded)

@@ -1,10 +1,7 @@
 """rebuild visitors: the visits each item's build makes wait, and the plan's usage
 
-Numbered 0014 because health checks (another branch) take 0013; when both meet, this one's
-`down_revision` becomes "0013".
-
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-06
 """
 
@@ -14,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

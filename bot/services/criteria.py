@@ -1,11 +1,11 @@
-"""What a plan selects, kept with it (`rebuilds.criteria`, JSON) so a scheduled rebuild can ask
+"""What a plan or a health check selects, kept with it (JSON) so a scheduled rebuild can ask
 Connect again at its start: the content filter as typed, the `--uses-package` names (resolved
-to items again then), or the caches of "Rebuild affected content"."""
+to items again then), or the caches of "Rebuild affected content". Shared by the features."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.connect import ContentFilter, RuntimeCache, VersionFilter
@@ -19,7 +19,7 @@ class Criteria:
     visited_within: int | None = None  # days: leave out items nobody visited in them
 
     def with_visited_within(self, days: int | None) -> Criteria:
-        return Criteria(self.content_filter, self.packages, self.caches, days)
+        return replace(self, visited_within=days)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"packages": list(self.packages)}
