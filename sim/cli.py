@@ -108,7 +108,8 @@ def fake_slack(host: str, port: int, bot_token: str, signing_secret: str) -> Non
 @main.command()
 @click.option("--fast", is_flag=True, help="Shorter build times.")
 def demo(fast: bool) -> None:
-    """Play the main job end to end on simulators: no credentials needed."""
+    """Play the story end to end on simulators (a GDAL upgrade found by `health`, fixed by
+    deleting the caches and rebuilding, proved by `health`): no credentials needed."""
     from sim.demo import run_demo
 
     sys.exit(run_demo(fast=fast))

@@ -1,4 +1,5 @@
-"""`connect-bot demo`: the bot's main job, played end to end on loopback simulators."""
+"""`connect-bot demo`: the seed's story (a GDAL upgrade found, fixed and proved fixed), played
+end to end on loopback simulators."""
 
 from sim.demo.narration import GUTTER, Demo, DemoFailed
 from sim.demo.play import run_demo

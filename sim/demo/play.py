@@ -1,4 +1,9 @@
-"""`connect-bot demo`: the bot's main job, played end to end on loopback simulators.
+"""`connect-bot demo`: the seed's story end to end, played on loopback simulators (issue 19).
+
+A GDAL upgrade breaks the R content that uses `sf`; `/connect health` finds it, `/connect impact
+--package sf` shows where `sf` is used, the caches of those runtimes are deleted (dry run, then a
+second administrator's confirmation), the affected content is rebuilt, and a second `health`
+run proves that every item starts again.
 
 A Posit Connect simulator, a fake Slack workspace and the real bot (its HTTP endpoint, reached
 with Slack-signed requests) run in this process on 127.0.0.1; nothing needs credentials and
@@ -9,44 +14,29 @@ sees it (`sim.slack_render`).
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, TextIO
 
 import httpx
 
-from bot.connect import RuntimeCache
-from bot.slack.views import Actions, cache_value
-from sim.connect_seed import (
-    OFF_HOST_IMAGE,
-    QUARTO_VERSION,
-    Seed,
-    demo_seed,
-    make_content_item,
-)
+from bot.slack.views import Actions, ImpactActions
+from sim.connect_seed import demo_seed
 from sim.demo.narration import Demo, DemoFailed
 from sim.slack import FakeSlack, Message
 from sim.slack_render import render_blocks, render_channel, text_of
 from sim.stack import ADMIN, AUDIT_CHANNEL, OPS_CHANNEL, SECOND_ADMIN, Stack, start_stack
 
-# The documented off-host example: Python 3.9.5 on the jammy content image.
-TARGET = RuntimeCache("Python", "3.9.5", OFF_HOST_IMAGE)
-# The demo seed has one published item on that cache; a few more make the rebuild worth
-# watching (warm-up, then interactive content, then rendered content). One of them fails.
-EXTRA_ITEMS: list[tuple[str, str]] = [
-    ("Legacy Pricing API", "python-fastapi"),
-    ("Legacy Forecast Notebook", "jupyter-static"),
-    ("Legacy Ops Digest", "quarto-static"),
-]
-FAILING_TITLE = "Legacy Forecast Notebook"
-FAILING_ERROR = (
-    "ERROR: Could not find a version that satisfies the requirement scikit-learn==0.22.2"
-    " (from -r requirements.txt)"
-)
+# The system change of the story: the hosts' GDAL goes from 3.4 to 3.8. R packages compiled
+# against the old library (`sf`, `terra`) can no longer load it.
+CHANGE = "gdal"
+BREAKS = {"R": ["sf", "terra"]}
+PACKAGE = "sf"
 STEP_TIMEOUT = 15.0
+HEALTH_TIMEOUT = 20.0
 REBUILD_TIMEOUT = 40.0
 README_HINT = (
     'Next: run it in your own workspace. README.md, "Run it in your workspace": install,'
@@ -59,39 +49,14 @@ README_HINT = (
 # --- setup -----------------------------------------------------------------------------------
 
 
-def demo_connect_seed() -> Seed:
-    """The simulator's demo seed plus a few published items on the off-host example image."""
-    base = demo_seed()
-    extras = [
-        make_content_item(
-            guid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"connect-bot-demo/{title}")),
-            title=title,
-            description=f"Demo content item: {title}",
-            app_mode=mode,
-            py_version=TARGET.version,
-            quarto_version=QUARTO_VERSION if mode.startswith("quarto") else None,
-            image_name=TARGET.image_name,
-            cluster_name="Kubernetes",
-            created_time="2024-05-02T10:00:00Z",
-            last_deployed_time=f"2024-06-0{index + 1}T10:00:00Z",
-            bundle_id=str(400 + index),
-            id=str(8400 + index),
-        )
-        for index, (title, mode) in enumerate(EXTRA_ITEMS)
-    ]
-    return Seed(caches=base.caches, content=[*base.content, *extras], owners=base.owners)
-
-
 def start_demo_stack(fast: bool) -> Stack:
-    stack = start_stack(
-        seed=demo_connect_seed(),
+    """The simulator's demo seed: 16 items, R `sf` used by three published ones."""
+    return start_stack(
+        seed=demo_seed(),
         build_seconds=0.2 if fast else 0.6,
         cache_delete_seconds=0.1 if fast else 0.3,
         bot_audit_channel=AUDIT_CHANNEL,
     )
-    failing = [item["guid"] for item in stack.connect.content() if item["title"] == FAILING_TITLE]
-    stack.connect.fail_builds(failing, error=FAILING_ERROR)
-    return stack
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -195,8 +160,16 @@ def intro(demo: Demo) -> None:
     demo.since = demo.slack.mark()
 
 
-def step_list(demo: Demo) -> Message:
-    demo.heading(1, "Ada lists the runtime caches")
+def step_upgrade(demo: Demo) -> Message:
+    demo.heading(1, "GDAL is upgraded; Ada lists the runtime caches")
+    demo.narrate(
+        "Overnight, the platform team upgrades GDAL from 3.4 to 3.8 on the Connect hosts"
+        ' (in the simulator: `system_change("gdal", breaks={"R": ["sf", "terra"]})`).'
+        " Every running process ends. The runtime caches still hold R packages compiled"
+        " against the old libgdal.so.30; nothing in Connect says so."
+    )
+    demo.stack.connect.system_change(CHANGE, breaks=BREAKS)
+    demo.say()
     demo.narrate(f"{mention(demo, ADMIN)} types `/connect caches list` in #connect-ops.")
     command(demo, "caches list", ADMIN)
     listing = wait_message(demo, "the caches list", lambda m: "Runtime caches" in m.text)
@@ -204,31 +177,54 @@ def step_list(demo: Demo) -> Message:
     return listing
 
 
-def step_request_deletion(demo: Demo, listing: Message) -> Message:
-    demo.heading(2, "Ada asks to delete a cache: dry run, then a confirmation card")
-    demo.narrate(
-        f"{mention(demo, ADMIN)} clicks Delete… next to {TARGET.language} {TARGET.version} on"
-        f" the {TARGET.image_name} image. The bot has Connect dry-run the deletion first;"
-        " nothing is deleted until an administrator confirms the card."
-    )
-    click(
+def step_health(demo: Demo, number: int, title: str, text: str, user: str) -> Message:
+    """`/connect health`: the new card (not one of an earlier check), once it shows the counts."""
+    demo.heading(number, title)
+    demo.narrate(text)
+    before = {m.ts for m in demo.slack.messages(OPS_CHANNEL, include_broadcasts=False)}
+    command(demo, "health", user)
+    card = wait_message(
         demo,
-        listing,
-        Actions.CACHE_DELETE_START,
-        ADMIN,
-        value=cache_value(TARGET),
-        detail=f" next to {TARGET.label}",
+        "the health card's counts",
+        lambda m: m.ts not in before and " checked: " in m.text,
+        HEALTH_TIMEOUT,
     )
+    demo.show(viewer=user)
+    return card
+
+
+def step_impact(demo: Demo) -> Message:
+    demo.heading(3, f"Ada asks where `{PACKAGE}` is used")
+    demo.narrate(
+        f"Both failures share `{PACKAGE}`. {mention(demo, ADMIN)} types `/connect impact"
+        f" --package {PACKAGE}`: every published item whose active bundle uses it, on which"
+        " runtimes, and those runtimes' caches (rendered documents included: they keep"
+        " serving their last good output, but their next render fails too)."
+    )
+    command(demo, f"impact --package {PACKAGE}", ADMIN)
+    answer = wait_message(demo, "the impact answer", lambda m: m.text.startswith("3 published"))
+    demo.show(viewer=ADMIN)
+    return answer
+
+
+def step_request_deletion(demo: Demo, impact: Message) -> Message:
+    demo.heading(4, "Ada asks to delete those caches: dry run, then a confirmation card")
+    demo.narrate(
+        f"A rebuild over the old caches would re-use the broken `{PACKAGE}` and still fail to"
+        f" start. {mention(demo, ADMIN)} clicks Delete these caches…. The bot has Connect"
+        " dry-run the deletion first; nothing is deleted until an administrator confirms."
+    )
+    click(demo, impact, ImpactActions.DELETE_CACHES, ADMIN)
     card = wait_message(demo, "the confirmation card", lambda m: "Confirm" in m.button_labels())
     demo.show(viewer=ADMIN)
     return card
 
 
 def step_confirm_deletion(demo: Demo, card: Message) -> Message:
-    demo.heading(3, "Grace confirms; the card becomes the result")
+    demo.heading(5, "Grace confirms; the card becomes the result")
     demo.narrate(
         f"{mention(demo, SECOND_ADMIN)}, another administrator, clicks Confirm and accepts"
-        " Slack's dialog. The bot deletes the cache and updates the same card in place."
+        " Slack's dialog. The bot deletes the caches and updates the same card in place."
     )
     click(demo, card, Actions.CACHE_DELETE_CONFIRM, SECOND_ADMIN)
 
@@ -241,9 +237,10 @@ def step_confirm_deletion(demo: Demo, card: Message) -> Message:
 
 
 def step_plan_rebuild(demo: Demo, result_card: Message) -> Message:
-    demo.heading(4, "Ada plans a rebuild of the affected content")
+    demo.heading(6, "Ada plans a rebuild of the affected content")
     demo.narrate(
-        f"Content on the deleted cache must be rebuilt before visitors hit a slow first load."
+        "Everything published on the deleted caches must be rebuilt: the first build on each"
+        f" runtime creates its cache fresh, with `{PACKAGE}` compiled against the new GDAL."
         f" {mention(demo, ADMIN)} clicks Rebuild affected content. The bot plans the rebuild"
         " (what, in which order, how many at a time) and builds nothing yet."
     )
@@ -254,11 +251,11 @@ def step_plan_rebuild(demo: Demo, result_card: Message) -> Message:
 
 
 def step_run_rebuild(demo: Demo, plan: Message) -> None:
-    demo.heading(5, "Grace starts it: progress, thread replies, summary")
+    demo.heading(7, "Grace starts it: progress, thread replies, summary")
     demo.narrate(
         f"{mention(demo, SECOND_ADMIN)} clicks Start. The plan card becomes the progress"
         " message; the thread tells the story and the final summary is also sent to the"
-        f" channel. ({FAILING_TITLE} is rigged to fail, to show how a failure is reported.)"
+        " channel."
     )
     click(demo, plan, Actions.REBUILD_START, SECOND_ADMIN)
 
@@ -281,7 +278,7 @@ def step_run_rebuild(demo: Demo, plan: Message) -> None:
 
 
 def step_audit(demo: Demo) -> None:
-    demo.heading(6, "Ada reads the audit log")
+    demo.heading(9, "Ada reads the audit log")
     demo.narrate(f"{mention(demo, ADMIN)} types `/connect audit 10`; only she sees the answer.")
     command(demo, "audit 10", ADMIN)
 
@@ -292,7 +289,13 @@ def step_audit(demo: Demo) -> None:
     demo.show(viewer=ADMIN)
 
 
-def summary(demo: Demo, started: float) -> str:
+def health_counts(card: Message) -> str:
+    """ "N checked: A start, B fail to start, …" from a health card's fallback text."""
+    found = re.search(r"\d+ checked: [^.]*", card.text)
+    return found.group(0) if found else "?"
+
+
+def summary(demo: Demo, started: float, before: Message, after: Message) -> str:
     stack = demo.stack
     records = stack.runtime.services.audit.recent(100)
     deleted = sum(1 for r in records if r.action == "cache_delete" and r.outcome == "succeeded")
@@ -301,7 +304,8 @@ def summary(demo: Demo, started: float) -> str:
     progress = stack.runtime.services.rebuild_store.latest()
     counts = progress.counts if progress is not None else {}
     return (
-        f"Done in {time.monotonic() - started:.1f} s: {deleted} cache(s) deleted,"
+        f"Done in {time.monotonic() - started:.1f} s. Health before: {health_counts(before)};"
+        f" after: {health_counts(after)}. {deleted} cache(s) deleted,"
         f" {counts.get('succeeded', 0)} item(s) rebuilt, {counts.get('failed', 0)} failed,"
         f" {len(demo.slack.messages(AUDIT_CHANNEL))} audit record(s) in #connect-audit."
         f" The bot made {len(stack.slack.calls)} Slack Web API calls"
@@ -312,14 +316,37 @@ def summary(demo: Demo, started: float) -> str:
 
 def play(demo: Demo, started: float) -> None:
     intro(demo)
-    listing = step_list(demo)
-    card = step_request_deletion(demo, listing)
+    step_upgrade(demo)
+    before = step_health(
+        demo,
+        2,
+        "Ada checks the content's health",
+        f"Users report that two dashboards are down. {mention(demo, ADMIN)} types"
+        " `/connect health`: the bot requests each interactive item's URL (at most 4 at a"
+        " time) and reads the job that started, so it knows which items fail to start and"
+        " why. Static and unpublished content is skipped, and rendered documents are not"
+        " rendered again without `--render`.",
+        ADMIN,
+    )
+    impact = step_impact(demo)
+    card = step_request_deletion(demo, impact)
     result_card = step_confirm_deletion(demo, card)
     plan = step_plan_rebuild(demo, result_card)
     step_run_rebuild(demo, plan)
+    after = step_health(
+        demo,
+        8,
+        "Grace checks again: every item starts",
+        "A build that ends with code 0 does not prove that the content starts. "
+        f"{mention(demo, SECOND_ADMIN)} runs `/connect health` again: each interactive item"
+        " is requested once more, and its new process must start.",
+        SECOND_ADMIN,
+    )
+    if " 0 fail to start" not in after.text:
+        raise DemoFailed(f"items still fail to start after the rebuild: {after.text!r}")
     step_audit(demo)
-    demo.heading(7, "summary")
-    demo.narrate(summary(demo, started))
+    demo.heading(10, "summary")
+    demo.narrate(summary(demo, started, before, after))
     demo.say()
     demo.narrate(README_HINT)
 

@@ -23,16 +23,16 @@ from typing import Any
 import httpx
 import pytest
 
-from sim.connect_seed import generated_seed
+from sim.connect_seed import demo_seed, generated_seed
 from sim.connect_server import FakeConnect
 from sim.demo.narration import Demo
 from sim.demo.play import (
-    demo_connect_seed,
     step_confirm_deletion,
-    step_list,
+    step_impact,
     step_plan_rebuild,
     step_request_deletion,
     step_run_rebuild,
+    step_upgrade,
 )
 from sim.process import free_port
 from sim.slack import FakeSlack
@@ -201,7 +201,7 @@ def sims(seed: Any, build_seconds: float) -> tuple[FakeConnect, FakeSlack]:
 
 @pytest.fixture
 def demo_sims() -> Iterator[tuple[FakeConnect, FakeSlack]]:
-    connect, slack = sims(demo_connect_seed(), build_seconds=0.2)
+    connect, slack = sims(demo_seed(), build_seconds=0.2)
     try:
         yield connect, slack
     finally:
@@ -318,12 +318,13 @@ def test_the_demo_main_job_through_the_containerised_bot(
     assert check.returncode == 0, check.stdout + check.stderr
     wait_until(lambda: bot.state("Health")["Status"] == "healthy", "HEALTHCHECK healthy", 60)
 
-    # The demo's main job, its own steps: list, delete with confirmation, plan and run a
-    # rebuild of what the deletion affected, its summary.
+    # The demo's story, its own steps: the GDAL upgrade and the caches list, impact, delete
+    # those caches with confirmation, plan and run a rebuild of what the deletion affected.
     with SlackRequests(bot.events_url, SIGNING_SECRET, slack) as requests:
-        demo = Demo(stack=SimpleNamespace(slack=slack, requests=requests), out=io.StringIO())  # type: ignore[arg-type]
-        listing = step_list(demo)
-        card = step_request_deletion(demo, listing)
+        sims_only = SimpleNamespace(slack=slack, requests=requests, connect=connect)
+        demo = Demo(stack=sims_only, out=io.StringIO())  # type: ignore[arg-type]
+        step_upgrade(demo)
+        card = step_request_deletion(demo, step_impact(demo))
         result = step_confirm_deletion(demo, card)
         plan = step_plan_rebuild(demo, result)
         step_run_rebuild(demo, plan)
@@ -332,7 +333,7 @@ def test_the_demo_main_job_through_the_containerised_bot(
         for r in connect.requests
         if r.method == "DELETE" and r.json and r.json.get("dry_run") is False
     ]
-    assert len(deletes) == 1
+    assert len(deletes) == 2  # the caches of R 4.3.0 and R 3.6.3, both carrying sf
     assert sum(build_posts(connect).values()) >= 1
     assert len(summaries(slack, plan.ts)) == 1
 
