@@ -16,8 +16,11 @@ $(BIN)/connect-bot: pyproject.toml
 demo: $(BIN)/connect-bot
 	$(BIN)/python -m sim demo
 
+# The tests mostly wait on processes and sockets, so more workers than cores pays;
+# `make test WORKERS=0` runs them in one process.
+WORKERS ?= 4
 test: $(BIN)/connect-bot
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal
 
 lint: $(BIN)/connect-bot
 	$(BIN)/ruff check .

@@ -11,6 +11,22 @@ import pytest
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_name, None)
 
+# Hypothesis writes nothing into the checkout (.hypothesis/): no example database, and its
+# caches (the Unicode tables) in a directory of this process's own, so pytest-xdist workers
+# share none. Removed at exit.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+from hypothesis import settings  # noqa: E402
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+
+_hypothesis_home = tempfile.mkdtemp(prefix="connect-bot-hypothesis-")
+atexit.register(shutil.rmtree, _hypothesis_home, ignore_errors=True)
+set_hypothesis_home_dir(_hypothesis_home)
+settings.register_profile("connect-bot", database=None)
+settings.load_profile("connect-bot")
+
 from bot.connect import ConnectClient  # noqa: E402
 from sim.connect_server import FakeConnect  # noqa: E402
 
