@@ -66,10 +66,12 @@ def test_sigkill_mid_rebuild_then_restart_finishes_without_building_twice(
             requests.click(OPS_CHANNEL, card.ts, "rebuild_start")
         rebuild_id = rebuild_id_of(card)
 
-        def succeeded() -> int:
-            return sum(row.state == "succeeded" for row in items(db, rebuild_id))
+        def mid_rebuild() -> bool:
+            """A third built, and builds in flight (on a loaded machine a poll can miss them)."""
+            states = [row.state for row in items(db, rebuild_id)]
+            return states.count("succeeded") >= 12 and "building" in states
 
-        assert slack.wait_for(lambda _: succeeded() >= 12, timeout=20, interval=0.05)
+        assert slack.wait_for(lambda _: mid_rebuild(), timeout=20, interval=0.02)
         bots[0].kill()
         killed_at = time.time()
         before = {row.guid: row for row in items(db, rebuild_id)}
