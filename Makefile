@@ -17,10 +17,11 @@ demo: $(BIN)/connect-bot
 	$(BIN)/python -m sim demo
 
 # The tests mostly wait on processes and sockets, so more workers than cores pays;
-# `make test WORKERS=0` runs them in one process.
+# `make test WORKERS=0` runs them in one process. loadgroup: test by test, but each
+# xdist_group (an expensive module fixture) on one worker.
 WORKERS ?= 4
 test: $(BIN)/connect-bot
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup
 
 lint: $(BIN)/connect-bot
 	$(BIN)/ruff check .

@@ -54,6 +54,27 @@ def connect(fake_connect: FakeConnect) -> Iterator[ConnectClient]:
         client.close()
 
 
+# The longest tests first (real processes, real minutes), so that pytest-xdist's workers start
+# them at once and the short ones fill in around them; longest first within this list.
+SLOW_FIRST = (
+    "test_schedule_process.py",
+    "test_replicas.py",
+    "test_docker_install.py",
+    "test_rebuild_restart.py",
+    "test_summary_once.py",
+    "test_rebuild_faults.py",
+    "test_deletion_crash.py",
+    "test_wheel.py",
+    "test_demo.py",
+    "test_rsconnect_fidelity.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
+
+
 POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES_URL", "")
 needs_postgres = pytest.mark.skipif(
     not POSTGRES_URL,
