@@ -17,11 +17,12 @@ demo: $(BIN)/connect-bot
 	$(BIN)/python -m sim demo
 
 # The tests mostly wait on processes and sockets, so more workers than cores pays;
-# `make test WORKERS=0` runs them in one process. loadgroup: test by test, but each
-# xdist_group (an expensive module fixture) on one worker.
+# `make test WORKERS=0` runs them in one process. A module runs on one worker, so its module
+# fixtures (the image install, the wheels, shared simulators) are made once; modules are handed
+# out in collection order, the longest first (tests/conftest.py).
 WORKERS ?= 4
 test: $(BIN)/connect-bot
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 lint: $(BIN)/connect-bot
 	$(BIN)/ruff check .

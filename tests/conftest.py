@@ -54,19 +54,22 @@ def connect(fake_connect: FakeConnect) -> Iterator[ConnectClient]:
         client.close()
 
 
-# The longest tests first (real processes, real minutes), so that pytest-xdist's workers start
-# them at once and the short ones fill in around them; longest first within this list.
+# The longest modules first (real processes, real minutes; measured with --durations), so that
+# `make test` hands them to pytest-xdist's workers at once (--dist loadscope: a module at a
+# time, in this order) and the short ones fill in around them.
 SLOW_FIRST = (
-    "test_schedule_process.py",
     "test_replicas.py",
+    "test_schedule_process.py",
     "test_docker_install.py",
-    "test_rebuild_restart.py",
-    "test_summary_once.py",
     "test_rebuild_faults.py",
     "test_deletion_crash.py",
+    "test_rebuild_restart.py",
+    "test_summary_once.py",
     "test_wheel.py",
-    "test_demo.py",
+    "test_parser.py",
+    "test_home.py",
     "test_rsconnect_fidelity.py",
+    "test_demo.py",
 )
 
 

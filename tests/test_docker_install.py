@@ -40,10 +40,6 @@ ADMIN_KEY = "ImageAdm1nKey0000000000000000000"
 BOT_TOKEN = "xoxb-image-bot-token-11aa"
 SIGNING_SECRET = "image-signing-secret-22bb"
 
-# One pytest-xdist worker replays the image install (a module fixture, about a minute of pip):
-# its tests stay together, so it is not replayed on two workers.
-pytestmark = pytest.mark.xdist_group("image-install")
-
 skip_install = pytest.mark.skipif(
     os.environ.get("BOT_SKIP_INSTALL_TEST") == "1",
     reason="BOT_SKIP_INSTALL_TEST=1: not replaying the image install (it needs the package index)",

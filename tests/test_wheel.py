@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.xdist_group("wheels")  # built once, on one pytest-xdist worker
 
 
 def build_wheel(source: Path, out: Path) -> zipfile.ZipFile:
