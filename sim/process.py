@@ -55,7 +55,7 @@ class BotProcess:
         database_url: str,
         workdir: Path,
         extra_env: dict[str, str] | None = None,
-        start_timeout: float = 30,
+        start_timeout: float = 60,  # generous: a loaded CI machine starts a process slowly
     ) -> None:
         self.port = free_port()
         # Only the simulators' settings: nothing of the developer's own configuration or proxies.
