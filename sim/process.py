@@ -15,7 +15,6 @@ import httpx
 
 from sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET
 
-
 # Ports for processes that must be told one (`PORT=`, `--port`): chosen below Linux's ephemeral
 # range (32768-60999), so no socket bound to port 0 (every in-process simulator, every outgoing
 # connection) can take one between the check here and the child's own bind. Each pytest-xdist
