@@ -15,8 +15,8 @@ from slack_sdk.models.blocks import (
     HeaderBlock,
 )
 
-from bot.services.rebuild_store import ItemView, PlanSummary, Progress
 from bot.services.rebuild_outcomes import PlanCard
+from bot.services.rebuild_store import ItemView, PlanSummary, Progress
 from bot.slack.text import clip, code, esc, link
 from bot.slack.views.common import (
     Actions,
