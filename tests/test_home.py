@@ -346,10 +346,13 @@ def test_republish_is_only_for_who_opened_home_in_the_last_hour() -> None:
         assert [v.user for v in home.recent_viewers()] == [ADMIN]
         before_viewer = len(publishes(stack.slack, VIEWER))
         before_admin = len(publishes(stack.slack, ADMIN))
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         for rebuild_id in range(50):  # a burst of engine notifications: returns at once
             publisher.rebuild_changed(rebuild_id)
-        assert time.monotonic() - started < 0.05
+        # Next to no work in the caller's thread: its CPU time, which other processes on a
+        # loaded machine do not inflate; the wall-clock bound is looser for that reason.
+        assert time.thread_time() - cpu < 0.05
+        assert time.monotonic() - started < 0.25
         assert stack.slack.wait_for(
             lambda s: len(publishes(s, ADMIN)) == before_admin + 1, timeout=5
         )
