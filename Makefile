@@ -19,10 +19,10 @@ demo: $(BIN)/connect-bot
 # The tests mostly wait on processes and sockets, so more workers than cores pays;
 # `make test WORKERS=0` runs them in one process. A module runs on one worker, so its module
 # fixtures (the image install, the wheels, shared simulators) are made once; modules are handed
-# out in collection order, the longest first (tests/conftest.py).
+# out in collection order, the longest first (tests/conftest.py). No .pytest_cache is written.
 WORKERS ?= 4
 test: $(BIN)/connect-bot
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 lint: $(BIN)/connect-bot
 	$(BIN)/ruff check .
