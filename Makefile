@@ -16,8 +16,13 @@ $(BIN)/connect-bot: pyproject.toml
 demo: $(BIN)/connect-bot
 	$(BIN)/python -m sim demo
 
+# The tests mostly wait on processes and sockets, so more workers than cores pays;
+# `make test WORKERS=0` runs them in one process. A module runs on one worker, so its module
+# fixtures (the image install, the wheels, shared simulators) are made once; modules are handed
+# out in collection order, the longest first (tests/conftest.py). No .pytest_cache is written.
+WORKERS ?= 4
 test: $(BIN)/connect-bot
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 # Builds the Docker image and runs it against the simulators (tests/image/run.sh: starts a
 # Docker engine for the run when root and none answers). Not part of `make test`.

@@ -4,6 +4,7 @@ tests (SIGKILL) and the benchmarks (its own interpreter, its own RSS)."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -14,11 +15,34 @@ import httpx
 
 from sim.stack import ADMIN, BOT_TOKEN, CONNECT_KEY, SIGNING_SECRET
 
+# Ports for processes that must be told one (`PORT=`, `--port`): chosen below Linux's ephemeral
+# range (32768-60999), so no socket bound to port 0 (every in-process simulator, every outgoing
+# connection) can take one between the check here and the child's own bind. Each pytest-xdist
+# worker draws from its own slice, and a random start keeps concurrent runs apart.
+_PORT_BASE, _PORT_SLICE, _SLICES = 20000, 1500, 8
+_next_port: int | None = None
+
+
+def _slice() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw3"; empty outside xdist
+    return int(worker[2:]) % _SLICES if worker[2:].isdigit() else 0
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nobody listens on, for a child process to bind."""
+    global _next_port
+    first = _PORT_BASE + _slice() * _PORT_SLICE
+    if _next_port is None:
+        _next_port = first + random.randrange(_PORT_SLICE)
+    for _ in range(_PORT_SLICE):
+        port, _next_port = _next_port, first + (_next_port + 1 - first) % _PORT_SLICE
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: someone else's
+            return port
+    raise RuntimeError("no free port in this worker's slice")
 
 
 class BotProcess:
@@ -30,7 +54,7 @@ class BotProcess:
         database_url: str,
         workdir: Path,
         extra_env: dict[str, str] | None = None,
-        start_timeout: float = 30,
+        start_timeout: float = 60,  # generous: a loaded CI machine starts a process slowly
     ) -> None:
         self.port = free_port()
         # Only the simulators' settings: nothing of the developer's own configuration or proxies.

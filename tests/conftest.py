@@ -11,6 +11,22 @@ import pytest
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_name, None)
 
+# Hypothesis writes nothing into the checkout (.hypothesis/): no example database, and its
+# caches (the Unicode tables) in a directory of this process's own, so pytest-xdist workers
+# share none. Removed at exit.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+from hypothesis import settings  # noqa: E402
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+
+_hypothesis_home = tempfile.mkdtemp(prefix="connect-bot-hypothesis-")
+atexit.register(shutil.rmtree, _hypothesis_home, ignore_errors=True)
+set_hypothesis_home_dir(_hypothesis_home)
+settings.register_profile("connect-bot", database=None)
+settings.load_profile("connect-bot")
+
 from bot.connect import ConnectClient  # noqa: E402
 from sim.connect_server import FakeConnect  # noqa: E402
 
@@ -36,6 +52,30 @@ def connect(fake_connect: FakeConnect) -> Iterator[ConnectClient]:
         yield client
     finally:
         client.close()
+
+
+# The longest modules first (real processes, real minutes; measured with --durations), so that
+# `make test` hands them to pytest-xdist's workers at once (--dist loadscope: a module at a
+# time, in this order) and the short ones fill in around them.
+SLOW_FIRST = (
+    "test_replicas.py",
+    "test_schedule_process.py",
+    "test_docker_install.py",
+    "test_rebuild_faults.py",
+    "test_deletion_crash.py",
+    "test_rebuild_restart.py",
+    "test_summary_once.py",
+    "test_wheel.py",
+    "test_parser.py",
+    "test_home.py",
+    "test_rsconnect_fidelity.py",
+    "test_demo.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
 
 
 POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES_URL", "")

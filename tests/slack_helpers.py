@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.store import AuditEntry, PendingAction
-from sim.slack import Message
-from sim.stack import ADMIN, OPS_CHANNEL, Stack
+from sim.slack import ApiCall, Message
+from sim.slack_client import SlackRequests
+from sim.stack import ADMIN, OPS_CHANNEL, VIEWER, Stack
 
 
 def wait_message(
@@ -115,3 +116,54 @@ def wait_audit(stack: Stack, action: str, outcome: str, timeout: float = 10) -> 
         lambda _: (action, outcome) in [(r.action, r.outcome) for r in audit_rows(stack)],
         timeout=timeout,
     )
+
+
+# A negative check ("that request changed nothing") waits for a positive marker that comes
+# later, never for a fixed time: a later, harmless request has been handled.
+
+MARKER_COMMAND = "caches list"  # read-only, allowed to anyone: a GET on Connect, one post
+MARKER_TITLE = "Runtime caches"
+
+
+def later_request_handled(
+    stack: Stack, requests: SlackRequests | None = None, timeout: float = 10
+) -> Message:
+    """Send a later, correctly signed `/connect caches list` (as the viewer) and wait until its
+    message is in the fake Slack, then until every task the bot started after an ack has ended.
+    Anything an earlier request was going to cause has been caused by then: its work was
+    submitted before its HTTP answer (process_before_response), so `drain` covers it.
+    `is_marker` and `is_marker_call` tell the marker's own traces apart."""
+    before = len([m for m in stack.slack.messages(OPS_CHANNEL) if is_marker(m)])
+    response = (requests or stack.requests).command(MARKER_COMMAND, user_id=VIEWER)
+    assert response.status_code == 200
+    found: list[Message] = []
+
+    def posted(fake) -> bool:
+        markers = [m for m in fake.messages(OPS_CHANNEL) if is_marker(m)]
+        found.extend(markers[before:])
+        return len(markers) > before
+
+    assert stack.slack.wait_for(posted, timeout=timeout), "the later request was not answered"
+    assert stack.runtime.deps.drain(timeout) == 0, "background work still running"
+    return found[0]
+
+
+def is_marker(message: Message) -> bool:
+    return MARKER_TITLE in message.all_text()
+
+
+def is_marker_call(call: ApiCall) -> bool:
+    return call.method == "chat.postMessage" and MARKER_TITLE in str(call.params)
+
+
+def is_marker_request(request) -> bool:
+    """The marker's read on Connect (the list of runtime caches)."""
+    return request.method == "GET" and request.path.endswith("/v1/system/caches/runtime")
+
+
+def slack_calls_but_markers(stack: Stack) -> list[ApiCall]:
+    return [c for c in list(stack.slack.calls) if not is_marker_call(c)]
+
+
+def connect_requests_but_markers(stack: Stack) -> list:
+    return [r for r in list(stack.connect.requests) if not is_marker_request(r)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from bot.cli import main
 from bot.config import ExplicitSettings, Settings, key_variable
 from bot.store import Database
 from sim.connect_server import FakeConnect
+from sim.process import free_port
 from sim.slack import FakeSlack
 
 ADMIN_KEY = "Adm1nKeyForCheckTests0000000000A"
@@ -91,9 +91,8 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Nobody listens there: below the ephemeral range, so no port-0 bind takes it meanwhile."""
+    return free_port()
 
 
 def settings(connect: FakeConnect, slack: FakeSlack, tmp_path: Path, **overrides: Any) -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from bot.connect.models import parse_time
 from bot.connect.retry import RetryPolicy, parse_retry_after
 from bot.connect.versions import parse_version
 from sim.connect_server import FakeConnect
+from sim.process import free_port
 from tests.conftest import ADMIN_KEY, PUBLISHER_KEY
 
 
@@ -298,9 +298,8 @@ def _http_date(seconds: float) -> str:
 
 
 def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Nobody listens there: below the ephemeral range, so no port-0 bind takes it meanwhile."""
+    return free_port()
 
 
 CALLS: dict[str, tuple[str, Callable[[ConnectClient], object]]] = {

@@ -177,7 +177,8 @@ def test_kill_during_a_deletion_then_restart(
         assert "deletion finished" in final and "Deleting" not in final
         assert _real_deletes(connect) == 1  # never deleted twice
         assert not _listed(connect)
-        assert _pending_state(db) == "done"
+        # The card is updated before the action's row is marked done: wait for the row too.
+        assert slack.wait_for(lambda _: _pending_state(db) == "done", 10, interval=0.05)
         audit = _audit(db)
         assert ("cache_delete", "succeeded") in audit
         assert not any(outcome == "in_progress" for _, outcome in audit)

@@ -15,7 +15,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from sim.connect_server import FakeConnect
+from sim.process import free_port
 from sim.slack import FakeSlack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -254,9 +254,7 @@ def test_health_probe_prefers_the_health_port(
     health_server: tuple[http.server.HTTPServer, type[_Health]],
 ) -> None:
     server, _ = health_server
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
+    closed = free_port()  # nobody listens there
     answer = probe(closed, BOT_HEALTH_PORT=str(server.server_address[1]))
     assert answer.returncode == 0, answer.stderr
 
@@ -268,9 +266,7 @@ def test_health_probe_fails_on_error_status_and_closed_port(
     handler.status = 503
     answer = probe(server.server_address[1])
     assert answer.returncode == 1 and "HTTP Error 503" in answer.stderr
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
+    closed = free_port()  # nobody listens there
     assert probe(closed).returncode == 1
 
 

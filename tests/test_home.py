@@ -29,7 +29,7 @@ from bot.store import utcnow
 from sim.connect_seed import generated_seed
 from sim.slack import FakeSlack
 from sim.slack.views_api import check_view
-from sim.stack import ADMIN, APP_TOKEN, OPS_CHANNEL, VIEWER, Stack, start_stack
+from sim.stack import ADMIN, APP_TOKEN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, Stack, start_stack
 from tests.rebuild_support import plan, rebuild_id_of, wait_final
 
 DESTRUCTIVE = {
@@ -147,8 +147,12 @@ def test_home_opened_publishes_caches_for_everyone_and_the_audit_for_admins_only
             },
         )
         assert forged.status_code == 401
-        time.sleep(0.5)
-        assert len(slack.views.publish_calls()) == before
+        # The marker: a later Home opened by someone else is published; by then, and once the
+        # bot's background work has ended, the two events above would have published too.
+        open_home(stack, SECOND_ADMIN)
+        assert stack.runtime.deps.drain(10) == 0
+        published = [c.params["user_id"] for c in slack.views.publish_calls()[before:]]
+        assert published == [SECOND_ADMIN]
 
 
 def test_allowed_channels_limit_commands_not_who_is_an_admin_on_home() -> None:
@@ -342,10 +346,13 @@ def test_republish_is_only_for_who_opened_home_in_the_last_hour() -> None:
         assert [v.user for v in home.recent_viewers()] == [ADMIN]
         before_viewer = len(publishes(stack.slack, VIEWER))
         before_admin = len(publishes(stack.slack, ADMIN))
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         for rebuild_id in range(50):  # a burst of engine notifications: returns at once
             publisher.rebuild_changed(rebuild_id)
-        assert time.monotonic() - started < 0.05
+        # Next to no work in the caller's thread: its CPU time, which other processes on a
+        # loaded machine do not inflate; the wall-clock bound is looser for that reason.
+        assert time.thread_time() - cpu < 0.05
+        assert time.monotonic() - started < 0.25
         assert stack.slack.wait_for(
             lambda s: len(publishes(s, ADMIN)) == before_admin + 1, timeout=5
         )

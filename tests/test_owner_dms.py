@@ -8,7 +8,7 @@ the lookup chain (`bot.services.owners.Owners`) on its own.
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -182,7 +182,8 @@ def test_a_restart_between_dms_neither_repeats_nor_loses_one(
             timeout=10,
         )
         runtime.reporter.close()  # the process "dies" with one DM sent and one to go
-        time.sleep(0.3)
+        # close() joined the reporter's thread, the one that sends DMs: none is under way.
+        assert not any(t.name == "rebuild-reporter" and t.is_alive() for t in threading.enumerate())
         first = dict(slack.dm_recipients())
         assert len(first) == 1 and not flags(stack, rebuild_id).get("final_reported")
 

@@ -18,6 +18,7 @@ from rebuild_support import (
 from bot.connect.models import INTERACTIVE_MODES
 from bot.store import RebuildItem
 from sim.stack import ADMIN, OPS_CHANNEL, SECOND_ADMIN, VIEWER, start_stack
+from tests.slack_helpers import later_request_handled
 
 
 def rows_by_guid(rows: list[RebuildItem]) -> dict[str, RebuildItem]:
@@ -184,7 +185,7 @@ def test_viewer_is_refused_and_audited_and_discard_closes_the_plan() -> None:
         assert slack.message(OPS_CHANNEL, card.ts).buttons() == []
         stack.requests.send_action(late_start)
         wait_ephemeral(slack, "already handled")
-        time.sleep(0.3)
+        later_request_handled(stack)
         assert connect.builds_started() == []
         audit = [(r.actor, r.action, r.outcome) for r in stack.runtime.services.audit.recent(20)]
         assert (VIEWER, "rebuild_plan", "denied") in audit

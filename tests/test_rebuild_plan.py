@@ -83,17 +83,21 @@ def test_a_second_rebuild_skips_what_a_running_one_will_build() -> None:
     with start_stack(seed=generated_seed(20), build_seconds=0.3) as stack:
         connect, slack, db = stack.connect, stack.slack, stack.runtime.db
         first = plan(stack, "rebuild --r-version 4.3.0 --parallelism 1")
-        stack.requests.click(OPS_CHANNEL, first.ts, "rebuild_start")
         in_first = {row.guid for row in items(db, rebuild_id_of(first))}
+        # Long enough that none of them is built before the second plan is made, even on a
+        # loaded machine (an item built by then is no longer skipped).
+        connect.set_build_durations({guid: 2.0 for guid in in_first})
+        stack.requests.click(OPS_CHANNEL, first.ts, "rebuild_start")
         assert slack.wait_for(lambda s: connect.builds_started(), timeout=5)
 
         second = plan(stack, "rebuild --parallelism 3", count=2)
+        connect.set_build_durations({guid: 0.3 for guid in in_first})  # the ones not yet started
         text = second.all_text()
         assert second.text.startswith(f"Rebuild plan #2: {20 - len(in_first)} item(s)")
         assert f"Skipped {len(in_first)} item(s) already queued or building" in text
         stack.requests.click(OPS_CHANNEL, second.ts, "rebuild_start")
-        wait_final(slack, second.ts, timeout=15)
-        wait_final(slack, first.ts, timeout=15)
+        wait_final(slack, second.ts, timeout=30)
+        wait_final(slack, first.ts, timeout=30)
         assert set(Counter(connect.builds_started()).values()) == {1}
         assert len(connect.builds_started()) == 20
         skipped = [row for row in items(db, rebuild_id_of(second)) if row.state == "skipped"]

@@ -133,7 +133,17 @@ def _assert_finished_once(cluster: Cluster, card: Message, rebuild_id: int) -> N
     assert Counter(row.state for row in rows) == {"succeeded": len(rows)}
     built = Counter(cluster.connect.builds_started())
     assert built == Counter({row.guid for row in rows}), {g: n for g, n in built.items() if n > 1}
-    assert not any(row.resent for row in rows)
+    # Re-sent only what Connect never received: a replica killed between the journal write and
+    # the request leaving (a window a loaded machine widens). What Connect did receive, the
+    # taker found among its jobs.
+    for row in rows:
+        if row.resent:
+            posts = [
+                r
+                for r in cluster.connect.requests
+                if r.method == "POST" and r.path.endswith(f"/content/{row.guid}/build")
+            ]
+            assert len(posts) == 1, f"{row.guid} was re-sent although Connect had its request"
     assert len(_summaries(slack, card)) == 1
     assert len(_start_replies(slack, card)) == 1
 
