@@ -1,4 +1,4 @@
-"""docker/compose.yaml (also against the Compose specification's schema) and deploy/kubernetes/,
+"""deploy/compose.yaml (also against the Compose specification's schema) and deploy/kubernetes/,
 checked without Docker or a cluster.
 
 Both parse as YAML and say what the README promises: two replicas on PostgreSQL, health on
@@ -29,7 +29,7 @@ from bot.slack.background import BackgroundLoop
 STOP_SECONDS = BackgroundLoop.CLOSE_SECONDS + DRAIN_SECONDS + 10
 
 REPO = Path(__file__).resolve().parents[1]
-COMPOSE = REPO / "docker" / "compose.yaml"
+COMPOSE = REPO / "deploy" / "compose.yaml"
 # The Compose specification's JSON schema, vendored from github.com/compose-spec/compose-spec
 # (schema/compose-spec.json, Apache-2.0): Compose v2 is not installed where the tests run.
 COMPOSE_SCHEMA = REPO / "tests" / "data" / "compose-spec.json"
@@ -74,7 +74,7 @@ def image_healthcheck() -> list[str]:
     return list(json.loads(health[health.index("CMD") + 3 :]))
 
 
-# ------------------------------------------------------------------ docker/compose.yaml
+# ------------------------------------------------------------------ deploy/compose.yaml
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_compose_bot_settings_come_from_env_and_point_at_postgres(
     )
     assert match, url
     assert match[2] == environment(compose["services"]["postgres"])["POSTGRES_DB"]
-    # docker/.env holds secrets: it must never reach the image's build context.
+    # deploy/.env holds secrets: it must never reach the image's build context.
     rules = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
     assert "**/.env" in rules
 
