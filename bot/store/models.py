@@ -180,6 +180,13 @@ class RebuildItem(Base):
     # The runtime caches the item needs (migration 0009), one key a line (`RuntimeCache.label`):
     # the warm-up builds each runtime once, and an item starts when its runtimes are warm.
     runtimes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The verification after a successful build (migration 0014), interactive items only:
+    # `pending` (built, not yet probed: a restarted driver probes it), then `starts`, `fails`
+    # (built but fails to start; `verify_error` says why) or `unchecked` (the probe could not
+    # tell; `verify_error` says why). NULL: not verified (not interactive, not built, or
+    # `--no-verify`).
+    verified: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class HomeOpen(Base):

@@ -56,6 +56,7 @@ class RebuildPlan(Addressed):
     description: str = "all published content"
     packages: tuple[str, ...] = ()  # `--uses-package`: any of these (names as typed)
     when: When | None = None  # `--at` / `--in`: the card offers to schedule it then
+    verify: bool = True  # probe each interactive item after its build (`--no-verify`: not)
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,6 +254,8 @@ def _rebuild(words: list[str]) -> Command | ParseError:
             return ParseError("`rebuild scheduled` takes no options.", USAGE["rebuild scheduled"])
         return RebuildScheduled()
     packages: list[str] = []
+    verify = not any(word.lower() == "--no-verify" for word in words)
+    words = [word for word in words if word.lower() != "--no-verify"]
     try:
         words, when = take_when(words, "rebuild")
         content_filter, parallelism = filters(words, "rebuild", rebuild=True, packages=packages)
@@ -266,6 +268,7 @@ def _rebuild(words: list[str]) -> Command | ParseError:
         "; ".join(part for part in parts if part) or "all published content",
         tuple(packages),
         when,
+        verify=verify,
     )
 
 

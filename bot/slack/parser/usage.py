@@ -21,7 +21,7 @@ USAGE = {
     "rebuild": (
         "/connect rebuild [--guid GUID]... [--content-type T]... [--py-version OPV] "
         "[--r-version OPV] [--image-name I] [--uses-package NAME]... [--parallelism N] "
-        "[--at HH:MM | --at YYYY-MM-DDTHH:MM | --in 30m] [-n SERVER]"
+        "[--no-verify] [--at HH:MM | --at YYYY-MM-DDTHH:MM | --in 30m] [-n SERVER]"
     ),
     "impact": "/connect impact --package NAME [--package NAME]... [-n SERVER]",
     "health": (
