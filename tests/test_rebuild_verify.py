@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
+from bot.connect import RuntimeCache
 from bot.connect.models import INTERACTIVE_MODES
+from bot.services.rebuilds import ItemView, Progress
 from bot.slack import parser
+from bot.slack.views.rebuilds import progress_view as view_progress_message
+from bot.slack.views.rebuilds import summary_reply
 from bot.store import Rebuild, RebuildItem, utcnow
 from sim.stack import ADMIN, OPS_CHANNEL, Stack, start_stack
 from tests.rebuild_support import items, plan, rebuild_id_of, wait_final
 from tests.slack_helpers import card as confirmation_card
 from tests.slack_helpers import real_deletes
+from tests.test_escaping import HOSTILE, SERVER, assert_safe_message
+from tests.test_views import NOW
+from tests.test_views import progress as view_progress
 
 BROKEN = ("Sales Dashboard", "Executive KPIs")  # the seed's interactive items using `sf`
 # Those two, and a rendered document using `sf` (built, never probed).
@@ -187,3 +195,66 @@ def test_a_driver_taking_over_verifies_what_was_built_but_not_verified(stack: St
     assert stack.connect.count("GET", CONTENT_URL) == 2  # each pending item probed once
     assert "3 built (2 of them built but fail to start), 0 failed to build" in text
     assert {row.verified for row in items(db, rebuild_id)} == {"fails", None}
+
+
+# --- the summary's view, pure ----------------------------------------------------------------
+
+
+def _unverified(value: str, verified: str = "fails") -> ItemView:
+    return ItemView(
+        id=1,
+        guid="g1",
+        title=value,
+        app_mode="shiny",
+        runtime=value,
+        wave=1,
+        state="succeeded",
+        error=None,
+        dashboard_url=f"{SERVER}/connect/#/apps/g1",
+        task_id="t1",
+        verified=verified,
+        verify_error=value,
+    )
+
+
+def _finished(**changes: Any) -> Progress:
+    fields: dict[str, Any] = {
+        "state": "done",
+        "finished_at": NOW,
+        "counts": {"succeeded": 3},
+        "description": "x",
+    }
+    return view_progress(**(fields | changes))
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_strings_are_inert_in_the_verified_summary(value: str) -> None:
+    p = _finished(verify={"fails": 1, "starts": 1, "unchecked": 1})
+    items_ = [_unverified(value), _unverified(value, "unchecked")]
+    stale = [RuntimeCache("R", value, value)]
+    message = summary_reply(p, now=NOW, server=value, unverified=items_, stale=stale)
+    assert_safe_message(message)
+    assert_safe_message(view_progress_message(p, now=NOW, server=value))
+
+
+@pytest.mark.parametrize(
+    "verify",
+    [{"fails": 1}, {"starts": 2, "fails": 1}, {"unchecked": 1}, {"pending": 1}],
+)
+@pytest.mark.parametrize("state", ["done", "cancelled"])
+def test_a_summary_never_claims_success_when_something_fails_to_start(
+    verify: dict[str, int], state: str
+) -> None:
+    p = _finished(verify=verify, state=state)
+    text = summary_reply(p, now=NOW, unverified=[_unverified("Sales")]).to_dict()
+    everything = text["text"] + str(text["blocks"])
+    assert ":white_check_mark:" not in everything
+    assert "All " not in everything
+    if verify.get("fails"):
+        assert "built but fail to start" in text["text"]
+
+
+def test_a_summary_says_all_started_only_when_all_did() -> None:
+    text = summary_reply(_finished(verify={"starts": 3}), now=NOW).to_dict()["blocks"]
+    assert "All 3 interactive item(s) that built were verified to start." in str(text)
+    assert ":white_check_mark:" in str(text)

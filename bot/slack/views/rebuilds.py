@@ -314,7 +314,8 @@ def summary_reply(
                 " (Connect cannot stop a build) and are counted above."
             )
     else:
-        troubled = c.get("failed") or fails_to_start or p.verify.get("unchecked")
+        unsure = p.verify.get("unchecked") or p.verify.get("pending")
+        troubled = c.get("failed") or fails_to_start or unsure
         emoji = ":warning:" if troubled else ":white_check_mark:"
         text = (
             f"{emoji} Rebuild #{p.rebuild_id}{on_server(server)} ({esc(clip(p.description, 200))})"
