@@ -299,7 +299,13 @@ class RebuildReporter(BackgroundLoop):
         dms = outcome is not None and bool(outcome.found)
         if not p.flags.get("summary_posted"):
             p = self._update(p, seen)
-            summary = summary_reply(p, now=self.clock(), server=self._server(p))
+            summary = summary_reply(
+                p,
+                now=self.clock(),
+                server=self._server(p),
+                unverified=service.verify_failures(p.rebuild_id),
+                stale=service.undeleted_caches(p.rebuild_id) if p.fails_to_start else (),
+            )
             if outcome is not None:
                 summary = with_owners(summary, outcome)
             ts = self._post_once(p, "summary", summary, reply_broadcast=True)
@@ -457,4 +463,4 @@ class RebuildReporter(BackgroundLoop):
 
 
 def _key(p: Progress) -> tuple[object, ...]:
-    return (p.state, tuple(sorted(p.counts.items())))
+    return (p.state, tuple(sorted(p.counts.items())), tuple(sorted(p.verify.items())))

@@ -109,6 +109,7 @@ ACTIONS: tuple[ActionRoute, ...] = (
     ActionRoute(Actions.REBUILD_START, rebuilds.start),
     ActionRoute(Actions.REBUILD_DISCARD, rebuilds.discard),
     ActionRoute(Actions.REBUILD_CANCEL, rebuilds.cancel_click),
+    ActionRoute(Actions.REBUILD_DELETE_CACHES, rebuilds.delete_stale_caches),
     ActionRoute(Actions.REBUILD_SCHEDULE, schedules.schedule),
     ActionRoute(Actions.REBUILD_SCHEDULE_OPEN, schedules.open_form, prompt=True),
     ActionRoute(ImpactActions.DELETE_CACHES, impact.delete_caches),

@@ -186,6 +186,13 @@ class RebuildItem(Base):
     # Visits over the plan's usage window that wait on this build (migration 0014): an
     # interactive item's visits, 0 for rendered and static content; None: no usage known.
     visitors: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The verification after a successful build (migration 0015), interactive items only:
+    # `pending` (built, not yet probed: a restarted driver probes it), then `starts`, `fails`
+    # (built but fails to start; `verify_error` says why) or `unchecked` (the probe could not
+    # tell; `verify_error` says why). NULL: not verified (not interactive, not built, or
+    # `--no-verify`).
+    verified: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class HomeOpen(Base):

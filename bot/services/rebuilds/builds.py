@@ -150,6 +150,7 @@ class WorkItem:
     resent: int = 0
     running: bool = False  # `building`: a task, or a job, on Connect
     lost: int = 0  # tasks Connect lost, in this process
+    interactive: bool = False  # an app or API: verified to start after its build
 
     @property
     def on_connect(self) -> bool:
@@ -340,6 +341,7 @@ class Builds:
         lease_fresh: Callable[[], bool] | None = None,
         gate: SendGate | None = None,
         db_clock: DbClock | None = None,
+        verify: Callable[[WorkItem], None] | None = None,
     ) -> None:
         """`requeue`: build the item again soon (REQUEUED); `later`: take it up again in so
         many seconds (WAITING; None: wait here, then `requeue`); `lease`: the driver's lease
@@ -347,7 +349,9 @@ class Builds:
         (monotonic) measures the budget; `sleep` (tests) replaces waiting on `stopping`, with
         the clock it goes with; `lease_fresh`: whether the lease surely holds until a request
         sent now is answered (self-fencing); `gate`: the driver's requests under way;
-        `db_clock`: the time `requested_at` is judged in."""
+        `db_clock`: the time `requested_at` is judged in; `verify`: probe an interactive item
+        that built (its row says `verified = pending` first, so a restart probes it too;
+        None: items are not verified)."""
         self.db = db
         self.lease_fresh = lease_fresh or (lambda: True)
         self.gate = gate or SendGate()
@@ -370,6 +374,7 @@ class Builds:
         self.requeue = requeue
         self.later = later or self._wait_here
         self._sleeper = sleep
+        self.verify = verify
         self._transitions: dict[Phase, Callable[[WorkItem, Step], Step]] = {
             Phase.QUEUED: self._request,
             Phase.BUILDING: self._poll_task,
@@ -547,7 +552,12 @@ class Builds:
     def _record(self, item: WorkItem, end: Step) -> None:
         """Write how the item ended (CANCELLED and WAITING leave the row as it is)."""
         if end.phase is Phase.SUCCEEDED:
-            self._write(item.id, state="succeeded", finished_at=utcnow())
+            verifying = self.verify is not None and item.interactive
+            extra = {"verified": "pending", "verify_error": None} if verifying else {}
+            self._write(item.id, state="succeeded", finished_at=utcnow(), **extra)
+            if verifying:
+                assert self.verify is not None
+                self.verify(item)  # off the build slot: a separate pool probes it
         elif end.phase is Phase.FAILED:
             self.fail(item, end.reason)
         elif end.phase is Phase.REQUEUED:

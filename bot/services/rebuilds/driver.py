@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from sqlalchemy import or_, select
 
 from bot.connect import ConnectClient, ConnectError
+from bot.connect.models import INTERACTIVE_MODES
 from bot.services.rebuilds.builds import (
     DEFAULT_RETRY_SECONDS,
     REQUEST_SECONDS,
@@ -51,6 +52,7 @@ from bot.services.rebuilds.builds import (
 )
 from bot.services.rebuilds.planning import item_runtime_keys
 from bot.services.rebuilds.store import OPEN_ITEM_STATES, WARMUP
+from bot.services.rebuilds.verify import Verifier
 from bot.store import Database, Rebuild, RebuildItem
 from bot.store.dbtime import DbClock
 
@@ -231,6 +233,7 @@ class Driver:
         self.server: str | None = None  # read when the driver starts
         self.connect: ConnectClient | None = None  # that server's client
         self.builds: Builds | None = None  # builds items on it
+        self.verifier: Verifier | None = None  # probes the items that built (not --no-verify)
         self.thread = threading.Thread(target=self._run, name=f"rebuild-{rebuild_id}", daemon=True)
 
     @property
@@ -289,6 +292,12 @@ class Driver:
         while alive := [worker for worker in workers if worker.is_alive()]:
             alive[0].join(HEARTBEAT_SECONDS)
             self._heartbeat()
+        # The last probes: the rebuild ends once every item that built is verified.
+        while self.verifier is not None and self.verifier.busy() and not self.stopping.is_set():
+            self.stopping.wait(min(HEARTBEAT_SECONDS, 0.2))
+            self._heartbeat_due()
+        if self.verifier is not None:
+            self.verifier.shutdown()
         if self.stopping.is_set():
             return
         if not self.engine.finish(self.rebuild_id, self.lease, cancelled=self.cancelled.is_set()):
@@ -316,10 +325,24 @@ class Driver:
                     .order_by(RebuildItem.position)
                 ).all()
             ]
-            state, self.server = session.execute(
-                select(Rebuild.state, Rebuild.server).where(Rebuild.id == self.rebuild_id)
+            state, self.server, flags = session.execute(
+                select(Rebuild.state, Rebuild.server, Rebuild.progress).where(
+                    Rebuild.id == self.rebuild_id
+                )
             ).one()
         self.connect = self.engine.clients(self.server)
+        if not (flags or {}).get("no_verify"):
+            self.verifier = Verifier(
+                self.db,
+                self.rebuild_id,
+                self.connect,
+                lease=self.lease,
+                stopping=self.stopping,
+                notify=lambda: self.engine.notify(self.rebuild_id),
+                lost=self._lease_lost,
+            )
+            # Built by a driver before this one, not yet verified: probed again.
+            self.verifier.resume()
         warmups = self._cold_only(warmups)
         self.builds = Builds(
             self.db,
@@ -335,6 +358,7 @@ class Driver:
             lease_fresh=self.lease_fresh,
             gate=self.gate,
             db_clock=self.engine.db_clock,
+            verify=self.verifier.submit if self.verifier is not None else None,
         )
         if state == "cancelling":
             self.cancelled.set()
@@ -368,6 +392,11 @@ class Driver:
             for item_id, keys, is_open in warmups
         ]
         return [warmup for warmup in cold if warmup[1]]
+
+    def _heartbeat_due(self) -> None:
+        """A heartbeat, if the last renewal is HEARTBEAT_SECONDS old."""
+        if self.engine.clock() - self.renewed >= HEARTBEAT_SECONDS:
+            self._heartbeat()
 
     def _heartbeat(self) -> None:
         if self.stopping.is_set():
@@ -445,6 +474,7 @@ _ITEM_COLUMNS = (
     RebuildItem.resent,
     RebuildItem.runtimes,
     RebuildItem.runtime,
+    RebuildItem.app_mode,
 )
 
 
@@ -459,4 +489,5 @@ def _work_item(row: Any, *, running: bool = False) -> WorkItem:
         requested_at=row.requested_at,
         resent=row.resent or 0,
         running=running,
+        interactive=row.app_mode in INTERACTIVE_MODES,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.connect import ContentFilter
+from bot.connect import ContentFilter, RuntimeCache
 from bot.services.audit import AuditStore
 from bot.services.authz import Authorizer
 from bot.services.caches import Deletions
@@ -124,12 +124,14 @@ class Rebuilds:
         selection: Criteria | None = None,
         proposal: Proposal | None = None,
         visited_within: int | None = None,
+        verify: bool = True,
     ) -> RebuildPlanOutcome:
         """Plan a rebuild of the published content `content_filter` selects; refused when an
         item it names by GUID is locked. `selection`: what to ask Connect again should it be
         scheduled (default: the filter; `--uses-package` gives the names, not their items);
         `proposal`: the start time given with it (its card offers to schedule it then);
-        `visited_within`: days; content nobody visited in them is left out (and listed)."""
+        `visited_within`: days; content nobody visited in them is left out (and listed);
+        `verify` False (`--no-verify`): built interactive items are not probed."""
         server = self.servers.resolve(server_name, actor.channel)
         if isinstance(server, UnknownServer):
             return server
@@ -147,7 +149,10 @@ class Rebuilds:
             proposal=proposal,
             visited_within=visited_within,
         )
-        return self.planner.plan(actor, request)
+        outcome = self.planner.plan(actor, request)
+        if not verify and isinstance(outcome, PlanCard):
+            self.store.set_flags(outcome.summary.rebuild_id, no_verify=True)
+        return outcome
 
     def plan_affected(self, actor: Actor, deletion_id: str) -> RebuildPlanOutcome:
         """'Rebuild affected content' on a finished deletion: what used the deleted caches."""
@@ -376,6 +381,14 @@ class Rebuilds:
 
     def history(self, limit: int = 10) -> list[Progress]:
         return self.store.history(limit)
+
+    def stale_caches(self, rebuild_id: int) -> tuple[str | None, list[RuntimeCache]] | NotFound:
+        """The server, and the runtime caches whose items built but fail to start and were
+        not deleted before the rebuild (its summary's "Delete the caches of these runtimes…")."""
+        progress = self.store.progress(rebuild_id)
+        if progress is None:
+            return NotFound(f"rebuild #{rebuild_id}")
+        return progress.server, self.store.undeleted_caches(rebuild_id)
 
     # ---- helpers -------------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ read-modify-write, so processes and threads setting flags at once lose none of t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -29,13 +30,18 @@ from bot.services.rebuilds.planning import (
     WARMUP,
     affected_by,
     clamp_parallelism,
+    item_runtime_keys,
     merged_progress,
     runtime_label,
     state_counts,
     wave_of,
 )
 from bot.services.rebuilds.usage import UNVISITED, PlanUsage
-from bot.store import Database, Rebuild, RebuildItem, utcnow
+from bot.store import Database, DeletionTarget, Rebuild, RebuildItem, utcnow
+
+# A cache deleted this long before a rebuild was planned counts as deleted "just before" it.
+DELETED_BEFORE = timedelta(hours=24)
+_LABEL = re.compile(r"^(\S+) (\S+) \((.*)\)$")
 
 __all__ = [
     "ACTIVE",
@@ -120,6 +126,24 @@ class Progress:
             return None
         return self.visitors_served / self.visitors
 
+    # Interactive items that built, by their verification (`verified`: pending, starts, fails,
+    # unchecked); empty when nothing was verified.
+    verify: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def verify_off(self) -> bool:
+        """`--no-verify`: built items were not probed."""
+        return bool(self.flags.get("no_verify"))
+
+    @property
+    def fails_to_start(self) -> int:
+        """Items that built but fail to start."""
+        return self.verify.get("fails", 0)
+
+    @property
+    def verifying(self) -> int:
+        return self.verify.get("pending", 0)
+
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
@@ -163,6 +187,9 @@ class ItemView:
     task_id: str | None
     resent: int = 0  # build requests re-sent after one may have reached Connect
     owner_guid: str | None = None  # the Connect user owning the item (None: planned before)
+    verified: str | None = None  # after the build: pending, starts, fails, unchecked
+    verify_error: str | None = None
+    runtimes: tuple[str, ...] = ()  # its runtime caches' keys (`RuntimeCache.label`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,11 +418,19 @@ class RebuildStore:
                     ),
                 ).where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.state != "skipped")
             ).one()
+            verify = dict(
+                session.execute(
+                    select(RebuildItem.verified, func.count())
+                    .where(RebuildItem.rebuild_id == rebuild_id, RebuildItem.verified.is_not(None))
+                    .group_by(RebuildItem.verified)
+                ).all()
+            )
             return replace(
                 _progress(row, counts, warmup),
                 resent=int(resent or 0),
                 visitors=int(visitors[0]) if visitors[0] is not None else None,
                 visitors_served=int(visitors[1] or 0),
+                verify={str(k): int(n) for k, n in verify.items()},
             )
 
     def latest(self, *, active_only: bool = False) -> Progress | None:
@@ -436,6 +471,59 @@ class RebuildStore:
                 .limit(limit)
             ).all()
             return [_item_view(row) for row in rows]
+
+    def verify_failures(self, rebuild_id: int, limit: int = 20) -> list[ItemView]:
+        """Items that built but fail to start (or could not be checked: after those), in plan
+        order, with why."""
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(RebuildItem)
+                .where(
+                    RebuildItem.rebuild_id == rebuild_id,
+                    RebuildItem.verified.in_(("fails", "unchecked")),
+                )
+                .order_by(RebuildItem.verified, RebuildItem.wave, RebuildItem.position)
+                .limit(limit)
+            ).all()
+            return [_item_view(row) for row in rows]
+
+    def undeleted_caches(self, rebuild_id: int) -> list[RuntimeCache]:
+        """The runtime caches of items that built but fail to start whose cache was not deleted
+        in this rebuild or just before it (the deletion journal: no deletion of it succeeded
+        since DELETED_BEFORE before the plan). Such a build re-used the old cache, which
+        probably still holds packages built for the old system."""
+        with self.db.session() as session:
+            row = session.get(Rebuild, rebuild_id)
+            if row is None:
+                return []
+            keys: dict[str, None] = {}
+            for runtimes, runtime in session.execute(
+                select(RebuildItem.runtimes, RebuildItem.runtime).where(
+                    RebuildItem.rebuild_id == rebuild_id, RebuildItem.verified == "fails"
+                )
+            ).all():
+                for key in item_runtime_keys(runtimes, runtime):
+                    keys.setdefault(key, None)
+            if not keys:
+                return []
+            since = row.created_at - DELETED_BEFORE
+            deleted = {
+                (language.lower(), version, image)
+                for language, version, image in session.execute(
+                    select(
+                        DeletionTarget.language, DeletionTarget.version, DeletionTarget.image_name
+                    ).where(DeletionTarget.state == "succeeded", DeletionTarget.updated_at >= since)
+                ).all()
+            }
+        caches = []
+        for key in keys:
+            found = _LABEL.match(key)
+            if found is None:
+                continue
+            cache = RuntimeCache(found[1], found[2], found[3])
+            if (cache.language.lower(), cache.version, cache.image_name) not in deleted:
+                caches.append(cache)
+        return caches
 
     def mark_reported(self, item_ids: Iterable[int]) -> None:
         ids = list(item_ids)
@@ -499,4 +587,7 @@ def _item_view(row: RebuildItem) -> ItemView:
         task_id=row.task_id,
         resent=row.resent or 0,
         owner_guid=row.owner_guid,
+        verified=row.verified,
+        verify_error=row.verify_error,
+        runtimes=item_runtime_keys(row.runtimes, row.runtime),
     )

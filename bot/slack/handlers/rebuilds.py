@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.services.caches import CacheTarget
 from bot.services.outcomes import NotFound
 from bot.services.rebuilds import (
     Cancelling,
@@ -21,7 +22,7 @@ from bot.services.rebuilds import (
 from bot.services.times import Proposal
 from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
-from bot.slack.handlers import schedules
+from bot.slack.handlers import caches, schedules
 from bot.slack.poster import SlackUnavailable
 from bot.slack.replies import answer, answer_lost_click, post_or_explain, server_label, shared_view
 from bot.slack.views import (
@@ -57,6 +58,7 @@ def plan(
         selection=selection,
         proposal=proposal,
         visited_within=command.visited_within,
+        verify=command.verify,
     )
     _show_plan(deps, req, outcome)
 
@@ -111,6 +113,20 @@ def discard(deps: Deps, click: Click) -> None:
 
 def cancel_command(deps: Deps, req: Invocation, command: parser.RebuildCancel) -> None:
     _cancel(deps, req, command.rebuild_id)
+
+
+def delete_stale_caches(deps: Deps, click: Click) -> None:
+    """'Delete the caches of these runtimes…' under a summary whose items built but fail to
+    start: the usual dry run and confirmation card for those caches."""
+    if not click.value.isdigit():
+        return
+    found = deps.services.rebuilds.stale_caches(int(click.value))
+    if isinstance(found, NotFound) or not found[1]:
+        answer(deps, click, notice_view("That rebuild has no runtime cache left to delete."))
+        return
+    server, stale = found
+    targets = [CacheTarget(c.language, c.version, c.image_name) for c in stale]
+    caches.request_deletion(deps, click, server, targets)
 
 
 def cancel_click(deps: Deps, click: Click) -> None:

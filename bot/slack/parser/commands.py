@@ -57,6 +57,7 @@ class RebuildPlan(Addressed):
     packages: tuple[str, ...] = ()  # `--uses-package`: any of these (names as typed)
     when: When | None = None  # `--at` / `--in`: the card offers to schedule it then
     visited_within: int | None = None  # days (`--visited-within`): only content visited in them
+    verify: bool = True  # probe each interactive item after its build (`--no-verify`: not)
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,6 +255,8 @@ def _rebuild(words: list[str]) -> Command | ParseError:
             return ParseError("`rebuild scheduled` takes no options.", USAGE["rebuild scheduled"])
         return RebuildScheduled()
     packages: list[str] = []
+    verify = not any(word.lower() == "--no-verify" for word in words)
+    words = [word for word in words if word.lower() != "--no-verify"]
     try:
         words, when = take_when(words, "rebuild")
         words, visited_within = take_visited_within(words, "rebuild")
@@ -268,7 +270,8 @@ def _rebuild(words: list[str]) -> Command | ParseError:
         "; ".join(part for part in parts if part) or "all published content",
         tuple(packages),
         when,
-        visited_within,
+        visited_within=visited_within,
+        verify=verify,
     )
 
 

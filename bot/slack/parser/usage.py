@@ -21,7 +21,8 @@ USAGE = {
     "rebuild": (
         "/connect rebuild [--guid GUID]... [--content-type T]... [--py-version OPV] "
         "[--r-version OPV] [--image-name I] [--uses-package NAME]... [--parallelism N] "
-        "[--visited-within 30d] [--at HH:MM | --at YYYY-MM-DDTHH:MM | --in 30m] [-n SERVER]"
+        "[--visited-within 30d] [--no-verify] [--at HH:MM | --at YYYY-MM-DDTHH:MM | --in 30m]"
+        " [-n SERVER]"
     ),
     "impact": "/connect impact --package NAME [--package NAME]... [-n SERVER]",
     "health": (

@@ -37,6 +37,8 @@ class Actions:
     REBUILD_START = "rebuild_start"
     REBUILD_DISCARD = "rebuild_discard"
     REBUILD_CANCEL = "rebuild_cancel"
+    # "Delete the caches of these runtimes…" under a summary whose items built but fail to start
+    REBUILD_DELETE_CACHES = "rebuild_delete_caches"
     REBUILD_SCHEDULE = "rebuild_schedule"  # "Schedule for …" (the time given with the plan)
     REBUILD_SCHEDULE_OPEN = "rebuild_schedule_open"  # "Schedule…": the modal with a picker
     SCHEDULE_MODAL = "rebuild_schedule_modal"  # the modal's callback_id

@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import (
     HeaderBlock,
 )
 
+from bot.connect import RuntimeCache
 from bot.services.rebuilds import ItemView, PlanCard, PlanSummary, Progress
 from bot.slack.text import clip, code, esc, link
 from bot.slack.views.common import (
@@ -33,6 +34,7 @@ from bot.slack.views.plan_actions import decision_blocks
 from bot.slack.views.visitors import coverage_line, served_text, unvisited_text
 
 BAR_CELLS = 20
+MAX_UNVERIFIED = 10  # items named in the summary as built but failing to start
 Permalink = Callable[[str, str | None], str | None]
 
 
@@ -172,7 +174,23 @@ def counts_line(p: Progress) -> str:
         parts.append(f":no_entry_sign: {c['cancelled']} cancelled")
     if c.get("skipped"):
         parts.append(f":fast_forward: {c['skipped']} skipped")
-    return " · ".join(parts)
+    return " · ".join(parts) + verify_line(p)
+
+
+def verify_line(p: Progress) -> str:
+    """The verification of the items that built, counted apart from the failures to build."""
+    if p.verify_off:
+        return "\n:see_no_evil: Verification off (`--no-verify`): built items were not probed"
+    v = p.verify
+    if not v:
+        return ""
+    parts = [f":large_green_circle: {v.get('starts', 0)} verified to start"]
+    parts.append(f":rotating_light: {v.get('fails', 0)} built but fail to start")
+    if v.get("unchecked"):
+        parts.append(f":grey_question: {v['unchecked']} could not be verified")
+    if v.get("pending"):
+        parts.append(f":mag: {v['pending']} verifying")
+    return "\n" + " · ".join(parts)
 
 
 def progress_view(p: Progress, *, now: datetime, server: str | None = None) -> Message:
@@ -227,7 +245,10 @@ def progress_view(p: Progress, *, now: datetime, server: str | None = None) -> M
             )
         )
     failed = p.counts.get("failed", 0)
-    text = f"{title}: {p.done_items}/{p.total} done, {failed} failed ({esc(p.state)})"
+    text = f"{title}: {p.done_items}/{p.total} done, {failed} failed"
+    if p.fails_to_start:
+        text += f", {p.fails_to_start} built but fail to start"
+    text += f" ({esc(p.state)})"
     return Message(text, blocks)
 
 
@@ -286,9 +307,25 @@ def failures_reply(rebuild_id: int, items: Sequence[ItemView]) -> Message:
     return Message(f"Rebuild #{rebuild_id}: {noun}", blocks)
 
 
-def summary_reply(p: Progress, *, now: datetime, server: str | None = None) -> Message:
+def summary_reply(
+    p: Progress,
+    *,
+    now: datetime,
+    server: str | None = None,
+    unverified: Sequence[ItemView] = (),
+    stale: Sequence[RuntimeCache] = (),
+) -> Message:
+    """`unverified`: items that built but fail to start (or could not be verified), with why;
+    `stale`: the runtime caches of those that fail whose cache was not deleted (the hint, and
+    the button to delete them)."""
     c = p.counts
     counts = f"{c.get('succeeded', 0)} succeeded, {c.get('failed', 0)} failed"
+    fails_to_start = p.fails_to_start
+    if fails_to_start:
+        counts = (
+            f"{c.get('succeeded', 0)} built ({fails_to_start} of them built but fail to start),"
+            f" {c.get('failed', 0)} failed to build"
+        )
     if c.get("cancelled"):
         counts += f", {c['cancelled']} cancelled"
     if p.skipped:
@@ -307,7 +344,9 @@ def summary_reply(p: Progress, *, now: datetime, server: str | None = None) -> M
                 " (Connect cannot stop a build) and are counted above."
             )
     else:
-        emoji = ":white_check_mark:" if not c.get("failed") else ":warning:"
+        unsure = p.verify.get("unchecked") or p.verify.get("pending")
+        troubled = c.get("failed") or fails_to_start or unsure
+        emoji = ":warning:" if troubled else ":white_check_mark:"
         text = (
             f"{emoji} Rebuild #{p.rebuild_id}{on_server(server)} ({esc(clip(p.description, 200))})"
             " finished in"
@@ -315,12 +354,78 @@ def summary_reply(p: Progress, *, now: datetime, server: str | None = None) -> M
         )
         if c.get("failed"):
             text += " The failures are listed in this thread."
+    text += _verify_summary(p)
     if p.resent:
         text += (
             f" {p.resent} build request(s) were sent again because Connect did not answer the"
             " first and showed no build for it; Connect may have built those items twice."
         )
-    return Message(f"Rebuild #{p.rebuild_id}: {counts}", [md(text)])
+    blocks: list[Block] = [md(text)]
+    blocks += _unverified_blocks(p, unverified, stale)
+    return Message(f"Rebuild #{p.rebuild_id}: {counts}", blocks)
+
+
+def _verify_summary(p: Progress) -> str:
+    if p.verify_off:
+        return " Verification was off (`--no-verify`): the built items were not probed."
+    v = p.verify
+    if not v:
+        return ""
+    starts, fails = v.get("starts", 0), v.get("fails", 0)
+    unchecked, pending = v.get("unchecked", 0), v.get("pending", 0)
+    if not (fails or unchecked or pending):
+        return f" All {starts} interactive item(s) that built were verified to start."
+    text = f" Verified: {starts} start, {fails} built but fail to start"
+    if unchecked:
+        text += f", {unchecked} could not be verified"
+    if pending:
+        text += f", {pending} not verified"
+    return text + "."
+
+
+def _unverified_blocks(
+    p: Progress, items: Sequence[ItemView], stale: Sequence[RuntimeCache]
+) -> list[Block]:
+    if not items:
+        return []
+    lines = []
+    for item in items[:MAX_UNVERIFIED]:
+        mark = ":rotating_light:" if item.verified == "fails" else ":grey_question:"
+        how = "built but fails to start" if item.verified == "fails" else "could not be verified"
+        reason = esc(clip(item.verify_error or "no reason given", 300))
+        lines.append(
+            f"{mark} *{link(item.dashboard_url, clip(item.title, 100))}* · {how}"
+            f" · {_runtime(item.runtime)}\n> {reason}"
+        )
+    shown = p.fails_to_start + p.verify.get("unchecked", 0)
+    if shown > len(lines):
+        lines.append(f"+{shown - len(lines)} more")
+    blocks: list[Block] = [md(clip("\n".join(lines), 2900))]
+    if stale:
+        names = ", ".join(_runtime(cache.label) for cache in stale[:8])
+        if len(stale) > 8:
+            names += f", +{len(stale) - 8} more"
+        blocks.append(
+            md(
+                f":broom: The cache of {names} was not deleted before this rebuild: it probably"
+                " still holds packages built for the old system, which the builds re-used."
+                " Delete the cache, then rebuild these items."
+            )
+        )
+        blocks.append(
+            ActionsBlock(
+                block_id=f"rebuild_verify_{p.rebuild_id}",
+                elements=[
+                    ButtonElement(
+                        text="Delete the caches of these runtimes…",
+                        action_id=Actions.REBUILD_DELETE_CACHES,
+                        value=str(p.rebuild_id),
+                        style="danger",
+                    )
+                ],
+            )
+        )
+    return blocks
 
 
 # --- status, cancel, history -----------------------------------------------------------------
