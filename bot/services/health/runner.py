@@ -28,7 +28,7 @@ from typing import Any
 
 from bot.connect import ConnectError, ContentFilter, ContentItem, RuntimeCache
 from bot.services.audit import AuditStore
-from bot.services.confirmations import Confirmations
+from bot.services.confirmations import Confirmations, Rule
 from bot.services.criteria import Criteria, of_filter
 from bot.services.health.engine import DEFAULT_CONCURRENCY, run_checks
 from bot.services.health.grouping import by_runtime
@@ -402,16 +402,12 @@ class HealthRuns:
         confirmations = self.confirmations
         if confirmations is None:
             return NotFound(RENDER_KIND)
-        decided = confirmations.decide(
+        decided = self._decide_render(
             actor,
             pending_id,
-            kind=RENDER_KIND,
-            new_state="confirmed",
-            rule=confirmations.confirmer("confirm rendering again"),
-            action=RENDER_ACTION,
-            describe=_describe_render,
-            on_expired=lambda _pending: None,
-            message_ts=message_ts,
+            message_ts,
+            "confirmed",
+            confirmations.confirmer("confirm rendering again"),
         )
         if not isinstance(decided, Pending):
             return decided
@@ -438,22 +434,35 @@ class HealthRuns:
         confirmations = self.confirmations
         if confirmations is None:
             return NotFound(RENDER_KIND)
-        decided = confirmations.decide(
+        decided = self._decide_render(
             actor,
             pending_id,
-            kind=RENDER_KIND,
-            new_state="cancelled",
-            rule=confirmations.requester_or_admin("cancel this"),
-            action=RENDER_ACTION,
-            describe=_describe_render,
-            on_expired=lambda _pending: None,
-            message_ts=message_ts,
+            message_ts,
+            "cancelled",
+            confirmations.requester_or_admin("cancel this"),
         )
         if not isinstance(decided, Pending):
             return decided
         server = str(decided.payload.get("server") or "")
         self._audit(actor, "cancelled", server, str(decided.payload.get("description") or ""))
         return RenderCancelled(server)
+
+    def _decide_render(
+        self, actor: Actor, pending_id: str, message_ts: str | None, new_state: str, rule: Rule
+    ) -> Pending | Refusal:
+        """One click on a render confirmation card wins (Confirm or Cancel), by `rule`."""
+        assert self.confirmations is not None
+        return self.confirmations.decide(
+            actor,
+            pending_id,
+            kind=RENDER_KIND,
+            new_state=new_state,
+            rule=rule,
+            action=RENDER_ACTION,
+            describe=_describe_render,
+            on_expired=lambda _pending: None,
+            message_ts=message_ts,
+        )
 
     def _audit(
         self, actor: Actor, outcome: str, server: str, description: str, detail: str = ""
