@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -85,8 +86,8 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_schema() -> Iterator[str]:
     """A PostgreSQL URL whose connections use a brand-new schema, dropped afterwards."""
     import secrets
 
@@ -95,8 +96,6 @@ def postgres_url() -> Iterator[str]:
 
     from bot.store import Database
 
-    if not POSTGRES_URL:
-        pytest.skip("BOT_TEST_POSTGRES_URL is not set")
     schema = f"connect_bot_test_{secrets.token_hex(4)}"
     admin = Database(POSTGRES_URL)
     with admin.engine.begin() as conn:
@@ -108,3 +107,12 @@ def postgres_url() -> Iterator[str]:
         with admin.engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A brand-new schema per test (`fresh_schema`); skips without BOT_TEST_POSTGRES_URL."""
+    if not POSTGRES_URL:
+        pytest.skip("BOT_TEST_POSTGRES_URL is not set")
+    with fresh_schema() as url:
+        yield url

@@ -143,18 +143,18 @@ def test_a_running_build_is_listed_as_an_active_restore_job(
     connect: ConnectClient, fake_connect: FakeConnect
 ):
     guid = next(i["guid"] for i in fake_connect.content() if i["bundle_id"] and i["py_version"])
-    assert connect.content.jobs(guid) == []
+    assert connect.jobs.list(guid) == []
     task_id = connect.content.build(guid)
-    (job,) = connect.content.jobs(guid)
+    (job,) = connect.jobs.list(guid)
     assert job.active and job.restores and job.tag == "python_restore"
     assert job.start_time is not None and job.start_time.tzinfo is UTC
     assert abs((datetime.now(UTC) - job.start_time).total_seconds()) < 5
     assert (job.end_time, job.exit_code) == (None, None)
     assert connect.tasks.follow(task_id).succeeded
-    (done,) = connect.content.jobs(guid)
+    (done,) = connect.jobs.list(guid)
     assert (done.key, done.active, done.succeeded, done.exit_code) == (job.key, False, True, 0)
     with pytest.raises(ConnectError) as info:
-        connect.content.jobs("no-such-guid")
+        connect.jobs.list("no-such-guid")
     assert info.value.not_found
 
 
@@ -720,8 +720,8 @@ def test_an_html_page_instead_of_json_is_a_clear_connect_error(
         ("GET", r"/tasks/", b'{"id": "t", "code": "x"}', lambda c, g: c.tasks.get("t"), "task"),
         ("POST", r"/build$", b"{}", lambda c, g: c.content.build(g), "task_id"),
         ("POST", r"/build$", b"", lambda c, g: c.content.build(g), "task_id"),
-        ("GET", r"/jobs$", b'{"jobs": []}', lambda c, g: c.content.jobs(g), "a list of jobs"),
-        ("GET", r"/jobs$", b'[{"status": "x"}]', lambda c, g: c.content.jobs(g), "jobs"),
+        ("GET", r"/jobs$", b'{"jobs": []}', lambda c, g: c.jobs.list(g), "a list of jobs"),
+        ("GET", r"/jobs$", b'[{"status": "x"}]', lambda c, g: c.jobs.list(g), "jobs"),
         ("GET", r"/v1/user$", b"[1]", lambda c, g: c.current_user(), "a user object"),
     ],
 )

@@ -3,13 +3,11 @@ database, and re-locking that gives up after a deadline."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
-from conftest import POSTGRES_URL, needs_postgres
+from conftest import fresh_schema, needs_postgres
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from bot.store import Database
 from bot.store.coordination import Coordinator
@@ -20,17 +18,8 @@ pytestmark = needs_postgres
 @pytest.fixture
 def other_schema_url(postgres_url: str) -> Iterator[str]:
     """A second deployment's schema in the same database."""
-    schema = f"connect_bot_test_{secrets.token_hex(4)}"
-    admin = Database(POSTGRES_URL)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema() as url:
+        yield url
 
 
 def _terminate(db: Database, coordinator: Coordinator) -> None:

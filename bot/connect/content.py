@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.connect.client import HttpCore
 from bot.connect.errors import expect_shape
-from bot.connect.models import ContentItem, Job
+from bot.connect.models import ContentItem
 from bot.connect.versions import VersionFilter
 
 
@@ -76,17 +76,6 @@ class Content:
             if not isinstance(task_id, str | int) or not str(task_id):
                 raise TypeError("task_id")
             return str(task_id)
-
-    def jobs(self, guid: str) -> builtins.list[Job]:
-        """The item's jobs (running and recent): a running build is an active restore job."""
-        path = f"v1/content/{guid}/jobs"
-        body = self._http.get(path)
-        with expect_shape("GET", path, "a list of jobs"):
-            if body is None:  # an empty answer: no jobs
-                return []
-            if not isinstance(body, list):
-                raise TypeError("jobs")
-            return [Job.from_json(raw) for raw in body if isinstance(raw, dict)]
 
 
 def filter_items(items: Iterable[ContentItem], content_filter: ContentFilter) -> list[ContentItem]:

@@ -443,7 +443,7 @@ class Builds:
     def _jobs_or_none(self, item: WorkItem) -> list[Job] | None:
         """The item's jobs; None if Connect will not list them (a transient fault is raised)."""
         try:
-            return self.client.content.jobs(item.guid)
+            return self.client.jobs.list(item.guid)
         except ConnectError as exc:
             if exc.transient:
                 raise
@@ -536,7 +536,7 @@ class Builds:
         job = step.job
         assert job is not None
         self._sleep(JOB_POLL_SECONDS)
-        listing = partial(self.client.content.jobs, item.guid)
+        listing = partial(self.client.jobs.list, item.guid)
         try:
             jobs = self._keep_trying(item, f"following job {job.key}", listing)
         except ConnectError as exc:
