@@ -257,6 +257,11 @@ class ContentItem:
 _PEP503 = re.compile(r"[-_.]+")
 
 
+def sanitised_image(image_name: str) -> str:
+    """An image name as Connect may spell it in listings (`rstudio/x:1` as `rstudio_x_1`)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", image_name)
+
+
 def normalise_package(language: str, name: str) -> str:
     """How Connect matches a package name: Python names by PEP 503, R names exactly."""
     if language.lower() == "python":

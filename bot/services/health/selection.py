@@ -8,11 +8,11 @@ whose R or Python version, on its image, Connect no longer lists fails without a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from enum import Enum
 
 from bot.connect import ContentItem, Installation
+from bot.connect.models import sanitised_image
 from bot.services.health.outcomes import FailsToStart, Skipped
 
 LOCKED_NO_MESSAGE = "locked in Connect"
@@ -28,7 +28,8 @@ Installed = frozenset[tuple[str, str, str]]  # (language, version, sanitised ima
 
 def installed(installations: Iterable[Installation]) -> Installed:
     return frozenset(
-        (found.language, found.version, _sanitised(found.image_name)) for found in installations
+        (found.language, found.version, sanitised_image(found.image_name))
+        for found in installations
     )
 
 
@@ -54,12 +55,7 @@ def _missing_runtime(item: ContentItem, runtimes: Installed | None) -> str | Non
     if runtimes is None:
         return None
     for runtime in item.runtimes:
-        key = (runtime.language, runtime.version, _sanitised(runtime.image_name))
+        key = (runtime.language, runtime.version, sanitised_image(runtime.image_name))
         if key not in runtimes:
             return f"{runtime.label} is no longer installed on Connect"
     return None
-
-
-def _sanitised(image_name: str) -> str:
-    # Connect may spell an image name sanitised (`rstudio/x:1` as `rstudio_x_1`).
-    return re.sub(r"[^A-Za-z0-9._-]", "_", image_name)

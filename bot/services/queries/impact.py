@@ -7,7 +7,6 @@ of older bundles; only rows of an item's active bundle count (connect-api-2.md Â
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from bot.connect import (
     PackageUse,
     RuntimeCache,
 )
-from bot.connect.models import LOCAL_IMAGE
+from bot.connect.models import LOCAL_IMAGE, sanitised_image
 from bot.services.outcomes import Actor, ConnectFailed, UnknownServer
 from bot.services.queries.service import ContentFound
 from bot.services.servers import ConnectServer, Servers
@@ -214,18 +213,13 @@ def _runtimes(item: ContentItem, rows: Iterable[PackageUse]) -> list[RuntimeCach
     return found
 
 
-def _sanitised(image_name: str) -> str:
-    # Connect may list an image name sanitised (`rstudio/x:1` as `rstudio_x_1`).
-    return re.sub(r"[^A-Za-z0-9._-]", "_", image_name)
-
-
 def _cache_of(runtime: RuntimeCache, caches: Iterable[RuntimeCache]) -> RuntimeCache | None:
-    image = _sanitised(runtime.image_name)
+    image = sanitised_image(runtime.image_name)
     for cache in caches:
         if (
             cache.language.lower() == runtime.language.lower()
             and cache.version == runtime.version
-            and _sanitised(cache.image_name) == image
+            and sanitised_image(cache.image_name) == image
         ):
             return cache
     return None
