@@ -356,7 +356,8 @@ def test_republish_is_only_for_who_opened_home_in_the_last_hour() -> None:
         assert stack.slack.wait_for(
             lambda s: len(publishes(s, ADMIN)) == before_admin + 1, timeout=5
         )
-        time.sleep(1.0)  # coalesced: one republish for the whole burst
+        # Coalesced: once the publisher has nothing left to do, one republish for the burst.
+        assert publisher.wait_idle(timeout=5)
         assert len(publishes(stack.slack, ADMIN)) == before_admin + 1
         assert len(publishes(stack.slack, VIEWER)) == before_viewer
 

@@ -47,6 +47,10 @@ class HomePublisher(BackgroundLoop):
         self.wall = wall
         self.published = 0  # republishes that succeeded (tests, logs)
         self._dirty = threading.Event()
+        # Guards `_rounding` and the throttle's queue for `wait_idle`, and is notified after
+        # every round.
+        self._settled = threading.Condition()
+        self._rounding = False
 
     def rebuild_changed(self, rebuild_id: int) -> None:
         """The engine's listener: a rebuild Home shows changed. Never blocks."""
@@ -56,6 +60,16 @@ class HomePublisher(BackgroundLoop):
         self._dirty.set()
         self._wake.set()
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is asked of the thread: no change unread, no round under way and
+        no publish due. Then no publish can follow without a new `changed()`. True if reached."""
+
+        def idle() -> bool:
+            return not (self._dirty.is_set() or self._rounding or self.throttle.pending)
+
+        with self._settled:
+            return self._settled.wait_for(idle, timeout)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             wait = self.throttle.wait(self.clock())
@@ -63,11 +77,17 @@ class HomePublisher(BackgroundLoop):
             self._wake.clear()
             if self._stop.is_set():
                 return
+            with self._settled:
+                self._rounding = True
             try:
                 self._round()
             except Exception:
                 log.exception("republishing Home failed")
                 self._stop.wait(1.0)
+            finally:
+                with self._settled:
+                    self._rounding = False
+                    self._settled.notify_all()
 
     def _round(self) -> None:
         service = self.deps.services.home
