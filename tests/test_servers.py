@@ -165,6 +165,15 @@ def test_rebuild_builds_only_on_its_server_and_says_which(stack: Stack) -> None:
     assert {r.server for r in rows} == {"staging"}
     assert any(r.reference == str(rebuild_id) for r in rows if r.action == "rebuild")
 
+    # `rebuild history -n NAME` lists that server's rebuilds only.
+    stack.requests.command("rebuild history -n production")
+    wait_ephemeral(stack, "No rebuilds yet")  # staging's rebuild is not production's
+    stack.requests.command("rebuild history -n staging")
+    history = wait_ephemeral(stack, "Rebuilds: last 1").all_text()
+    assert f"#{rebuild_id}" in history and "staging" in history
+    stack.requests.command("rebuild history -n nowhere")
+    wait_ephemeral(stack, "nowhere")
+
 
 def test_servers_command_lists_each_with_version_and_reachability(stack: Stack) -> None:
     stack.connects["production"].stop()  # production is down

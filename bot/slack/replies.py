@@ -73,3 +73,15 @@ def post_or_explain(deps: Deps, req: Invocation, message: Message) -> str | None
 def server_label(deps: Deps, name: str | None) -> str | None:
     """The server's name, shown on every card only when the bot serves several."""
     return name if deps.services.servers.several else None
+
+
+def listed_server(deps: Deps, req: Invocation, name: str | None) -> str | UnknownServer | None:
+    """Which server a listing (`history`) is limited to: the one `-n NAME` names, or None for
+    every server. An unknown name comes back as UnknownServer, already answered."""
+    if name is None:
+        return None
+    found = deps.services.servers.resolve(name, req.channel)
+    if isinstance(found, UnknownServer):
+        answer(deps, req, shared_view(found))
+        return found
+    return found.name

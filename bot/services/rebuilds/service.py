@@ -379,8 +379,10 @@ class Rebuilds:
         progress = self.store.latest(active_only=True) or self.store.latest()
         return progress or NotFound("rebuild")
 
-    def history(self, limit: int = 10) -> list[Progress]:
-        return self.store.history(limit)
+    def history(self, limit: int = 10, server: str | None = None) -> list[Progress]:
+        """The last rebuilds, newest first (of one server when named)."""
+        unnamed = server is not None and server == self.servers.default
+        return self.store.history(limit, server, unnamed=unnamed)
 
     def stale_caches(self, rebuild_id: int) -> tuple[str | None, list[RuntimeCache]] | NotFound:
         """The server, and the runtime caches whose items built but fail to start and were

@@ -441,9 +441,17 @@ class RebuildStore:
             rebuild_id = session.scalar(query.order_by(Rebuild.id.desc()).limit(1))
         return self.progress(rebuild_id) if rebuild_id is not None else None
 
-    def history(self, limit: int = 10) -> list[Progress]:
+    def history(
+        self, limit: int = 10, server: str | None = None, *, unnamed: bool = False
+    ) -> list[Progress]:
+        """The last rebuilds, newest first; of `server` only when given (`unnamed`: with the
+        rebuilds from before servers had names, which ran on the default server)."""
         with self.db.session() as session:
-            rows = session.scalars(select(Rebuild).order_by(Rebuild.id.desc()).limit(limit)).all()
+            query = select(Rebuild).order_by(Rebuild.id.desc()).limit(limit)
+            if server is not None:
+                named = Rebuild.server == server
+                query = query.where(named | Rebuild.server.is_(None) if unnamed else named)
+            rows = session.scalars(query).all()
             ids = [row.id for row in rows]
             counts: dict[int, dict[str, int]] = {i: {} for i in ids}
             for rebuild_id, state, n in session.execute(

@@ -16,6 +16,7 @@ from bot.slack.handlers.rebuilds import permalink
 from bot.slack.replies import (
     answer,
     answer_lost_click,
+    listed_server,
     post_or_explain,
     server_label,
     shared_view,
@@ -174,13 +175,9 @@ def history(deps: Deps, req: Invocation, command: parser.HealthHistory) -> None:
     if runs is None:
         answer(deps, req, notice_view(NOT_WIRED))
         return
-    server = None
-    if command.server is not None:
-        found = deps.services.servers.resolve(command.server, req.channel)
-        if isinstance(found, UnknownServer):
-            answer(deps, req, shared_view(found))
-            return
-        server = found.name
+    server = listed_server(deps, req, command.server)
+    if isinstance(server, UnknownServer):
+        return
     rows = runs.history(command.limit, server)
     view = health_history_view(
         rows,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from bot.services.caches import CacheTarget
-from bot.services.outcomes import NotFound
+from bot.services.outcomes import NotFound, UnknownServer
 from bot.services.rebuilds import (
     Cancelling,
     Criteria,
@@ -24,7 +24,14 @@ from bot.slack import parser
 from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.handlers import caches, schedules
 from bot.slack.poster import SlackUnavailable
-from bot.slack.replies import answer, answer_lost_click, post_or_explain, server_label, shared_view
+from bot.slack.replies import (
+    answer,
+    answer_lost_click,
+    listed_server,
+    post_or_explain,
+    server_label,
+    shared_view,
+)
 from bot.slack.views import (
     cancel_requested_reply,
     cancel_view,
@@ -180,7 +187,11 @@ def status(deps: Deps, req: Invocation, command: parser.RebuildStatus) -> None:
 
 
 def history(deps: Deps, req: Invocation, command: parser.RebuildHistory) -> None:
-    rebuilds = deps.services.rebuilds.history(command.limit)
+    """`rebuild history`: the last rebuilds (of one server with `-n`)."""
+    server = listed_server(deps, req, command.server)
+    if isinstance(server, UnknownServer):
+        return
+    rebuilds = deps.services.rebuilds.history(command.limit, server)
     answer(
         deps,
         req,
