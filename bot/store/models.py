@@ -141,7 +141,7 @@ class Rebuild(Base):
     # older than a few minutes even from a live process (it hangs).
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # The usage the plan was ordered by (migration 0014): its source, window and coverage, or
-    # why there was none (`bot.services.rebuilds.usage.PlanUsage`).
+    # why there was none (`bot.services.usage.PlanUsage`).
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 

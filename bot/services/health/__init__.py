@@ -19,11 +19,13 @@ from bot.services.health.outcomes import (
 )
 from bot.services.health.probes import Prober, ProbeSettings, telling_line
 from bot.services.health.runner import HealthRunner, HealthRuns, Prepared, Progress
+from bot.services.health.selection import UNVISITED
 from bot.services.health.service import HealthChecks, HealthOutcome
 from bot.services.health.store import CheckRow, HealthStore, LeaseLost
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "UNVISITED",
     "CheckRow",
     "CouldNotCheck",
     "Counts",

@@ -38,9 +38,11 @@ def run_checks(
     concurrency: int = DEFAULT_CONCURRENCY,
     sink: Sink,
     claim: Claim | None = None,
+    visited: frozenset[str] | None = None,
 ) -> None:
     """Classify each item and probe those that need it with `check`, `concurrency` at a time;
-    returns when every result went to `sink` (called from one thread at a time)."""
+    returns when every result went to `sink` (called from one thread at a time); `visited`:
+    the GUIDs `--visited-within` keeps (None: all)."""
     workers = clamp_concurrency(concurrency)
     sink_lock = threading.Lock()
     slots = threading.BoundedSemaphore(workers * 2)  # items in flight: memory stays flat
@@ -65,7 +67,7 @@ def run_checks(
         for item in items:
             if failures:
                 break
-            how = classify(item, runtimes, render=render)
+            how = classify(item, runtimes, render=render, visited=visited)
             if not isinstance(how, Probe):
                 report(ItemHealth(item, how))
                 continue

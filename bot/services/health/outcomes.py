@@ -113,6 +113,7 @@ class HealthReport:
     by_package: tuple[PackageFailures, ...]
     rendered: bool  # rendered content was rendered again (`--render`)
     notes: tuple[str, ...] = ()  # what the check could not do (e.g. no packages API)
+    visited_within: int | None = None  # days (`--visited-within`): unvisited items left out
 
     @property
     def counts(self) -> Counts:

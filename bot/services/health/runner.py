@@ -227,6 +227,7 @@ class HealthRunner:
             return
         notes: list[str] = []
         runtimes = HealthChecks.runtimes_of(server, notes)
+        visited = HealthChecks.visited_of(server, criteria.visited_within, notes)
         try:
             items = selected(server, criteria.content_filter or ContentFilter())
         except ConnectError as exc:
@@ -293,6 +294,7 @@ class HealthRunner:
                 concurrency=self.concurrency,
                 sink=sink,
                 claim=claim,
+                visited=visited,
             )
         except ConnectError as exc:
             flush()
@@ -307,6 +309,7 @@ class HealthRunner:
             HealthChecks.packages_of(server, results, notes),
             row.render,
             tuple(notes),
+            criteria.visited_within if visited is not None else None,
         )
         self.store.finish(check_id, token, counts=report.counts, summary=_summary(report))
         log.info("health check %s: %s", check_id, report.counts)
@@ -376,7 +379,14 @@ class HealthRuns:
             items = selected(server, prepared.criteria.content_filter or ContentFilter())
         except ConnectError as exc:
             return ConnectFailed("Listing the content", exc.reason)
-        rendered = sum(item.rendered and item.published and not item.locked for item in items)
+        visited = HealthChecks.visited_of(server, prepared.criteria.visited_within, [])
+        rendered = sum(
+            item.rendered
+            and item.published
+            and not item.locked
+            and (visited is None or item.guid in visited)
+            for item in items
+        )
         pending = confirmations.pending.create(
             kind=RENDER_KIND,
             requested_by=actor.user,
@@ -488,15 +498,19 @@ class HealthRuns:
         packages: tuple[str, ...] = (),
         *,
         render: bool = False,
+        visited_within: int | None = None,
     ) -> PrepareOutcome:
-        """Which server and items: `--uses-package` resolved to items now (stored as GUIDs)."""
+        """Which server and items: `--uses-package` resolved to items now (stored as GUIDs);
+        `--visited-within` is asked of Connect when the check runs."""
         server = self.checks.servers.resolve(server_name, actor.channel)
         if isinstance(server, UnknownServer):
             return server
         resolved = self.checks.resolve_packages(actor, server, content_filter, packages)
         if not isinstance(resolved, ContentFilter):
             return resolved
-        return Prepared(server.name, of_filter(resolved), render)
+        return Prepared(
+            server.name, of_filter(resolved).with_visited_within(visited_within), render
+        )
 
     def start(
         self, prepared: Prepared, actor: Actor, *, card_ts: str | None, description: str
@@ -533,6 +547,7 @@ class HealthRuns:
             if isinstance(group, dict)
         )
         notes = tuple(str(note) for note in summary.get("notes") or ())
+        within = summary.get("visited_within")
         return HealthReport(
             row.server or "",
             tuple(results),
@@ -540,6 +555,7 @@ class HealthRuns:
             packages,
             row.render,
             notes,
+            int(within) if isinstance(within, int) else None,
         )
 
     def failing(self, check_id: int) -> Failing | None:
@@ -585,4 +601,5 @@ def _summary(report: HealthReport) -> dict[str, Any]:
             for group in report.by_package
         ],
         "notes": list(report.notes),
+        "visited_within": report.visited_within,
     }

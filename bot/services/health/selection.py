@@ -1,9 +1,9 @@
 """Which items a health check requests, and how; pure (no I/O).
 
 Interactive items are visited; rendered ones are rendered again only when asked (a render
-replaces what viewers see); static, locked and unpublished items are never requested. An item
-whose R or Python version, on its image, Connect no longer lists fails without a request
-(connect-api-2.md §11.4).
+replaces what viewers see); static, locked and unpublished items are never requested, nor, with
+`--visited-within`, the items nobody visited in that window. An item whose R or Python version,
+on its image, Connect no longer lists fails without a request (connect-api-2.md §11.4).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from bot.connect.models import sanitised_image
 from bot.services.health.outcomes import FailsToStart, Skipped
 
 LOCKED_NO_MESSAGE = "locked in Connect"
+# an item `--visited-within` left out: nobody visited it in that many days
+UNVISITED = Skipped("nobody visited it in the --visited-within window")
 
 
 class Probe(Enum):
@@ -34,9 +36,14 @@ def installed(installations: Iterable[Installation]) -> Installed:
 
 
 def classify(
-    item: ContentItem, runtimes: Installed | None, *, render: bool
+    item: ContentItem,
+    runtimes: Installed | None,
+    *,
+    render: bool,
+    visited: frozenset[str] | None = None,
 ) -> Probe | Skipped | FailsToStart:
-    """How to check `item`; `runtimes`: what Connect offers (None: unknown, not checked)."""
+    """How to check `item`; `runtimes`: what Connect offers (None: unknown, not checked);
+    `visited`: the GUIDs `--visited-within` keeps (None: all)."""
     if not item.published:
         return Skipped("not published")
     if item.locked:
@@ -45,6 +52,8 @@ def classify(
         return Skipped(f"{item.app_mode} content starts no process")
     if item.rendered and not render:
         return Skipped("rendered content: checked only when rendered again (--render)")
+    if visited is not None and item.guid not in visited:
+        return UNVISITED
     gone = _missing_runtime(item, runtimes)
     if gone is not None:
         return FailsToStart(gone, stage="runtime")

@@ -17,6 +17,7 @@ from bot.services.health.selection import Installed, installed
 from bot.services.outcomes import Actor, ConnectFailed, UnknownServer
 from bot.services.queries import ContentUsing, Impact, PackagesUnsupported
 from bot.services.servers import ConnectServer, Servers
+from bot.services.usage import visited_within
 
 # The guids of a selection that matches nothing (no item has this GUID).
 _NOTHING = frozenset({"-"})
@@ -48,12 +49,14 @@ class HealthChecks:
         packages: Sequence[str] = (),
         *,
         render: bool = False,
+        visited_within: int | None = None,
         concurrency: int | None = None,
         sink: Sink | None = None,
         claim: Claim | None = None,
     ) -> HealthOutcome:
         """Check the content `content_filter` selects (and, with `packages`, whose active bundle
-        uses one of them): each result goes to `sink` as it is known, then the report."""
+        uses one of them): each result goes to `sink` as it is known, then the report;
+        `visited_within`: days, the items nobody visited in them are left out (skipped)."""
         server = self.servers.resolve(server_name, actor.channel)
         if isinstance(server, UnknownServer):
             return server
@@ -65,6 +68,7 @@ class HealthChecks:
             return HealthReport(server.name, (), (), (), render)
         content_filter = resolved
         runtimes = self.runtimes_of(server, notes)
+        visited = self.visited_of(server, visited_within, notes)
         results: list[ItemHealth] = []
 
         def collect(result: ItemHealth) -> None:
@@ -82,6 +86,7 @@ class HealthChecks:
                 concurrency=concurrency or self.concurrency,
                 sink=collect,
                 claim=claim,
+                visited=visited,
             )
         except ConnectError as exc:
             return ConnectFailed("Checking content health", exc.reason)
@@ -92,6 +97,7 @@ class HealthChecks:
             self.packages_of(server, results, notes),
             render,
             tuple(notes),
+            visited_within if visited is not None else None,
         )
 
     def resolve_packages(
@@ -123,6 +129,20 @@ class HealthChecks:
                 " were requested like the others"
             )
             return None
+
+    @staticmethod
+    def visited_of(
+        server: ConnectServer, days: int | None, notes: list[str]
+    ) -> frozenset[str] | None:
+        """The GUIDs visited in the last `days` days (None: all items are checked, because
+        `--visited-within` was not given or, as `rebuild` does, Connect gave no usage)."""
+        if days is None:
+            return None
+        visited = visited_within(server.client, days)
+        if isinstance(visited, str):
+            notes.append(f"{visited}: `--visited-within` not applied, every item was checked")
+            return None
+        return visited
 
     @staticmethod
     def packages_of(

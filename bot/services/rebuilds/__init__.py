@@ -30,7 +30,8 @@ from bot.services.rebuilds.store import (
     RebuildNotFound,
     RebuildStore,
 )
-from bot.services.rebuilds.usage import UNVISITED, PlanUsage, UsageCounter
+from bot.services.rebuilds.usage import UNVISITED
+from bot.services.usage import PlanUsage, UsageCounter
 
 __all__ = [
     "UNVISITED",

@@ -15,7 +15,7 @@ Order (the `wave` column, then `position` within a wave):
 Within a wave, the longest estimated builds go first (`bot.services.rebuilds.estimates`, from
 the bot's history); without history, Connect's order (newest deployment first).
 
-With usage (`bot.services.rebuilds.usage`), visitors first (`bot.services.rebuilds.visitors`):
+With usage (`bot.services.usage`), visitors first (`bot.services.rebuilds.visitors`):
 wave 1 holds the visited interactive items, by visits per second of build, and wave 2 the rest
 (unvisited, rendered, static), longest first; the warm-up of the most visited runtimes first.
 Items `--visited-within` leaves out are stored `skipped` with `UNVISITED` as `error`.
@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
 from bot.services.rebuilds.estimates import Estimates, estimate, longest_first
-from bot.services.rebuilds.usage import UNVISITED, PlanUsage
+from bot.services.rebuilds.usage import UNVISITED
 from bot.services.rebuilds.visitors import Job, coverage, schedule, visitor_order
 from bot.services.rebuilds.warmup import (
     Candidate,
@@ -58,6 +58,7 @@ from bot.services.rebuilds.warmup import (
     cover_each_runtime,
     rank,
 )
+from bot.services.usage import PlanUsage
 from bot.store import Database, Rebuild, RebuildItem, utcnow
 
 START_LOCK = 0x636F6E6E  # advisory lock id for Starts ("conn")

@@ -18,9 +18,9 @@ from bot.services.outcomes import Actor, ConnectFailed, UnknownServer
 from bot.services.pending import Pending, PendingStore
 from bot.services.rebuilds.outcomes import NothingToRebuild, PlanCard, PlanOutcome
 from bot.services.rebuilds.store import PlanSummary, RebuildStore
-from bot.services.rebuilds.usage import UsageCounter
 from bot.services.servers import Servers
 from bot.services.times import Proposal
+from bot.services.usage import UsageCounter
 
 KIND = "rebuild_start"  # the pending requests of plans
 

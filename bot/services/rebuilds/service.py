@@ -46,9 +46,9 @@ from bot.services.rebuilds.plans import (
     server_of,
 )
 from bot.services.rebuilds.store import PlanSummary, Progress, RebuildNotFound, RebuildStore
-from bot.services.rebuilds.usage import UsageCounter
 from bot.services.servers import Servers
 from bot.services.times import Proposal
+from bot.services.usage import UsageCounter
 from bot.store import utcnow
 
 ORPHAN_AFTER = timedelta(minutes=5)  # a start takes a second: a holder this slow is hung

@@ -36,7 +36,8 @@ from bot.services.rebuilds.planning import (
     state_counts,
     wave_of,
 )
-from bot.services.rebuilds.usage import UNVISITED, PlanUsage
+from bot.services.rebuilds.usage import UNVISITED
+from bot.services.usage import PlanUsage
 from bot.store import Database, DeletionTarget, Rebuild, RebuildItem, utcnow
 
 # A cache deleted this long before a rebuild was planned counts as deleted "just before" it.

@@ -10,9 +10,9 @@ from bot.connect import ConnectClient, ConnectError, ContentFilter
 from bot.services.outcomes import Actor
 from bot.services.queries import ContentUsing, Impact
 from bot.services.rebuilds import Criteria
-from bot.services.rebuilds.usage import UsageCounter
 from bot.services.schedules.outcomes import Reevaluated
 from bot.services.schedules.store import Scheduled, ScheduleStore
+from bot.services.usage import UsageCounter
 
 NOTICE_TITLES = 10  # titles listed per kind of change in the thread
 TOLD_LATE = timedelta(minutes=1)  # a start later than this says so in the thread

@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, delete, select, update
 
 from bot.connect import ConnectClient, ContentFilter, RuntimeCache
 from bot.services.rebuilds.planning import finish_plan, insert_items, select_items
-from bot.services.rebuilds.usage import PlanUsage
+from bot.services.usage import PlanUsage
 from bot.store import Database, Rebuild, RebuildItem
 
 SCHEDULED, STARTING, MISSED = "scheduled", "starting", "missed"

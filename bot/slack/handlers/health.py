@@ -41,7 +41,13 @@ def check(deps: Deps, req: Invocation, command: parser.Health) -> None:
     if runs is None:
         check_unstored(deps, req, command)
         return
-    prepared = runs.prepare(req.actor, command.server, command.filter, command.packages)
+    prepared = runs.prepare(
+        req.actor,
+        command.server,
+        command.filter,
+        command.packages,
+        visited_within=command.visited_within,
+    )
     if isinstance(prepared, PackagesUnsupported):
         label = server_label(deps, prepared.server)
         answer(deps, req, packages_unsupported_view(prepared, server_label=label))
@@ -116,7 +122,13 @@ def check_unstored(deps: Deps, req: Invocation, command: parser.Health) -> None:
     if service is None:
         answer(deps, req, notice_view(NOT_WIRED))
         return
-    outcome = service.check(req.actor, command.server, command.filter, command.packages)
+    outcome = service.check(
+        req.actor,
+        command.server,
+        command.filter,
+        command.packages,
+        visited_within=command.visited_within,
+    )
     if isinstance(outcome, PackagesUnsupported):
         label = server_label(deps, outcome.server)
         answer(deps, req, packages_unsupported_view(outcome, server_label=label))

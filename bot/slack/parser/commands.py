@@ -80,6 +80,7 @@ class Health(Addressed):
     description: str = "all published content"
     packages: tuple[str, ...] = ()  # `--uses-package`: any of these (names as typed)
     render: bool = False  # `--render`: render rendered content again (admins, confirmed)
+    visited_within: int | None = None  # days (`--visited-within`): only content visited in them
 
 
 @dataclass(frozen=True, slots=True)

@@ -293,7 +293,8 @@ def _impact(words: list[str]) -> Impact:
 
 
 def _health(words: list[str]) -> Health | HealthHistory:
-    """`health` takes `rebuild`'s filters (and no `--parallelism`), and `--render`;
+    """`health` takes `rebuild`'s filters (and no `--parallelism`), `--visited-within` and
+    `--render`;
     `health history` lists the last checks."""
     command = "health"
     if words and words[0].lower() in ("history", "list", "ls"):
@@ -302,13 +303,16 @@ def _health(words: list[str]) -> Health | HealthHistory:
         return HealthHistory()
     render = any(word.lower() == "--render" for word in words)
     words = [word for word in words if word.lower() != "--render"]
+    words, visited_within = take_visited_within(words, command)
     packages: list[str] = []
     content_filter, parallelism = filters(words, command, rebuild=True, packages=packages)
     if parallelism:
         raise Bad("`health` takes no `--parallelism`: it probes a few items at a time.", command)
     parts = (describe_packages(packages), describe_filter(content_filter))
     description = "; ".join(part for part in parts if part) or "all published content"
-    return Health(content_filter, description, tuple(packages), render)
+    if visited_within is not None:
+        description += f"; visited within {visited_within} day(s)"
+    return Health(content_filter, description, tuple(packages), render, visited_within)
 
 
 def _rebuild_id(word: str) -> int | None:

@@ -27,7 +27,8 @@ USAGE = {
     "impact": "/connect impact --package NAME [--package NAME]... [-n SERVER]",
     "health": (
         "/connect health [--guid GUID]... [--content-type T]... [--py-version OPV] "
-        "[--r-version OPV] [--image-name I] [--uses-package NAME]... [--render] [-n SERVER]"
+        "[--r-version OPV] [--image-name I] [--uses-package NAME]... [--visited-within 30d] "
+        "[--render] [-n SERVER]"
     ),
     "health history": "/connect health history [-n SERVER]",
     "rebuild status": "/connect rebuild status [ID]",
@@ -89,6 +90,7 @@ HELP: tuple[HelpEntry, ...] = (
         "/connect health --uses-package sf",
         "Which published content fails to start, and why: each interactive item is requested"
         " once (a few at a time) and its new process read. Filters as `rebuild`;"
+        " `--visited-within 30d` checks only what was visited in those days;"
         " `--render` (admins, confirmed) renders documents again too.",
     ),
     HelpEntry("health history", "/connect health history", "Recent health checks."),

@@ -1,5 +1,7 @@
-"""`--visited-within 30d`: leave out of a rebuild the content nobody visited in that many days
-(`2w` for weeks; a bare number is days). Pure: the words become a number of days."""
+"""`--visited-within 30d`: leave out of a rebuild or a health check the content nobody visited
+in that many days
+(`2w` for weeks; a bare number
+is days). Pure: the words become a number of days."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, HeaderBlock
 
 from bot.services.health import (
+    UNVISITED,
     CouldNotCheck,
     Counts,
     FailsToStart,
@@ -21,6 +22,7 @@ from bot.services.health.runner import Progress
 from bot.services.health.store import CheckRow
 from bot.slack.text import clip, code, esc, link, plain
 from bot.slack.views.common import Message, context, date, md, on_server, who
+from bot.slack.views.visitors import unvisited_text
 
 
 class HealthActions:
@@ -37,6 +39,7 @@ SECTION_CHARS = 2800  # under a section's 3,000 characters, with whole lines
 SECTIONS_PER_REPLY = 8
 MAX_UNCHECKED = 8
 MAX_REASON = 200
+MAX_UNVISITED = 10
 
 
 def counts_text(counts: Counts) -> str:
@@ -170,6 +173,16 @@ def health_view(
     unchecked = [r for r in report.items if isinstance(r.verdict, CouldNotCheck)]
     if unchecked:
         blocks.append(md(_items_text("*Could not be checked*", unchecked, MAX_UNCHECKED, threaded)))
+    unvisited = sorted(r.title for r in report.items if r.verdict == UNVISITED)
+    if unvisited:
+        text = unvisited_text(
+            len(unvisited),
+            unvisited[:MAX_UNVISITED],
+            report.visited_within,
+            lead="Not checked",
+            why="",
+        )
+        blocks.append(context(clip(text, 2900)))
     skipped = "Skipped: static, locked and unpublished content"
     skipped += "." if report.rendered else ", and rendered documents (they are not rendered again)."
     blocks.append(context(skipped))

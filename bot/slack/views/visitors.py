@@ -56,15 +56,20 @@ def coverage_line(usage: dict[str, Any] | None) -> str | None:
     )
 
 
-def unvisited_text(count: int, titles: Sequence[str], within_days: int | None) -> str:
-    """The items `--visited-within` left out: Connect rebuilds them when next visited."""
+def unvisited_text(
+    count: int,
+    titles: Sequence[str],
+    within_days: int | None,
+    *,
+    lead: str = "Left to build on first visit",
+    why: str = " (Connect rebuilds them when next run)",
+) -> str:
+    """The items `--visited-within` left out: by default a plan's (Connect rebuilds them when
+    next visited); `lead` and `why` say it for a health check."""
     days = f" in the last {within_days} days" if within_days else ""
     names = ", ".join(f"*{esc(clip(title, 60))}*" for title in titles)
     more = f", +{count - len(titles)} more" if count > len(titles) else ""
-    return (
-        f":zzz: Left to build on first visit: {count} item(s) nobody visited{days}"
-        f" (Connect rebuilds them when next run): {names}{more}"
-    )
+    return f":zzz: {lead}: {count} item(s) nobody visited{days}{why}: {names}{more}"
 
 
 def served_text(share: float | None) -> str:
