@@ -3,6 +3,7 @@ database, and re-locking that gives up after a deadline."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +28,15 @@ def _terminate(db: Database, coordinator: Coordinator) -> None:
     pid = coordinator._conn.execute(text("SELECT pg_backend_pid()")).scalar()
     with db.engine.begin() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    # pg_terminate_backend only signals: await the backend's locks going, as they do on a cut.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with db.engine.begin() as conn:
+            held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE pid = :p"), {"p": pid})
+            if not held.scalar():
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"backend {pid} still holds locks 10 s after it was terminated")
 
 
 def test_two_deployments_in_one_database_each_have_a_leader(
