@@ -104,7 +104,7 @@ from sim.connect_seed import (
     make_package,
     rfc3339,
 )
-from sim.connect_usage import UsageModel, parse_time
+from sim.connect_usage import HitsBody, UsageModel, parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class RequestRecord:
 @dataclass
 class _Response:
     status: int
-    body: bytes
+    body: bytes | HitsBody  # HitsBody: pre-encoded chunks, written one after the other
     content_type: str = JSON_TYPE
     location: str | None = None  # a redirect's Location header
 
@@ -1957,7 +1957,11 @@ class _Handler(BaseHTTPRequestHandler):
             if fake.sticky_sessions and action is None:
                 self.send_header("Set-Cookie", f"{STICKY_COOKIE}={fake.node_id}; Path=/; HttpOnly")
             self.end_headers()
-            self.wfile.write(response.body)
+            if isinstance(response.body, HitsBody):
+                for chunk in response.body.chunks:
+                    self.wfile.write(chunk)
+            else:
+                self.wfile.write(response.body)
         except (ConnectionError, TimeoutError):
             self.close_connection = True  # the client went away (e.g. gave up on a long poll)
 

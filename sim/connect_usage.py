@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,21 @@ UNVISITED_SHARE = 0.2  # about a fifth of the items are never visited
 SHINY_MODES = frozenset({"shiny", "rmd-shiny", "python-shiny"})
 MAX_LIMIT = 500
 DAY = 86_400.0
+HITS_CHUNK = 1 << 20  # the hits body is written in chunks of about this many bytes
+_HIT_DATA = '"data":{"path":"/","user_agent":"Mozilla/5.0 (simulated)"}'
+
+
+@dataclass(frozen=True, slots=True)
+class HitsBody:
+    """A pre-encoded JSON body in chunks (written one after the other, never joined)."""
+
+    chunks: tuple[bytes, ...]
+
+    def __len__(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.chunks)
 
 
 def zipf_rates(guids: Iterable[str], seed: int) -> dict[str, float]:
@@ -53,6 +69,7 @@ class UsageModel:
         self.anchor = anchor
         self.rates: dict[str, float] | None = None  # assigned at first use
         self.overrides: dict[str, float] = {}
+        self._hits_cache: tuple[Any, HitsBody] | None = None  # the last window's hits body
 
     def rates_for(self, guids: Iterable[str]) -> dict[str, float]:
         if self.rates is None:
@@ -78,21 +95,35 @@ class UsageModel:
         for moment, guid in found:
             yield moment, items[guid]
 
-    def hits(self, items: dict[str, dict[str, Any]], since: float, until: float) -> bytes:
-        """The hits endpoint's bare JSON array."""
-        import json
-
-        rows = [
-            {
-                "id": str(n),
-                "user_guid": None,
-                "content_guid": item["guid"],
-                "timestamp": _time(moment),
-                "data": {"path": "/", "user_agent": "Mozilla/5.0 (simulated)"},
-            }
-            for n, (moment, item) in enumerate(self.visits(items, since, until), start=1)
-        ]
-        return json.dumps(rows).encode()
+    def hits(self, items: dict[str, dict[str, Any]], since: float, until: float) -> HitsBody:
+        """The hits endpoint's bare JSON array, compact as Connect (Go) writes it, in chunks of
+        about `HITS_CHUNK` bytes, rendered once per window and set of visited items (a bench's
+        millions of hits are then written as fast as the socket takes them)."""
+        rates = self.rates_for(g for g, item in items.items() if item.get("published", True))
+        visited = tuple(sorted((g, r) for g, r in rates.items() if r > 0 and g in items))
+        key = (since, until, visited)
+        cached = self._hits_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        chunks: list[bytes] = []
+        part: list[str] = []
+        size = 0
+        for n, (moment, item) in enumerate(self.visits(items, since, until), start=1):
+            row = (
+                f'{{"id":"{n}","user_guid":null,"content_guid":"{item["guid"]}",'
+                f'"timestamp":"{_time(moment)}",{_HIT_DATA}}}'
+            )
+            part.append(row)
+            size += len(row) + 1
+            if size >= HITS_CHUNK:
+                chunks.append(("," if chunks else "[").encode() + ",".join(part).encode())
+                part, size = [], 0
+        if part or not chunks:
+            chunks.append(("," if chunks else "[").encode() + ",".join(part).encode())
+        chunks.append(b"]")
+        body = HitsBody(tuple(chunks))
+        self._hits_cache = (key, body)
+        return body
 
     def page(
         self,

@@ -474,6 +474,60 @@ def test_a_stream_is_retried_only_before_its_first_element(first_body, calls, go
 
 
 @pytest.mark.parametrize(
+    ("first_body", "calls", "got"),
+    [
+        ([b"[", b'{"content_guid": '], 2, {"a": 2, "b": 1}),  # before the first: retried
+        ([b'[{"content_guid": "x"},', b'{"con'], 1, None),  # past the first: not retried
+    ],
+)
+def test_count_array_is_retried_only_before_its_first_value(first_body, calls, got):
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            return httpx.Response(200, stream=_Body(first_body))
+        return httpx.Response(200, json=[{"content_guid": g} for g in "aba"])
+
+    sleeps = Sleeps()
+    client = ConnectClient(
+        "http://connect.test", ADMIN_KEY, transport=httpx.MockTransport(handler), sleep=sleeps
+    )
+    if got is None:
+        with pytest.raises(ConnectError) as info:
+            client.http.count_array("v1/hits", prefix="item.content_guid")
+        assert not isinstance(info.value, NotSent) and "ReadError" in str(info.value)
+    else:
+        assert client.http.count_array("v1/hits", prefix="item.content_guid") == got
+    assert len(seen) == calls and len(sleeps) == calls - 1
+
+
+@pytest.mark.parametrize(
+    ("body", "got"),
+    [
+        (b"[]", {}),
+        (b' [{"g": "a"}, {"g": {"x": 1}}, {"g": "a"}, {"g": [1]}, {}, {"g": 2}]', {"a": 2, 2: 1}),
+        (b'[{"g": [1]}, {"g": "b"}]', {"b": 1}),  # the first value unhashable
+    ],
+)
+def test_count_array_counts_and_skips_unhashable_values(body, got):
+    handler = lambda request: httpx.Response(200, content=body)  # noqa: E731
+    client = ConnectClient("http://connect.test", ADMIN_KEY, transport=httpx.MockTransport(handler))
+    assert client.http.count_array("v1/hits", prefix="item.g") == got
+
+
+@pytest.mark.parametrize(
+    "body", [b'[{"g": "a"}, {"g": "a"', b'[{"g": "a"}, {"g": "a"}} ', b'{"g": "a"}', b"nope"]
+)
+def test_count_array_refuses_malformed_json(body):
+    handler = lambda request: httpx.Response(200, content=body)  # noqa: E731
+    client = ConnectClient("http://connect.test", ADMIN_KEY, transport=httpx.MockTransport(handler))
+    with pytest.raises(ConnectError) as info:
+        client.http.count_array("v1/hits", prefix="item.g")
+    assert info.value.malformed
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("120", 120.0),

@@ -3,6 +3,7 @@ visits + Shiny usage (paged) on an older Connect, and no usage (404, 403)."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,7 @@ import pytest
 from bot.connect import ConnectClient, NoUsage, Usage
 from bot.connect.usage import Instrumentation, short_version
 from sim.connect_server import FakeConnect
-from sim.connect_usage import SHINY_MODES, zipf_rates
+from sim.connect_usage import HITS_CHUNK, SHINY_MODES, UsageModel, zipf_rates
 from tests.conftest import ADMIN_KEY
 
 WEEK = timedelta(days=7)
@@ -32,6 +33,23 @@ def expected(fake: FakeConnect, days: float) -> dict[str, int]:
 def window(fake: FakeConnect, days: float) -> tuple[datetime, datetime]:
     until = datetime.fromtimestamp(fake._usage.anchor + 1, UTC)
     return until - timedelta(days=days), until
+
+
+def test_the_hits_body_is_chunked_json_rendered_once_per_window() -> None:
+    items = {f"g{i:03d}": {"guid": f"g{i:03d}"} for i in range(50)}
+    model = UsageModel(3, 1_800_000_000.0)
+    since, until = model.anchor - 400 * 86_400, model.anchor + 1
+    body = model.hits(items, since, until)
+    assert len(body.chunks) > 2 and all(len(c) < 2 * HITS_CHUNK for c in body.chunks)
+    rows = json.loads(bytes(body))
+    assert len(body) == len(bytes(body))
+    assert len(rows) == len(list(model.visits(items, since, until)))
+    assert set(rows[0]) == {"id", "user_guid", "content_guid", "timestamp", "data"}
+    assert rows[0]["data"] == {"path": "/", "user_agent": "Mozilla/5.0 (simulated)"}
+    assert model.hits(items, since, until) is body  # cached
+    model.overrides["g000"] = 0.0
+    assert model.hits(items, since, until) is not body  # the visits changed
+    assert json.loads(bytes(model.hits(items, until, until))) == []
 
 
 def test_zipf_rates_leave_a_fifth_unvisited_and_are_deterministic() -> None:
