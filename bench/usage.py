@@ -56,7 +56,7 @@ def child(url: str, mode: str, anchor: float, days: int) -> None:
     """One measurement in this process; prints a JSON line."""
     from bot.connect import ConnectClient
     from bot.connect.usage import rfc3339
-    from bot.services.rebuilds.usage import UsageCounter
+    from bot.services.usage import UsageCounter
 
     until = datetime.fromtimestamp(anchor, UTC)
     since = until - timedelta(days=days)
