@@ -4,6 +4,7 @@
     .venv/bin/python bench/rebuild.py --quick          # smaller scenarios (~3 min)
     .venv/bin/python bench/rebuild.py --scenario cold  # one of: cold, tail, dispatch, plan,
                                                        # visitors
+    .venv/bin/python bench/rebuild.py --scenario plan --hits 2000000  # planning, with usage
 
 The bot runs as a real process (`python -m bot serve`) against the Connect simulator and a fake
 Slack, driven by signed slash commands and clicks; rsconnect runs as its own process against an
@@ -566,6 +567,8 @@ def _by_kind(connect: FakeConnect) -> dict[str, int]:
             path = "v1/tasks/{id}"
         elif path.startswith("v1/content/"):
             path = "v1/content/{guid}" + ("/build" if path.endswith("/build") else "")
+        elif path.startswith("/content/"):
+            path = "/content/{guid}/ (verification)"
         kinds[f"{r.method} {path}"] += 1
     return dict(kinds)
 
@@ -592,20 +595,34 @@ def dispatch_setup(build_seconds: float, *, nagle: bool) -> Setup:
     return Setup(seed, {item["guid"]: build_seconds for item in seed.content}, k=4, nagle=nagle)
 
 
-def plan_check(items: int, workdir: Path, run_seconds: float = 5.0) -> tuple[float, float, int]:
+def plan_check(
+    items: int, workdir: Path, run_seconds: float = 5.0, hits: int = 0
+) -> tuple[float, float, int]:
     """`rebuild --uses-package sf --uses-package numpy` over `items` items, every one using
     one of the two (R items sf, Python items numpy; three packages each), after a first rebuild
     of everything (so the plan reads a build history for every item): seconds from the command
     to the plan card, the bot's peak RSS (MB) over the whole run (the second rebuild is started,
-    builds a little and is cancelled), and the number of items planned."""
+    builds a little and is cancelled), and the number of items planned.
+
+    `hits`: the simulator is Connect 2025.04 and its seeded Zipf usage is scaled so that the
+    plan's usage window (BOT_USAGE_DAYS, 7) holds about that many hits, which every plan
+    counts from the hits endpoint (one bare array, ~190 bytes a hit)."""
     seed = generated_seed(items, seed=14)
     packages = []
     for item in seed.content:
         r_item = item.get("r_version") is not None
         for name in ["sf", "dplyr", "ggplot2"] if r_item else ["numpy", "pandas", "requests"]:
             packages.append((item["guid"], name))
-    setup = Setup(seed, {item["guid"]: 0.01 for item in seed.content}, k=16)
+    setup = Setup(
+        seed, {item["guid"]: 0.01 for item in seed.content}, k=16, usage_seed=14 if hits else None
+    )
     connect = start_connect(setup)
+    if hits:
+        connect.version = "2025.04.0"
+        rates = connect.usage_rates()
+        scale = hits / (7 * sum(rates.values()))
+        for guid, per_day in rates.items():
+            connect.set_usage(guid, per_day * scale)
     for guid, name in packages:
         connect.add_package(guid, name)
     slack = start_slack()
@@ -716,6 +733,12 @@ def main() -> int:
     )
     parser.add_argument("--skip-rsconnect", action="store_true")
     parser.add_argument(
+        "--hits",
+        type=int,
+        default=0,
+        help="plan scenario: the hits in the plan's usage window (e.g. 2000000; 0: no usage)",
+    )
+    parser.add_argument(
         "--replicas",
         type=int,
         default=1,
@@ -797,9 +820,10 @@ def main() -> int:
             bars += visitors_scenario(80 if args.quick else 160, place, rsconnect)
         if "plan" in wanted:
             items = 2_000 if args.quick else 10_000
-            to_card, rss, planned = plan_check(items, place("plan"))
+            to_card, rss, planned = plan_check(items, place("plan"), hits=args.hits)
+            usage = f", {args.hits:,} hits in the usage window" if args.hits else ""
             print(
-                f"\n== planning {items} items, --uses-package sf --uses-package numpy:"
+                f"\n== planning {items} items{usage}, --uses-package sf --uses-package numpy:"
                 f" {planned} planned,"
                 f" plan card in {to_card:.2f} s, bot peak RSS {rss:.1f} MB"
             )

@@ -12,7 +12,10 @@ the older content visits (every type except Shiny) and Shiny usage endpoints (ke
 
 from __future__ import annotations
 
+import math
 import random
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,13 +34,51 @@ _HIT_DATA = '"data":{"path":"/","user_agent":"Mozilla/5.0 (simulated)"}'
 class HitsBody:
     """A pre-encoded JSON body in chunks (written one after the other, never joined)."""
 
-    chunks: tuple[bytes, ...]
+    chunks: tuple[bytes | memoryview, ...]
 
     def __len__(self) -> int:
         return sum(len(chunk) for chunk in self.chunks)
 
     def __bytes__(self) -> bytes:
         return b"".join(self.chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class _HitLog:
+    """Every hit from `since` on, oldest first, as JSON rows each followed by a comma; a
+    window's answer is a slice of it, in chunks of about HITS_CHUNK bytes."""
+
+    visited: tuple[tuple[str, float], ...]
+    since: float
+    body: bytes
+    moments: array[float]
+    starts: array[int]  # each row's offset in `body`, and the end of the last
+
+    @classmethod
+    def render(
+        cls,
+        visited: tuple[tuple[str, float], ...],
+        visits: Iterable[tuple[float, dict[str, Any]]],
+        since: float,
+    ) -> _HitLog:
+        moments, starts, rows, offset = array("d"), array("q"), [], 0
+        for n, (moment, item) in enumerate(visits, start=1):
+            row = (
+                f'{{"id":"{n}","user_guid":null,"content_guid":"{item["guid"]}",'
+                f'"timestamp":"{_time(moment)}",{_HIT_DATA}}},'
+            ).encode()
+            moments.append(moment)
+            starts.append(offset)
+            rows.append(row)
+            offset += len(row)
+        starts.append(offset)
+        return cls(visited, since, b"".join(rows), moments, starts)
+
+    def window(self, since: float, until: float) -> HitsBody:
+        first, end = bisect_left(self.moments, since), bisect_left(self.moments, until)
+        rows = memoryview(self.body)[self.starts[first] : max(0, self.starts[end] - 1)]
+        pieces = [rows[at : at + HITS_CHUNK] for at in range(0, len(rows), HITS_CHUNK)]
+        return HitsBody((b"[", *pieces, b"]"))
 
 
 def zipf_rates(guids: Iterable[str], seed: int) -> dict[str, float]:
@@ -69,7 +110,7 @@ class UsageModel:
         self.anchor = anchor
         self.rates: dict[str, float] | None = None  # assigned at first use
         self.overrides: dict[str, float] = {}
-        self._hits_cache: tuple[Any, HitsBody] | None = None  # the last window's hits body
+        self._hit_log: _HitLog | None = None  # rendered at the first hits request
 
     def rates_for(self, guids: Iterable[str]) -> dict[str, float]:
         if self.rates is None:
@@ -96,34 +137,18 @@ class UsageModel:
             yield moment, items[guid]
 
     def hits(self, items: dict[str, dict[str, Any]], since: float, until: float) -> HitsBody:
-        """The hits endpoint's bare JSON array, compact as Connect (Go) writes it, in chunks of
-        about `HITS_CHUNK` bytes, rendered once per window and set of visited items (a bench's
-        millions of hits are then written as fast as the socket takes them)."""
+        """The hits endpoint's bare JSON array, compact as Connect (Go) writes it: a slice of
+        the hit log (every hit from the earliest `since` asked, rendered once per set of
+        visited items), so a bench's millions of hits are written as fast as the socket takes
+        them for any window, a plan's moving one included."""
         rates = self.rates_for(g for g, item in items.items() if item.get("published", True))
         visited = tuple(sorted((g, r) for g, r in rates.items() if r > 0 and g in items))
-        key = (since, until, visited)
-        cached = self._hits_cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        chunks: list[bytes] = []
-        part: list[str] = []
-        size = 0
-        for n, (moment, item) in enumerate(self.visits(items, since, until), start=1):
-            row = (
-                f'{{"id":"{n}","user_guid":null,"content_guid":"{item["guid"]}",'
-                f'"timestamp":"{_time(moment)}",{_HIT_DATA}}}'
+        log = self._hit_log
+        if log is None or log.visited != visited or since < log.since:
+            log = self._hit_log = _HitLog.render(
+                visited, self.visits(items, since, math.inf), since
             )
-            part.append(row)
-            size += len(row) + 1
-            if size >= HITS_CHUNK:
-                chunks.append(("," if chunks else "[").encode() + ",".join(part).encode())
-                part, size = [], 0
-        if part or not chunks:
-            chunks.append(("," if chunks else "[").encode() + ",".join(part).encode())
-        chunks.append(b"]")
-        body = HitsBody(tuple(chunks))
-        self._hits_cache = (key, body)
-        return body
+        return log.window(since, until)
 
     def page(
         self,

@@ -35,7 +35,7 @@ def window(fake: FakeConnect, days: float) -> tuple[datetime, datetime]:
     return until - timedelta(days=days), until
 
 
-def test_the_hits_body_is_chunked_json_rendered_once_per_window() -> None:
+def test_the_hits_body_is_chunked_json_sliced_from_one_rendering() -> None:
     items = {f"g{i:03d}": {"guid": f"g{i:03d}"} for i in range(50)}
     model = UsageModel(3, 1_800_000_000.0)
     since, until = model.anchor - 400 * 86_400, model.anchor + 1
@@ -46,10 +46,20 @@ def test_the_hits_body_is_chunked_json_rendered_once_per_window() -> None:
     assert len(rows) == len(list(model.visits(items, since, until)))
     assert set(rows[0]) == {"id", "user_guid", "content_guid", "timestamp", "data"}
     assert rows[0]["data"] == {"path": "/", "user_agent": "Mozilla/5.0 (simulated)"}
-    assert model.hits(items, since, until) is body  # cached
-    model.overrides["g000"] = 0.0
-    assert model.hits(items, since, until) is not body  # the visits changed
+    rendered = model._hit_log
+    # A later, narrower window (a plan's moving one) is a slice of the same rendering.
+    later = since + 100 * 86_400 + 0.5, model.anchor - 86_400
+    sliced = json.loads(bytes(model.hits(items, *later)))
+    expected = [(moment, item["guid"]) for moment, item in model.visits(items, *later)]
+    assert [row["content_guid"] for row in sliced] == [guid for _, guid in expected]
+    assert sliced and model._hit_log is rendered
     assert json.loads(bytes(model.hits(items, until, until))) == []
+    model.hits(items, since - 86_400, until)  # an earlier start: rendered again
+    assert model._hit_log is not rendered
+    rendered = model._hit_log
+    model.overrides["g000"] = 0.0
+    assert "g000" not in bytes(model.hits(items, since, until)).decode()  # the visits changed
+    assert model._hit_log is not rendered
 
 
 def test_zipf_rates_leave_a_fifth_unvisited_and_are_deterministic() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import itertools
 import json as jsonlib
 import logging
 import time
@@ -17,6 +16,7 @@ import ijson
 
 from bot import __version__
 from bot.connect.errors import ConnectError
+from bot.connect.keycount import KeyCount, NotAnArray
 from bot.connect.retry import (
     RETRY_AFTER_STATUSES,
     RETRYABLE_STATUSES,
@@ -143,27 +143,34 @@ class HttpCore:
             with self._reading_array(path, started, attempt):
                 yield from items
 
-    def count_array(
-        self, path: str, *, params: dict[str, Any] | None = None, prefix: str = "item"
-    ) -> Counter[Any]:
-        """How many times each value at `prefix` occurs in a streamed JSON array (as
-        `stream_array`, retried until the first value is read), e.g. `item.content_guid` of a
-        bulk export of millions of entries. The values are counted as ijson yields them, with
-        no Python code per value: a 2-million-entry answer costs the parse and little more.
-        Unhashable values (an object or array where a string was expected) are skipped."""
-        stack, items, first, started, attempt = self._open_array(path, params, prefix)
-        counts: Counter[Any] = Counter()
-        with stack:
-            if first is _END:
-                return counts
-            values = itertools.chain((first,), items)
-            with self._reading_array(path, started, attempt):
-                while True:
-                    try:
-                        counts.update(values)  # Counter's C loop over ijson's C iterator
-                    except TypeError:  # an unhashable value: skipped, and on with the rest
-                        continue
-                    return counts
+    def count_strings(
+        self, path: str, key: str, *, params: dict[str, Any] | None = None
+    ) -> Counter[str]:
+        """How many times each string value of `key` occurs in the JSON array that GET `path`
+        answers, counted as it streams (`KeyCount`: for a key only the elements carry, e.g.
+        `content_guid` of a bulk export of millions of hits). Nothing is handed out before the
+        end, so a connection lost part-way is retried like any GET, counting from the start."""
+
+        def once(attempt: int) -> Counter[str]:
+            started = time.perf_counter()
+            try:
+                with self._http.stream("GET", path.lstrip("/"), params=params) as response:
+                    _log_call("GET", path, response.status_code, started, attempt)
+                    if not response.is_success:
+                        _decode("GET", path, response, _read_capped(response, MAX_ERROR_BODY)[0])
+                    counting = KeyCount(key)
+                    for chunk in response.iter_bytes():
+                        counting.feed(chunk)
+            except httpx.TransportError as exc:
+                _log_call("GET", path, None, started, attempt, error=type(exc).__name__)
+                raise
+            try:
+                return counting.counts()
+            except NotAnArray:
+                raise _malformed(path, "a JSON array") from None
+
+        counts: Counter[str] = self._send("GET", path, once, True)
+        return counts
 
     def _open_array(
         self, path: str, params: dict[str, Any] | None, prefix: str

@@ -110,10 +110,9 @@ class Instrumentation:
         return Usage(dict(counts), since, until, "visits")
 
     def _hits(self, window: dict[str, str]) -> dict[str, int]:
-        """Hits per GUID: counted as they stream (no Python code per hit, see `count_array`);
-        entries without a string `content_guid` are not counted."""
-        counts = self._http.count_array(HITS, params=window, prefix="item.content_guid")
-        return {guid: n for guid, n in counts.items() if isinstance(guid, str)}
+        """Hits per GUID, counted as they stream (`HttpCore.count_strings`): a hit's `data`
+        holds `path` and `user_agent`, so `content_guid` is the hit's own."""
+        return dict(self._http.count_strings(HITS, "content_guid", params=window))
 
     def _paged(self, path: str, window: dict[str, str]) -> Iterator[str]:
         """The `content_guid` of every row of a keyset-paged endpoint, page after page."""

@@ -103,7 +103,7 @@ class HealthRunner:
     ) -> None:
         self.store = store
         self.servers = servers
-        self.me = instance_id
+        self.instance_id = instance_id
         self.is_alive = is_alive
         self.concurrency = concurrency
         self.settings = settings
@@ -138,11 +138,11 @@ class HealthRunner:
             try:
                 if state == "running":
                     self.tick(check_id)
-                elif driver == self.me:
+                elif driver == self.instance_id:
                     self.notify(check_id)  # ours: the reporter updates the card
                 elif self.store.acquire(
                     check_id,
-                    self.me,
+                    self.instance_id,
                     is_alive=self.is_alive,
                     ttl_seconds=self.lease_ttl_seconds,
                     finished=True,
@@ -159,7 +159,10 @@ class HealthRunner:
             if check_id in self._running:
                 return
             token = self.store.acquire(
-                check_id, self.me, is_alive=self.is_alive, ttl_seconds=self.lease_ttl_seconds
+                check_id,
+                self.instance_id,
+                is_alive=self.is_alive,
+                ttl_seconds=self.lease_ttl_seconds,
             )
             if token is None:
                 return
@@ -186,7 +189,7 @@ class HealthRunner:
             flags = list(self._running.values())
         for flag in flags:
             flag.set()
-        self.store.release_all(self.me)
+        self.store.release_all(self.instance_id)
 
     # ---- one check -----------------------------------------------------------------------
 
@@ -578,7 +581,7 @@ class HealthRuns:
         return self.store.latest_per_server()
 
     def reported(self, check_id: int) -> None:
-        self.store.reported_final(check_id, self.runner.me)
+        self.store.reported_final(check_id, self.runner.instance_id)
 
 
 def _describe_render(pending: Pending) -> tuple[str, str | None]:

@@ -2,7 +2,7 @@
 across replicas and survives the death of the process probing it.
 
 The lease is the check row's `driver`, `heartbeat_at` (the database's clock) and `lease_token`,
-as a rebuild's (`bot.services.rebuild_engine`). Every write of the holder is fenced: it checks
+as a rebuild's (`bot.services.rebuilds.leases`). Every write of the holder is fenced: it checks
 the token on the check row, locked FOR SHARE, in the same transaction, and raises `LeaseLost`
 when the lease moved, so a process that lost its lease writes nothing more.
 
@@ -181,7 +181,7 @@ class HealthStore:
     def acquire(
         self,
         check_id: int,
-        me: str,
+        instance_id: str,
         *,
         is_alive: Callable[[str], bool],
         ttl_seconds: float,
@@ -208,13 +208,13 @@ class HealthStore:
                     if finished
                     else (row.state == RUNNING)
                 )
-                if not wanted or not _free(row, me, is_alive, ttl_seconds):
+                if not wanted or not _free(row, instance_id, is_alive, ttl_seconds):
                     return None
             token = secrets.token_hex(16)
             session.execute(
                 update(HealthCheck)
                 .where(HealthCheck.id == check_id)
-                .values(driver=me, lease_token=token, heartbeat_at=self.db_clock.sql())
+                .values(driver=instance_id, lease_token=token, heartbeat_at=self.db_clock.sql())
             )
             return token
 
@@ -227,18 +227,20 @@ class HealthStore:
             ).rowcount
         return bool(won)
 
-    def release(self, check_id: int, token: str | None = None, *, me: str | None = None) -> None:
-        """Give the lease back (by token, or every lease of instance `me`)."""
+    def release(
+        self, check_id: int, token: str | None = None, *, instance_id: str | None = None
+    ) -> None:
+        """Give the lease back (by token, or every lease of instance `instance_id`)."""
         with self.db.session() as session:
             query = update(HealthCheck).values(driver=None, lease_token=None, heartbeat_at=None)
             if token is not None:
                 query = query.where(HealthCheck.id == check_id, HealthCheck.lease_token == token)
             else:
-                query = query.where(HealthCheck.driver == me)
+                query = query.where(HealthCheck.driver == instance_id)
             session.execute(query)
 
-    def release_all(self, me: str) -> None:
-        self.release(0, me=me)
+    def release_all(self, instance_id: str) -> None:
+        self.release(0, instance_id=instance_id)
 
     def _fence(self, session: Session, check_id: int, token: str) -> None:
         held = session.scalar(
@@ -378,12 +380,12 @@ class HealthStore:
             if check is not None:
                 check.summary = {**(check.summary or {}), **flags}
 
-    def reported_final(self, check_id: int, me: str) -> None:
+    def reported_final(self, check_id: int, instance_id: str) -> None:
         """The final card is shown: nobody needs the lease any more."""
         with self.db.session() as session:
             session.execute(
                 update(HealthCheck)
-                .where(HealthCheck.id == check_id, HealthCheck.driver == me)
+                .where(HealthCheck.id == check_id, HealthCheck.driver == instance_id)
                 .values(reported=True, driver=None, lease_token=None, heartbeat_at=None)
             )
 
@@ -444,9 +446,9 @@ class HealthStore:
         return {row.guid: row.attempts for row in rows}
 
 
-def _free(row: Any, me: str, is_alive: Callable[[str], bool], ttl_seconds: float) -> bool:
+def _free(row: Any, instance_id: str, is_alive: Callable[[str], bool], ttl_seconds: float) -> bool:
     holder = row.driver
-    if holder is None or holder == me:
+    if holder is None or holder == instance_id:
         return True
     if row.heartbeat_at is None or (row.now - row.heartbeat_at).total_seconds() > ttl_seconds:
         return True
