@@ -209,6 +209,7 @@ def start_connect(setup: Setup) -> FakeConnect:
         usage_seed=setup.usage_seed,
     ).start()
     connect.set_build_durations(setup.durations)
+    connect.record_deployments()  # the restore each deployment left, as a real Connect lists
     return connect
 
 

@@ -36,6 +36,7 @@ Behaviour chosen where the reference is silent:
   `packrat_restore` (R) or `python_restore` (Python), from the moment it gets a build slot (a
   queued build has no job yet); it ends as status 1 with `exit_code`. Content without an R or
   Python runtime gets no job. Jobs carry no task id (connect-api-2.md §6).
+  `record_deployments()` gives each item the finished restore job its deployment left.
 * Every role sees every content item (no per-user ACLs); viewers get the runtime fields nulled.
 * `GET /v1/packages?name=` (offset paging, page size uncapped, sorted by language then name)
   lists the package rows of the seed (`Seed.packages`, `add_package`), old bundles included;
@@ -80,7 +81,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -612,6 +613,31 @@ class FakeConnect:
         """Set the (warm) build duration of many items at once, e.g. `long_tailed_durations`."""
         with self._lock:
             self._builds.set_durations(dict(durations))
+
+    def record_deployments(self, days_ago: float = 3.0) -> int:
+        """Give each deployed item the restore job its deployment left (connect-api-2.md §6):
+        a finished `packrat_restore` / `python_restore` job `days_ago` days back, as long as
+        the item's warm build (`set_build_durations`, else `build_seconds`), in whole seconds
+        as Connect writes its times. How many items got one."""
+        recorded = 0
+        with self._lock:
+            for item in self._content.values():
+                runtimes = item_runtimes(item)
+                if item.get("bundle_id") is None or not runtimes:
+                    continue
+                tag = "packrat_restore" if runtimes[0][0] == "R" else "python_restore"
+                seconds = self._builds.durations.get(item["guid"], self.build_seconds)
+                job = self._new_job(item, tag)
+                end = datetime.now(UTC) - timedelta(days=days_ago)
+                job.update(
+                    start_time=rfc3339(end - timedelta(seconds=seconds)),
+                    end_time=rfc3339(end),
+                    last_heartbeat_time=rfc3339(end),
+                    exit_code=0,
+                    status=1,
+                )
+                recorded += 1
+        return recorded
 
     def set_locked(self, guid: str, message: str = "", *, locked: bool = True) -> None:
         """Lock (or unlock) an item, as `PATCH v1/content/{guid}` with `locked` does."""

@@ -1,5 +1,5 @@
 """Rebuilds: use cases (`service`, `plans`), planning (`planning`, `warmup`, `estimates`,
-`usage`, `visitors`), building (`leases`, `driver`, `builds`), failed items' `owners`;
+`restores`, `usage`, `visitors`), building (`leases`, `driver`, `builds`), failed items' `owners`;
 `Criteria` re-exported.
 May import caches, the shared services modules (`bot.services.*` at the top), connect and store."""
 

@@ -28,9 +28,11 @@ WARMUP = 0  # the warm-up wave: planning.WARMUP (that module imports this one)
 class Estimates:
     """Seconds per GUID for the items of one plan: known ones, and the typical one for the rest."""
 
-    def __init__(self, known: Mapping[str, float]) -> None:
+    def __init__(self, known: Mapping[str, float], *, typical: float | None = None) -> None:
         self.known = dict(known)
-        self.typical = median(self.known.values()) if self.known else 0.0
+        if typical is None:
+            typical = median(self.known.values()) if self.known else 0.0
+        self.typical = typical  # the estimate of an item not known
 
     def __bool__(self) -> bool:
         return bool(self.known)

@@ -27,7 +27,8 @@ message as `error`, so every plan lists it and none builds it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -49,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
 from bot.services.rebuilds.estimates import Estimates, estimate, longest_first
+from bot.services.rebuilds.restores import Ranked, candidates, restore_seconds
 from bot.services.rebuilds.usage import UNVISITED
 from bot.services.rebuilds.visitors import Job, coverage, schedule, visitor_order
 from bot.services.rebuilds.warmup import (
@@ -144,8 +146,9 @@ def plan(
     try:
         items = select_items(client, content_filter, selected_caches)
         insert_items(db, rebuild_id, items, usage=usage)
+        priors = restore_priors(db, client, rebuild_id)
         with db.session() as session:
-            finish_plan(session, rebuild_id)
+            finish_plan(session, rebuild_id, priors)
     except BaseException:
         _drop(db, rebuild_id)
         raise
@@ -259,21 +262,59 @@ def _drop(db: Database, rebuild_id: int) -> None:
 # ---- SQL helpers (inside a caller's transaction) ---------------------------------------------
 
 
-def finish_plan(session: Session, rebuild_id: int) -> None:
+def finish_plan(
+    session: Session, rebuild_id: int, priors: Mapping[str, float] | None = None
+) -> None:
     """After the items are inserted: skip duplicates, order, choose the warm-up, count. With
-    usage, visitors first (`order_for_visitors`)."""
+    usage, visitors first (`order_for_visitors`). `priors`: with no history, the seconds of
+    Connect's last restore of some items (`restore_priors`), for the warm-up choice only."""
     skip_duplicates(session, rebuild_id)
     estimates = estimate(session, rebuild_id)
+    warm = estimates
+    if not estimates and priors:
+        # No history: the warm-up is chosen by Connect's restores, an item without one after
+        # every item with one.
+        warm = Estimates(priors, typical=math.inf)
     if has_visitors(session, rebuild_id):
         by_visits(session, rebuild_id)
         order_for_visitors(session, rebuild_id, estimates, describe=False)  # most visited warm
-        # Without durations, each runtime is warmed by its most visited item.
-        choose_warmup(session, rebuild_id, estimates, each_runtime=not estimates)
+        # Without any durations, each runtime is warmed by its most visited item.
+        choose_warmup(session, rebuild_id, warm, each_runtime=not warm)
         order_for_visitors(session, rebuild_id, estimates)
     else:
         longest_first(session, rebuild_id, estimates)
-        choose_warmup(session, rebuild_id, estimates)
+        choose_warmup(session, rebuild_id, warm)
     store_totals(session, rebuild_id)
+
+
+def restore_priors(db: Database, client: ConnectClient, rebuild_id: int) -> dict[str, float]:
+    """Before the first rebuild on its server (no history for its items): how long Connect's
+    last restore of each warm-up candidate took (`restores`); nothing otherwise."""
+    queued = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
+    with db.session() as session:
+        if estimate(session, rebuild_id):
+            return {}
+        rows = session.execute(
+            select(
+                RebuildItem.guid,
+                RebuildItem.runtimes,
+                RebuildItem.runtime,
+                RebuildItem.visitors,
+                RebuildItem.wave,
+                RebuildItem.position,
+            ).where(*queued, RebuildItem.runtime != "")
+        ).all()
+    ranked = [
+        Ranked(
+            row.guid,
+            item_runtime_keys(row.runtimes, row.runtime),
+            int(row.visitors or 0),
+            row.wave == INTERACTIVE,
+            int(row.position),
+        )
+        for row in rows
+    ]
+    return restore_seconds(client, candidates(ranked))
 
 
 def has_visitors(session: Session, rebuild_id: int) -> bool:

@@ -13,7 +13,8 @@ so nobody waits on it) times the time from Start until its build ends. The sched
 3. the rest (unvisited, rendered, static) longest first, so that the last builds are short
    ones and every slot finishes at about the same time (the makespan stays near its bound).
 Without history (no durations) step 2 is most visited first, and step 3 keeps the plan's
-order (Connect's: newest deployment first).
+order (Connect's: newest deployment first); the warm-up is then chosen by Connect's record of
+each candidate's last restore (`restores`).
 
 `schedule` list-schedules an order on `slots` as the driver does (each item to the first free
 slot, waiting for the warm-up of its own runtimes), for the coverage the plan card states.

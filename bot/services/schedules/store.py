@@ -24,7 +24,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, select, update
 
 from bot.connect import ConnectClient, ContentFilter, RuntimeCache
-from bot.services.rebuilds.planning import finish_plan, insert_items, select_items
+from bot.services.rebuilds.planning import (
+    finish_plan,
+    insert_items,
+    restore_priors,
+    select_items,
+)
 from bot.services.usage import PlanUsage
 from bot.store import Database, Rebuild, RebuildItem
 
@@ -196,6 +201,7 @@ class ScheduleStore:
         too, and two starters at once cannot double the items (unique rebuild_id, guid)."""
         chosen = tuple(caches) if caches is not None else None
         fresh = list(select_items(client, content_filter, chosen))
+        priors = restore_priors(self.db, client, rebuild_id)  # of the items planned before
         with self.db.session() as session:
             session.execute(delete(RebuildItem).where(RebuildItem.rebuild_id == rebuild_id))
             if usage is not None:  # fresh usage: the order is made again with it
@@ -203,7 +209,7 @@ class ScheduleStore:
                     update(Rebuild).where(Rebuild.id == rebuild_id).values(usage=usage.to_json())
                 )
             insert_items(self.db, rebuild_id, fresh, session=session, usage=usage)
-            finish_plan(session, rebuild_id)
+            finish_plan(session, rebuild_id, priors)
 
 
 def _won(result: Any) -> bool:
