@@ -36,6 +36,7 @@ from bot.slack.views import (
 from sim.stack import Stack, start_stack
 from tests.slack_helpers import wait_message
 from tests.test_escaping import HOSTILE, SERVER, assert_safe_message, text_objects
+from tests.test_views import all_text
 
 
 @pytest.fixture
@@ -176,3 +177,23 @@ def test_hostile_strings_are_inert_in_the_history(value: str) -> None:
     assert_safe_message(
         health_render_confirm_view(value, 3, "pending-1", "UADMIN1", server_label=value)
     )
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        (
+            Counts(1, 2, 3, 4),
+            "10 of 40 items so far (1 start, 2 fail to start, 3 could not be checked, 4 skipped);",
+        ),
+        (
+            Counts(1, 2, 3, 4, unvisited=3),
+            "10 of 40 items so far (1 start, 2 fail to start, 3 could not be checked, 4 skipped"
+            " (3 nobody visited));",
+        ),
+    ],
+)
+def test_the_progress_line_counts_what_visited_within_left_out(counts, expected) -> None:
+    progress = dataclasses.replace(_progress("all content"), counts=counts)
+    text = " ".join(all_text(health_progress_view(progress)).split())
+    assert expected in text

@@ -13,7 +13,7 @@ from bot.services.outcomes import Actor
 from bot.slack.parser import Health, ParseError, parse
 from bot.slack.views import health_view
 from sim.stack import ADMIN, OPS_CHANNEL, Stack, start_stack
-from tests.slack_helpers import wait_message
+from tests.slack_helpers import wait_ephemeral, wait_message
 from tests.test_views import all_text
 
 GOOD = [
@@ -79,10 +79,15 @@ def test_health_visited_within_checks_exactly_the_visited_items_and_lists_the_ot
         stack.requests.command("health --visited-within 30d")
         text = _card(stack)
         assert _probed(stack, guids) == {"Quiet App", "Busy App", "Mid API"}
-        assert "6 checked: 3 start, 0 fail to start, 0 could not be checked, 3 skipped" in text
+        counts = "3 start, 0 fail to start, 0 could not be checked, 3 skipped (1 nobody visited)"
+        assert f"6 checked: {counts}" in text
         assert "Not checked: 1 item(s) nobody visited in the last 30 days: *Nobody App*" in text
         assert "Old Report" not in text  # rendered: skipped as without the option
         assert stack.connect.count("GET", "instrumentation/content/visits") >= 1
+        # The history keeps the figure (in the check's summary: the row has no column for it).
+        stack.requests.command("health history")
+        history = wait_ephemeral(stack, "Health checks: last 1", ADMIN).all_text()
+        assert f"6 checked: {counts}" in history
 
 
 def test_health_visited_within_without_usage_checks_everything_and_says_why() -> None:

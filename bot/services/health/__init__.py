@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bot.services.health.engine import DEFAULT_CONCURRENCY, run_checks
 from bot.services.health.outcomes import (
+    UNVISITED,
     CouldNotCheck,
     Counts,
     FailsToStart,
@@ -19,7 +20,6 @@ from bot.services.health.outcomes import (
 )
 from bot.services.health.probes import Prober, ProbeSettings, telling_line
 from bot.services.health.runner import HealthRunner, HealthRuns, Prepared, Progress
-from bot.services.health.selection import UNVISITED
 from bot.services.health.service import HealthChecks, HealthOutcome
 from bot.services.health.store import CheckRow, HealthStore, LeaseLost
 

@@ -46,6 +46,10 @@ class Skipped:
     reason: str
 
 
+# an item `--visited-within` left out: nobody visited it in that many days
+UNVISITED = Skipped("nobody visited it in the --visited-within window")
+
+
 Verdict = Starts | FailsToStart | CouldNotCheck | Skipped
 
 
@@ -99,6 +103,7 @@ class Counts:
     fails: int
     unchecked: int
     skipped: int
+    unvisited: int = 0  # of the skipped: left out by `--visited-within`
 
     @property
     def total(self) -> int:
@@ -123,6 +128,7 @@ class HealthReport:
             fails=kinds.count(FailsToStart),
             unchecked=kinds.count(CouldNotCheck),
             skipped=kinds.count(Skipped),
+            unvisited=sum(result.verdict == UNVISITED for result in self.items),
         )
 
     @property

@@ -605,4 +605,5 @@ def _summary(report: HealthReport) -> dict[str, Any]:
         ],
         "notes": list(report.notes),
         "visited_within": report.visited_within,
+        "unvisited": report.counts.unvisited,  # no column on the check row: kept here
     }

@@ -13,11 +13,9 @@ from enum import Enum
 
 from bot.connect import ContentItem, Installation
 from bot.connect.models import sanitised_image
-from bot.services.health.outcomes import FailsToStart, Skipped
+from bot.services.health.outcomes import UNVISITED, FailsToStart, Skipped
 
 LOCKED_NO_MESSAGE = "locked in Connect"
-# an item `--visited-within` left out: nobody visited it in that many days
-UNVISITED = Skipped("nobody visited it in the --visited-within window")
 
 
 class Probe(Enum):

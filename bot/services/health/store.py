@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from bot.connect import ContentItem
 from bot.services.health.outcomes import (
+    UNVISITED,
     CouldNotCheck,
     Counts,
     FailsToStart,
@@ -92,7 +93,13 @@ def _row(check: HealthCheck) -> CheckRow:
         criteria=check.criteria,
         render=check.render,
         total=check.total,
-        counts=Counts(check.starts, check.fails, check.unchecked, check.skipped),
+        counts=Counts(
+            check.starts,
+            check.fails,
+            check.unchecked,
+            check.skipped,
+            unvisited=int((check.summary or {}).get("unvisited") or 0),
+        ),
         summary=check.summary or {},
         error=check.error,
         reported=check.reported,
@@ -401,11 +408,19 @@ class HealthStore:
                     .group_by(HealthItem.verdict)
                 ).all()
             )
+            unvisited = session.scalar(
+                select(func.count()).where(
+                    HealthItem.check_id == check_id,
+                    HealthItem.verdict == "skipped",
+                    HealthItem.reason == UNVISITED.reason,
+                )
+            )
         counts = Counts(
             rows.get("starts", 0),
             rows.get("fails", 0),
             rows.get("unchecked", 0),
             rows.get("skipped", 0),
+            unvisited=unvisited or 0,
         )
         return counts, rows.get(None, 0)
 

@@ -46,8 +46,14 @@ def counts_text(counts: Counts) -> str:
     """ "N checked: A start, B fail to start, C could not be checked, D skipped"."""
     return (
         f"{counts.total} checked: {counts.starts} start, {counts.fails} fail to start,"
-        f" {counts.unchecked} could not be checked, {counts.skipped} skipped"
+        f" {counts.unchecked} could not be checked, {skipped_text(counts)}"
     )
+
+
+def skipped_text(counts: Counts) -> str:
+    """ "D skipped", and how many of them `--visited-within` left out."""
+    unvisited = f" ({counts.unvisited} nobody visited)" if counts.unvisited else ""
+    return f"{counts.skipped} skipped{unvisited}"
 
 
 def _title(check_id: int | None) -> str:
@@ -125,7 +131,7 @@ def health_progress_view(progress: Progress, *, server_label: str | None = None)
     line = (
         f":hourglass_flowing_sand: Checking {esc(clip(row.description, 300))}:"
         f" {counts.total}{of} items so far ({counts.starts} start, {counts.fails} fail to"
-        f" start, {counts.unchecked} could not be checked, {counts.skipped} skipped);"
+        f" start, {counts.unchecked} could not be checked, {skipped_text(counts)});"
         f" {progress.probing} being requested now."
     )
     return Message(
