@@ -384,15 +384,18 @@ def build_services(
         retry_seconds=retry_seconds,
         wall_clock=wall_clock,
     )
+    records = Records(rebuilds=store, pending=pending, audit=audit)
+    access = Access(authz=authz, confirmations=confirmations)
+    usage = UsageCounter(usage_days, wall_clock) if usage_days else None
     rebuilds = Rebuilds(
-        records=Records(rebuilds=store, pending=pending, audit=audit),
-        access=Access(authz=authz, confirmations=confirmations),
+        records=records,
+        access=access,
         servers=servers,
         engine=engine,
         deletions=deletions,
         notifier=notifier,
         instance=instance,
-        usage=UsageCounter(usage_days, wall_clock) if usage_days else None,
+        usage=usage,
     )
     impact = Impact(servers=servers)
     health = HealthChecks(servers=servers, impact=impact, concurrency=health_concurrency)
@@ -405,6 +408,10 @@ def build_services(
     )
     schedules = Schedules(
         rebuilds=rebuilds,
+        records=records,
+        access=access,
+        servers=servers,
+        usage=usage,
         store=schedule_store,
         impact=impact,
         notifier=notifier,

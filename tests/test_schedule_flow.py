@@ -64,6 +64,10 @@ def clocked(
     assert s is not None
     return Schedules(
         rebuilds=s.rebuilds,
+        records=s.records,
+        access=s.access,
+        servers=s.servers,
+        usage=s.usage,
         store=s.store,
         impact=s.impact,
         notifier=s.notifier,

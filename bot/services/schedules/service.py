@@ -20,7 +20,15 @@ from bot.services.instance import Instance
 from bot.services.outcomes import Actor, Denied, NotFound, Refusal
 from bot.services.pending import Pending
 from bot.services.queries import Impact
-from bot.services.rebuilds import NotStartable, PlanCard, Rebuilds, RebuildStore
+from bot.services.rebuilds import (
+    Access,
+    NotStartable,
+    PlanCard,
+    Rebuilds,
+    RebuildStore,
+    Records,
+    UsageCounter,
+)
 from bot.services.rebuilds.plans import KIND, proposal_of
 from bot.services.rebuilds.service import ORPHAN_AFTER
 from bot.services.schedules.outcomes import (
@@ -38,6 +46,7 @@ from bot.services.schedules.outcomes import (
 )
 from bot.services.schedules.reevaluation import TOLD_LATE, reevaluate
 from bot.services.schedules.store import SCHEDULED, Scheduled, ScheduleStore
+from bot.services.servers import Servers
 from bot.services.times import refusal
 from bot.store import utcnow
 
@@ -55,15 +64,27 @@ class Schedules:
         self,
         *,
         rebuilds: Rebuilds,
+        records: Records,
+        access: Access,
+        servers: Servers,
         store: ScheduleStore,
         impact: Impact | None,
         notifier: ScheduleNotifier,
         instance: Instance,
+        usage: UsageCounter | None = None,
         grace: timedelta = DEFAULT_GRACE,
         reminder: timedelta = DEFAULT_REMINDER,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.rebuilds = rebuilds
+        self.rebuilds = rebuilds  # the use cases a schedule ends in: deciding and starting plans
+        self.records, self.access = records, access
+        self.plans: RebuildStore = records.rebuilds
+        self.pending = records.pending
+        self.audit = records.audit
+        self.authz = access.authz
+        self.confirmations = access.confirmations
+        self.servers = servers
+        self.usage = usage  # fresh visits when a scheduled rebuild is re-evaluated
         self.store = store
         self.impact = impact
         self.notifier = notifier
@@ -74,10 +95,6 @@ class Schedules:
         self.clock = clock
         self._listeners: list[Callable[[int], None]] = []
 
-    @property
-    def plans(self) -> RebuildStore:
-        return self.rebuilds.store
-
     def subscribe(self, listener: Callable[[int], None]) -> None:
         """`listener(rebuild_id)` when this process scheduled or cancelled one (its timers)."""
         self._listeners.append(listener)
@@ -86,10 +103,10 @@ class Schedules:
 
     def form(self, actor: Actor, pending_id: str) -> ScheduleForm | Refusal:
         """Before the modal opens: is this a plan `actor` may schedule, and which time first."""
-        pending = self.rebuilds.pending.get(pending_id)
+        pending = self.pending.get(pending_id)
         if pending is None or pending.kind != KIND or pending.state != "pending":
             return NotFound(KIND)
-        decision = self.rebuilds.authz.admin_in(actor.user, actor.channel)
+        decision = self.authz.admin_in(actor.user, actor.channel)
         if not decision.allowed:
             return Denied(decision.reason)
         proposal = proposal_of(pending)
@@ -107,7 +124,7 @@ class Schedules:
         message_ts: str | None = None,
     ) -> ScheduleMade | TimeRefused | NotStartable | Refusal:
         """Schedule the plan of card `pending_id` for `at` (default: the time given with it)."""
-        pending = self.rebuilds.pending.get(pending_id)
+        pending = self.pending.get(pending_id)
         if pending is None or pending.kind != KIND:
             return NotFound(KIND)
         if at is None:
@@ -118,14 +135,14 @@ class Schedules:
         reason = refusal(at, self.clock())
         if reason:
             return TimeRefused(reason)
-        rule = self.rebuilds.confirmations.confirmer("schedule this rebuild")
+        rule = self.confirmations.confirmer("schedule this rebuild")
         decided = self.rebuilds.decide_plan(actor, pending_id, message_ts, "rebuild_schedule", rule)
         if not isinstance(decided, Pending):
             return decided
         rebuild_id = int(decided.payload["rebuild_id"])
         # A start sooner than the reminder's lead needs no reminder: the card has just said it.
         soon = at - self.clock() <= self.reminder
-        pending_store = self.rebuilds.pending
+        pending_store = self.pending
         if not self.store.schedule(rebuild_id, at=at, by=actor.user, reminded=soon):
             pending_store.finish(decided.id, state="failed", result={"reason": "not planned"})
             return NotStartable(rebuild_id)
@@ -139,7 +156,7 @@ class Schedules:
         if item.thread_ts is None and decided.message_ts:
             self.plans.attach_message(rebuild_id, decided.message_ts)
             item = replace(item, thread_ts=decided.message_ts)
-        self.rebuilds.audit.record(
+        self.audit.record(
             actor=actor.user,
             action="rebuild_schedule",
             outcome="scheduled",
@@ -165,8 +182,8 @@ class Schedules:
         item = self.store.get(rebuild_id)
         if item is None or item.state != SCHEDULED:
             return NotScheduled(rebuild_id)
-        decision = self.rebuilds.authz.admin_in(actor.user, actor.channel)
-        audit = self.rebuilds.audit
+        decision = self.authz.admin_in(actor.user, actor.channel)
+        audit = self.audit
         if not decision.allowed:
             audit.record(
                 actor=actor.user,
@@ -268,7 +285,7 @@ class Schedules:
             return "failed"
 
     def _unfinished_clicks(self) -> int:
-        pending_store = self.rebuilds.pending
+        pending_store = self.pending
         count = 0
         for orphan in pending_store.orphans(
             KIND, is_alive=self.instance.is_alive, stale_after=ORPHAN_AFTER, state="scheduling"
@@ -282,7 +299,7 @@ class Schedules:
                 pending_store.finish(pending.id, state="done", result={"rebuild_id": rebuild_id})
                 continue
             pending_store.finish(pending.id, state="failed", result={"reason": "restart"})
-            self.rebuilds.store.close_plan(rebuild_id, "expired")
+            self.plans.close_plan(rebuild_id, "expired")
             card = replace(self._plan_card(pending), state="refused")
             self.notifier.plan_changed(card)
         return count
@@ -292,17 +309,17 @@ class Schedules:
         return PlanCard(
             summary=self.plans.summary(rebuild_id),
             pending_id=pending.id,
-            server=str(pending.payload.get("server") or self.rebuilds.servers.default),
+            server=str(pending.payload.get("server") or self.servers.default),
             channel=pending.channel,
             message_ts=pending.message_ts,
         )
 
     def _start(self, item: Scheduled, late: timedelta) -> str:
-        client = self.rebuilds.servers.client(item.server)
-        told = reevaluate(self.store, client, self.impact, item, late, usage=self.rebuilds.usage)
+        client = self.servers.client(item.server)
+        told = reevaluate(self.store, client, self.impact, item, late, usage=self.usage)
         if told is None:
             self.store.close(item.rebuild_id, "discarded", self.clock())
-            self.rebuilds.audit.record(
+            self.audit.record(
                 actor=item.scheduled_by or item.requested_by,
                 action="rebuild_start",
                 outcome="failed",
@@ -334,7 +351,7 @@ class Schedules:
 
     def _missed(self, item: Scheduled, late: timedelta) -> None:
         minutes = int(late.total_seconds() // 60)
-        self.rebuilds.audit.record(
+        self.audit.record(
             actor=item.scheduled_by or item.requested_by,
             action="rebuild_start",
             outcome="missed",
@@ -353,7 +370,7 @@ class Schedules:
         return PlanCard(
             summary=self.plans.summary(item.rebuild_id),
             pending_id="",
-            server=item.server or self.rebuilds.servers.default,
+            server=item.server or self.servers.default,
             channel=item.channel,
             message_ts=item.thread_ts,
             state=state,
