@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from rebuild_support import items, plan, rebuild_id_of, wait_final
+from test_warmup import _seed
 
 from bot.connect import Job
 from bot.services.rebuilds.restores import Ranked, candidates, last_restore_seconds
-from sim.connect_seed import Seed, make_content_item
 from sim.stack import OPS_CHANNEL, start_stack
 
 
@@ -88,19 +88,14 @@ def test_last_restore_seconds(jobs: list[Job], expected: float | None) -> None:
 
 
 def test_a_first_rebuild_warms_with_the_quickest_restore_and_a_later_one_asks_nothing() -> None:
-    specs = [("App A", "shiny"), ("App B", "shiny"), ("App C", "shiny"), ("Report D", "rmd-static")]
-    content = [
-        make_content_item(
-            title=title,
-            app_mode=mode,
-            r_version="4.3.0",
-            id=str(700 + n),
-            last_deployed_time=f"2025-01-{28 - n:02d}T10:00:00Z",
-        )
-        for n, (title, mode) in enumerate(specs)
-    ]
+    seed = _seed(
+        ("App A", "shiny", "4.3.0", None),
+        ("App B", "shiny", "4.3.0", None),
+        ("App C", "shiny", "4.3.0", None),
+        ("Report D", "rmd-static", "4.3.0", None),
+    )  # no cache listed: R 4.3.0 is cold
     restores = {"App A": 4.0, "App B": 1.0, "App C": 2.0, "Report D": 0.0}
-    with start_stack(seed=Seed(caches=[], content=content), build_seconds=0.1) as stack:
+    with start_stack(seed=seed, build_seconds=0.1) as stack:
         connect, slack, db = stack.connect, stack.slack, stack.runtime.db
         guid = {item["title"]: item["guid"] for item in connect.content()}
         connect.set_build_durations({guid[t]: s for t, s in restores.items()})
