@@ -14,6 +14,7 @@ from bot.slack.deps import Click, Deps, Invocation
 from bot.slack.handlers import caches, impact
 from bot.slack.handlers.rebuilds import permalink
 from bot.slack.replies import (
+    Shared,
     answer,
     answer_lost_click,
     listed_server,
@@ -48,12 +49,8 @@ def check(deps: Deps, req: Invocation, command: parser.Health) -> None:
         command.packages,
         visited_within=command.visited_within,
     )
-    if isinstance(prepared, PackagesUnsupported):
-        label = server_label(deps, prepared.server)
-        answer(deps, req, packages_unsupported_view(prepared, server_label=label))
-        return
     if not isinstance(prepared, Prepared):
-        answer(deps, req, shared_view(prepared))
+        _refused(deps, req, prepared)
         return
     label = server_label(deps, prepared.server)
     if command.render:
@@ -129,12 +126,8 @@ def check_unstored(deps: Deps, req: Invocation, command: parser.Health) -> None:
         command.packages,
         visited_within=command.visited_within,
     )
-    if isinstance(outcome, PackagesUnsupported):
-        label = server_label(deps, outcome.server)
-        answer(deps, req, packages_unsupported_view(outcome, server_label=label))
-        return
     if not isinstance(outcome, HealthReport):
-        answer(deps, req, shared_view(outcome))
+        _refused(deps, req, outcome)
         return
     post_or_explain(
         deps, req, health_view(outcome, server_label=server_label(deps, outcome.server))
@@ -197,3 +190,12 @@ def history(deps: Deps, req: Invocation, command: parser.HealthHistory) -> None:
         several_servers=deps.services.servers.several,
     )
     answer(deps, req, view)
+
+
+def _refused(deps: Deps, req: Invocation, outcome: PackagesUnsupported | Shared) -> None:
+    """A check that cannot run: no packages API for `--uses-package`, or a shared refusal."""
+    if isinstance(outcome, PackagesUnsupported):
+        label = server_label(deps, outcome.server)
+        answer(deps, req, packages_unsupported_view(outcome, server_label=label))
+    else:
+        answer(deps, req, shared_view(outcome))
