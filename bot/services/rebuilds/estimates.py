@@ -13,9 +13,10 @@ the other slots are idle (longest-processing-time-first list scheduling).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from statistics import median
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from bot.store import Rebuild, RebuildItem
@@ -43,23 +44,8 @@ class Estimates:
 
 def estimate(session: Session, rebuild_id: int) -> Estimates:
     """Estimates for the items of `rebuild_id` from the earlier rebuilds on its server."""
-    server = select(Rebuild.server).where(Rebuild.id == rebuild_id).scalar_subquery()
-    earlier = (
-        select(Rebuild.id)
-        .where(Rebuild.id != rebuild_id, Rebuild.server.is_not_distinct_from(server))
-        .order_by(Rebuild.id.desc())
-        .limit(HISTORY_REBUILDS)
-    )
-    planned = select(RebuildItem.guid).where(RebuildItem.rebuild_id == rebuild_id)
     rows = session.execute(
-        select(RebuildItem.guid, RebuildItem.wave, RebuildItem.started_at, RebuildItem.finished_at)
-        .where(
-            RebuildItem.rebuild_id.in_(earlier),
-            RebuildItem.guid.in_(planned),
-            RebuildItem.state == "succeeded",
-            RebuildItem.started_at.is_not(None),
-            RebuildItem.finished_at.is_not(None),
-        )
+        _history(rebuild_id)
         .order_by(RebuildItem.finished_at.desc())
         .execution_options(yield_per=2000)  # streamed: 10,000 items x 8 rebuilds stay small
     )
@@ -75,6 +61,32 @@ def estimate(session: Session, rebuild_id: int) -> Estimates:
                 durations.append(seconds)
     return Estimates(
         {guid: median(warm.get(guid) or durations) for guid, durations in any_build.items()}
+    )
+
+
+def has_history(session: Session, rebuild_id: int) -> bool:
+    """Would `estimate` know any of the plan's items? (One row asked, not the history.)"""
+    return session.execute(_history(rebuild_id).limit(1)).first() is not None
+
+
+def _history(rebuild_id: int) -> Select[str, int, datetime | None, datetime | None]:
+    """The successful builds of the plan's items in the latest earlier rebuilds on its server."""
+    server = select(Rebuild.server).where(Rebuild.id == rebuild_id).scalar_subquery()
+    earlier = (
+        select(Rebuild.id)
+        .where(Rebuild.id != rebuild_id, Rebuild.server.is_not_distinct_from(server))
+        .order_by(Rebuild.id.desc())
+        .limit(HISTORY_REBUILDS)
+    )
+    planned = select(RebuildItem.guid).where(RebuildItem.rebuild_id == rebuild_id)
+    return select(
+        RebuildItem.guid, RebuildItem.wave, RebuildItem.started_at, RebuildItem.finished_at
+    ).where(
+        RebuildItem.rebuild_id.in_(earlier),
+        RebuildItem.guid.in_(planned),
+        RebuildItem.state == "succeeded",
+        RebuildItem.started_at.is_not(None),
+        RebuildItem.finished_at.is_not(None),
     )
 
 

@@ -49,7 +49,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from bot.connect import ConnectClient, ContentFilter, ContentItem, RuntimeCache
-from bot.services.rebuilds.estimates import Estimates, estimate, longest_first
+from bot.services.rebuilds.estimates import Estimates, estimate, has_history, longest_first
 from bot.services.rebuilds.restores import Ranked, candidates, restore_seconds
 from bot.services.rebuilds.usage import UNVISITED
 from bot.services.rebuilds.visitors import Job, coverage, schedule, visitor_order
@@ -292,7 +292,7 @@ def restore_priors(db: Database, client: ConnectClient, rebuild_id: int) -> dict
     last restore of each warm-up candidate took (`restores`); nothing otherwise."""
     queued = (RebuildItem.rebuild_id == rebuild_id, RebuildItem.state == "queued")
     with db.session() as session:
-        if estimate(session, rebuild_id):
+        if has_history(session, rebuild_id):
             return {}
         rows = session.execute(
             select(
